@@ -1,0 +1,162 @@
+"""``msparity``: the command line over the coordinator's library calls.
+
+Exit codes: 0 within tolerance, 1 compared and found differences, 2 usage error, 3 could not
+compare (worker unreachable, bad file, nothing to compare). Results go to stdout, errors and logs
+to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from coordinator import randomness, report
+from coordinator.compare import run_compare
+from coordinator.errors import EXIT_CANNOT_COMPARE, EXIT_DIFFERENT, EXIT_OK, MsparityError
+from coordinator.session import WorkerTarget, open_session
+from proto import transport
+
+EXAMPLES = ("vit", "cnn", "mlp")
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"msparity: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handles_errors(command):
+    """Turn library errors into one line on stderr and the matching exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except MsparityError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted; workers stopped", 130)
+        except OSError as exc:
+            _fail(f"{exc.filename or ''} {exc.strerror or exc}".strip(), EXIT_CANNOT_COMPARE)
+
+    return wrapper
+
+
+def worker_options(command):
+    """--pt/--pt-model, --ms/--ms-model and the connection security options."""
+    options = [
+        click.option("--pt", "pt_address", metavar="HOST:PORT", help="address of a running pt worker"),
+        click.option("--pt-model", metavar="SPEC", help="spawn a pt worker for pkg.module:factory or file.py:factory"),
+        click.option("--pt-python", metavar="PATH", help="python to run a spawned pt worker with (another env)"),
+        click.option("--ms", "ms_address", metavar="HOST:PORT", help="address of a running ms worker"),
+        click.option("--ms-model", metavar="SPEC", help="spawn an ms worker for pkg.module:factory or file.py:factory"),
+        click.option("--ms-python", metavar="PATH", help="python to run a spawned ms worker with (another env)"),
+        click.option("--ms-mode", type=click.Choice(["pynative", "graph"]), default="pynative", show_default=True,
+                     help="MindSpore execution mode of a spawned ms worker"),
+        click.option("--token", envvar="MSPARITY_TOKEN", metavar="TOKEN",
+                     help="shared token of workers started by hand (or set MSPARITY_TOKEN)"),
+        click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="CA certificate (PEM) to dial workers over TLS"),
+        click.option("--tls-server-name", metavar="NAME", help="name to expect in the workers' TLS certificates"),
+        click.option("-v", "--verbose", is_flag=True, help="show worker logs"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def targets_from(opts: dict) -> tuple[WorkerTarget, WorkerTarget, transport.Security]:
+    pt = WorkerTarget(address=opts["pt_address"], model_spec=opts["pt_model"], python=opts["pt_python"])
+    ms = WorkerTarget(address=opts["ms_address"], model_spec=opts["ms_model"], python=opts["ms_python"],
+                      extra_args=("--mode", opts["ms_mode"]))
+    security = transport.Security(token=opts["token"], tls_ca=opts["tls_ca"], tls_server_name=opts["tls_server_name"])
+    return pt, ms, security
+
+
+def tolerance_options(command):
+    options = [
+        click.option("--rtol", type=float, help="relative tolerance (with --atol; default per dtype)"),
+        click.option("--atol", type=float, help="absolute tolerance (with --rtol; default per dtype)"),
+        click.option("--equal-nan", is_flag=True, help="NaN in the same place counts as equal"),
+        click.option("--seed", type=int, default=0, show_default=True, help="seed for inputs and both frameworks"),
+        click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="also write the report as JSON"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="msparity")
+def main():
+    """Prove a PyTorch net and its MindSpore port compute the same thing, across processes or hosts."""
+
+
+@main.command()
+@worker_options
+@handles_errors
+def ping(**opts):
+    """Dial both workers and describe them."""
+    pt, ms, security = targets_from(opts)
+    start = time.perf_counter()
+    with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
+        elapsed = time.perf_counter() - start
+        for role, desc in (("pt", session.pt_description), ("ms", session.ms_description)):
+            click.echo(
+                f"{role}: {desc.framework} {desc.framework_version}, python {desc.python_version}, device {desc.device}, "
+                f"host {desc.hostname}, protocol {desc.protocol_version}, model {desc.model_spec} ({desc.model_class}, "
+                f"{desc.parameter_count} tensors)"
+            )
+        click.echo(f"both workers answered in {elapsed:.2f}s")
+
+
+def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...], sync_weights: bool = True) -> int:
+    pt, ms, security = targets_from(opts)
+    shapes = [randomness.parse_input_shape(text, i) for i, text in enumerate(input_shape)]
+    arrays = randomness.load_input_files(list(inputs)) if inputs else None
+    if shapes and arrays:
+        raise click.UsageError("give --input-shape or --inputs, not both")
+    with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
+        result = run_compare(session, shapes, arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
+                             equal_nan=opts["equal_nan"], sync_weights=sync_weights)
+    report.print_compare(result, Console())
+    if opts["json_path"]:
+        report.write_json(opts["json_path"], report.compare_to_dict(result))
+    return EXIT_OK if result.passed else EXIT_DIFFERENT
+
+
+@main.command()
+@worker_options
+@tolerance_options
+@click.option("--input-shape", multiple=True, metavar="SHAPE[:DTYPE]",
+              help="an input to generate, e.g. 2,3,224,224:float32 (repeat for several inputs)")
+@click.option("--inputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npy",
+              help="an input from a .npy file (repeat for several inputs)")
+@click.option("--sync-weights/--no-sync-weights", default=True, show_default=True,
+              help="stream the pt weights into the ms net first (off: each side keeps its own)")
+@handles_errors
+def compare(input_shape, inputs, sync_weights, **opts):
+    """Same weights, same inputs, both nets in eval mode: compare their outputs."""
+    sys.exit(_compare(opts, input_shape, inputs, sync_weights))
+
+
+@main.command()
+@click.option("--example", type=click.Choice(EXAMPLES), default="vit", show_default=True, help="bundled model pair")
+@tolerance_options
+@click.option("-v", "--verbose", is_flag=True, help="show worker logs")
+@handles_errors
+def demo(example, **opts):
+    """Spawn pt and ms workers for a bundled example pair and compare them."""
+    opts.update(pt_address=None, ms_address=None, pt_python=None, ms_python=None, ms_mode="pynative", token=None,
+                tls_ca=None, tls_server_name=None,
+                pt_model=f"examples.{example}_pt:build", ms_model=f"examples.{example}_ms:build")
+    sys.exit(_compare(opts, (), ()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The compare job: same weights, same inputs, both nets in eval mode, outputs compared."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from coordinator import metrics, randomness
+from coordinator.errors import MsparityError, UsageError
+from coordinator.metrics import TensorComparison
+from coordinator.session import Session, SyncSummary
+from proto.adapter import TensorSpec, WorkerDescription, spec_of
+from proto.codec import NamedArray
+
+REPORT_SCHEMA = "msparity.report/1"
+
+
+@dataclass(frozen=True)
+class CompareReport:
+    """The outcome of one compare; ``bool()`` is whether every output matched."""
+
+    passed: bool
+    seed: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorComparison, ...]
+    pt_only_outputs: tuple[str, ...]
+    ms_only_outputs: tuple[str, ...]
+    pt: WorkerDescription
+    ms: WorkerDescription
+    weights: SyncSummary | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def choose_input_specs(
+    shapes: list[TensorSpec], pt: WorkerDescription, ms: WorkerDescription
+) -> list[TensorSpec]:
+    """--input-shape if given, else the factories' example inputs (which must agree)."""
+    if shapes:
+        return shapes
+    pt_specs, ms_specs = list(pt.example_inputs), list(ms.example_inputs)
+    if pt_specs and ms_specs and pt_specs != ms_specs:
+        raise UsageError(
+            f"the factories' example inputs differ (pt {_specs_text(pt_specs)}, ms {_specs_text(ms_specs)}); "
+            "pass --input-shape"
+        )
+    specs = pt_specs or ms_specs
+    if not specs:
+        raise UsageError("no input shapes: pass --input-shape SHAPE[:DTYPE] or --inputs FILE.npy, "
+                         "or return (net, example_inputs) from a factory")
+    return specs
+
+
+def _specs_text(specs: list[TensorSpec]) -> str:
+    return " ".join(f"{list(s.shape)}:{s.dtype}" for s in specs)
+
+
+def pair_outputs(
+    pt_outputs: list[NamedArray], ms_outputs: list[NamedArray], rtol: float | None, atol: float | None, equal_nan: bool
+) -> tuple[list[TensorComparison], list[str], list[str]]:
+    """Compare outputs with the same flattened name; list the names only one side produced."""
+    ms_by_name = {t.name: t for t in ms_outputs}
+    pt_names = {t.name for t in pt_outputs}
+    results = [
+        metrics.compare_tensors(t, ms_by_name[t.name], rtol, atol, equal_nan) for t in pt_outputs if t.name in ms_by_name
+    ]
+    pt_only = [t.name for t in pt_outputs if t.name not in ms_by_name]
+    ms_only = [t.name for t in ms_outputs if t.name not in pt_names]
+    return results, pt_only, ms_only
+
+
+def run_compare(
+    session: Session,
+    input_shapes: list[TensorSpec] | None = None,
+    input_arrays: list[NamedArray] | None = None,
+    seed: int = 0,
+    rtol: float | None = None,
+    atol: float | None = None,
+    equal_nan: bool = False,
+    sync_weights: bool = True,
+) -> CompareReport:
+    """Sync weights (pt -> ms), seed both sides, send both the same inputs, compare the outputs."""
+    seconds: dict[str, float] = {}
+    if session.pt_description is None or session.ms_description is None:
+        session.describe()
+    pt_desc, ms_desc = session.pt_description, session.ms_description
+    start = time.perf_counter()
+    session.seed(seed)
+    sync = session.sync_weights() if sync_weights else None
+    seconds["weights"] = time.perf_counter() - start
+    inputs = input_arrays or randomness.generate_inputs(choose_input_specs(input_shapes or [], pt_desc, ms_desc), seed)
+    start = time.perf_counter()
+    pt_outputs, ms_outputs = session.forward(inputs)
+    seconds["forward"] = time.perf_counter() - start
+    start = time.perf_counter()
+    results, pt_only, ms_only = pair_outputs(pt_outputs, ms_outputs, rtol, atol, equal_nan)
+    seconds["compare"] = time.perf_counter() - start
+    if not results:
+        raise MsparityError(
+            f"nothing to compare: pt returned {[t.name for t in pt_outputs]}, ms returned {[t.name for t in ms_outputs]}"
+        )
+    return CompareReport(
+        passed=all(results) and not pt_only and not ms_only,
+        seed=seed,
+        inputs=tuple(spec_of(x) for x in inputs),
+        outputs=tuple(results),
+        pt_only_outputs=tuple(pt_only),
+        ms_only_outputs=tuple(ms_only),
+        pt=pt_desc,
+        ms=ms_desc,
+        weights=sync,
+        seconds={k: round(v, 4) for k, v in seconds.items()},
+    )

@@ -1,0 +1,177 @@
+"""Pure-numpy comparison of a reference tensor (PyTorch) with a candidate (MindSpore).
+
+allclose follows numpy: ``|cand - ref| <= atol + rtol * |ref|``; relative error is measured
+against the reference. Large tensors are processed in blocks (bounded memory, two threads).
+Comparing nothing is an error, never a pass.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from coordinator.errors import UsageError
+from proto.codec import NamedArray
+from proto.dtypes import FLOAT_DTYPES
+
+BLOCK_ELEMENTS = 1 << 22
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="msparity-metrics")
+
+# wire dtype -> (rtol, atol) used when the caller gives neither; integers and bools compare exactly.
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float16": (1e-3, 1e-5),
+    "bfloat16": (1.6e-2, 1e-5),
+    "float32": (1e-4, 1e-5),
+    "float64": (1e-7, 1e-7),
+    "complex64": (1e-4, 1e-5),
+    "complex128": (1e-7, 1e-7),
+}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float
+
+
+def resolve_tolerance(dtype: str, rtol: float | None, atol: float | None) -> Tolerance:
+    """The caller's rtol/atol (both or neither), else the per-dtype default."""
+    if (rtol is None) != (atol is None):
+        raise UsageError("give both --rtol and --atol, or neither (then per-dtype defaults apply)")
+    if rtol is not None:
+        if rtol < 0 or atol < 0:
+            raise UsageError(f"tolerances must be non-negative, got rtol={rtol} atol={atol}")
+        return Tolerance(rtol, atol)
+    return Tolerance(*DEFAULT_TOLERANCES.get(dtype, (0.0, 0.0)))
+
+
+@dataclass(frozen=True)
+class TensorComparison:
+    """Metrics for one (reference, candidate) pair. ``bool()`` is whether it passed."""
+
+    ref_name: str
+    cand_name: str
+    ref_shape: tuple[int, ...]
+    cand_shape: tuple[int, ...]
+    ref_dtype: str
+    cand_dtype: str
+    rtol: float
+    atol: float
+    passed: bool
+    allclose_ratio: float
+    cosine_similarity: float
+    max_abs_diff: float
+    mean_abs_diff: float
+    max_rel_diff: float
+    mismatched: int
+    total: int
+    worst_index: tuple[int, ...] | None = None
+    note: str = ""
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class _BlockStats:
+    close: int = 0
+    sum_abs: float = 0.0
+    max_abs: float = 0.0
+    max_abs_at: int = -1
+    max_rel: float = 0.0
+    dot: float = 0.0
+    ref_sq: float = 0.0
+    cand_sq: float = 0.0
+    count: int = 0
+
+
+def _block(ref: np.ndarray, cand: np.ndarray, offset: int, tol: Tolerance, equal_nan: bool) -> _BlockStats:
+    wide = np.complex128 if np.iscomplexobj(ref) or np.iscomplexobj(cand) else np.float64
+    r = ref.astype(wide, copy=False)
+    c = cand.astype(wide, copy=False)
+    close = np.isclose(c, r, rtol=tol.rtol, atol=tol.atol, equal_nan=equal_nan)
+    same = (r == c) | (np.isnan(r) & np.isnan(c))  # equal infinities and paired NaNs differ by 0
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        diff = np.abs(c - r)
+        diff[same] = 0.0
+        diff[np.isnan(diff)] = np.inf  # NaN against a number: an unbounded difference
+        rel = np.where(diff == 0, 0.0, diff / np.abs(r))
+    finite = np.isfinite(r) & np.isfinite(c)
+    rf, cf = r[finite], c[finite]
+    at = int(np.argmax(diff)) if diff.size else -1
+    return _BlockStats(
+        close=int(np.count_nonzero(close)),
+        sum_abs=float(diff.sum()) if diff.size else 0.0,
+        max_abs=float(diff[at]) if diff.size else 0.0,
+        max_abs_at=offset + at if diff.size else -1,
+        max_rel=float(rel.max()) if rel.size else 0.0,
+        dot=float(np.real(np.vdot(rf, cf))),
+        ref_sq=float(np.real(np.vdot(rf, rf))),
+        cand_sq=float(np.real(np.vdot(cf, cf))),
+        count=int(r.size),
+    )
+
+
+def _cosine(dot: float, ref_sq: float, cand_sq: float) -> float:
+    if ref_sq == 0.0 and cand_sq == 0.0:
+        return 1.0
+    if ref_sq == 0.0 or cand_sq == 0.0:
+        return 0.0
+    return float(np.clip(dot / (np.sqrt(ref_sq) * np.sqrt(cand_sq)), -1.0, 1.0))
+
+
+def _unmatched(ref: NamedArray, cand: NamedArray, tol: Tolerance, note: str) -> TensorComparison:
+    nan = float("nan")
+    return TensorComparison(
+        ref.name, cand.name, ref.shape, cand.shape, ref.dtype, cand.dtype, tol.rtol, tol.atol,
+        passed=False, allclose_ratio=0.0, cosine_similarity=nan, max_abs_diff=nan, mean_abs_diff=nan,
+        max_rel_diff=nan, mismatched=max(ref.array.size, cand.array.size), total=ref.array.size, note=note,
+    )
+
+
+def compare_tensors(
+    ref: NamedArray,
+    cand: NamedArray,
+    rtol: float | None = None,
+    atol: float | None = None,
+    equal_nan: bool = False,
+) -> TensorComparison:
+    """Compare cand against ref; shape mismatches are reported, not raised."""
+    tol = resolve_tolerance(ref.dtype, rtol, atol)
+    if ref.shape != cand.shape:
+        return _unmatched(ref, cand, tol, f"shape {list(ref.shape)} vs {list(cand.shape)}")
+    r = ref.numeric().reshape(-1)
+    c = cand.numeric().reshape(-1)
+    if r.dtype.kind == "b":
+        r, c = r.astype(np.uint8), c.astype(np.uint8)
+    starts = range(0, r.size, BLOCK_ELEMENTS)
+    work = [(r[s : s + BLOCK_ELEMENTS], c[s : s + BLOCK_ELEMENTS], s, tol, equal_nan) for s in starts]
+    blocks = list(_POOL.map(lambda args: _block(*args), work)) if len(work) > 1 else [_block(*w) for w in work]
+    total = sum(b.count for b in blocks)
+    close = sum(b.close for b in blocks)
+    worst = max(blocks, key=lambda b: b.max_abs) if blocks else _BlockStats()
+    max_abs = worst.max_abs
+    worst_index = tuple(int(i) for i in np.unravel_index(worst.max_abs_at, ref.shape)) if total and max_abs > 0 else None
+    note = "" if ref.dtype == cand.dtype else f"dtype {ref.dtype} vs {cand.dtype}"
+    return TensorComparison(
+        ref.name, cand.name, ref.shape, cand.shape, ref.dtype, cand.dtype, tol.rtol, tol.atol,
+        passed=close == total,
+        allclose_ratio=close / total if total else 1.0,
+        cosine_similarity=_cosine(sum(b.dot for b in blocks), sum(b.ref_sq for b in blocks), sum(b.cand_sq for b in blocks)),
+        max_abs_diff=max_abs,
+        mean_abs_diff=sum(b.sum_abs for b in blocks) / total if total else 0.0,
+        max_rel_diff=max((b.max_rel for b in blocks), default=0.0),
+        mismatched=total - close,
+        total=total,
+        worst_index=worst_index,
+        note=note,
+    )
+
+
+def is_float_dtype(dtype: str) -> bool:
+    return dtype in FLOAT_DTYPES

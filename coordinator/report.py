@@ -1,0 +1,128 @@
+"""Render results: rich tables for people, versioned JSON for programs. Files are written atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from coordinator.compare import REPORT_SCHEMA, CompareReport
+from coordinator.metrics import TensorComparison
+
+
+def _finite(value):
+    """JSON has no NaN/inf: NaN -> null, +-inf -> "inf"/"-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to path via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def compare_to_dict(report: CompareReport) -> dict:
+    """The JSON form of a compare report (schema msparity.report/1)."""
+    return _finite(
+        {
+            "schema": REPORT_SCHEMA,
+            "kind": "compare",
+            "passed": report.passed,
+            "seed": report.seed,
+            "inputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in report.inputs],
+            "outputs": [c.to_dict() for c in report.outputs],
+            "pt_only_outputs": list(report.pt_only_outputs),
+            "ms_only_outputs": list(report.ms_only_outputs),
+            "workers": {
+                "pt": _description_dict(report.pt),
+                "ms": _description_dict(report.ms),
+            },
+            "weights": report.weights.to_dict() if report.weights else None,
+            "seconds": report.seconds,
+        }
+    )
+
+
+def _description_dict(description) -> dict:
+    data = dataclasses.asdict(description)
+    data["example_inputs"] = [{"name": s["name"], "dtype": s["dtype"], "shape": list(s["shape"])}
+                              for s in data["example_inputs"]]
+    return data
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def _num(value: float) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    return f"{value:.6g}"
+
+
+def comparison_table(title: str, rows: list[TensorComparison]) -> Table:
+    """The TroubleShooter result columns, plus max relative diff, shapes and dtypes."""
+    table = Table(title=title, title_justify="left")
+    for column in ("name", "shape (pt / ms)", "dtype", "allclose", "allclose ratio", "cosine similarity",
+                   "max abs diff", "mean abs diff", "max rel diff", "rtol / atol"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        shape = str(list(row.ref_shape)) if row.ref_shape == row.cand_shape else f"{list(row.ref_shape)} / {list(row.cand_shape)}"
+        dtype = row.ref_dtype if row.ref_dtype == row.cand_dtype else f"{row.ref_dtype} / {row.cand_dtype}"
+        table.add_row(
+            row.ref_name if row.ref_name == row.cand_name else f"{row.ref_name} / {row.cand_name}",
+            shape,
+            dtype,
+            "[green]True[/]" if row.passed else "[red]False[/]",
+            f"{row.allclose_ratio:.2%}",
+            _num(row.cosine_similarity),
+            _num(row.max_abs_diff),
+            _num(row.mean_abs_diff),
+            _num(row.max_rel_diff),
+            f"{row.rtol:g} / {row.atol:g}",
+        )
+    return table
+
+
+def print_compare(report: CompareReport, console: Console | None = None) -> None:
+    """Print the compare report: workers, weight sync, the output table and the verdict."""
+    console = console or Console()
+    for role, desc in (("pt", report.pt), ("ms", report.ms)):
+        console.print(
+            f"{role}: {desc.framework} {desc.framework_version} on {desc.device} ({desc.hostname}), "
+            f"model {desc.model_spec or desc.model_class}, {desc.parameter_count} tensors / {desc.parameter_elements:,} values"
+        )
+    if report.weights is not None:
+        w = report.weights
+        extra = f", dropped {', '.join(w.dropped)}" if w.dropped else ""
+        console.print(f"weights: {w.loaded} tensors streamed pt -> ms in {w.seconds:.2f}s{extra}")
+    shapes = ", ".join(f"{s.name} {list(s.shape)}:{s.dtype}" for s in report.inputs)
+    console.print(f"inputs (seed {report.seed}): {shapes}")
+    console.print(comparison_table("outputs (pt = reference, ms = candidate)", list(report.outputs)))
+    for role, names in (("pt", report.pt_only_outputs), ("ms", report.ms_only_outputs)):
+        if names:
+            console.print(f"[red]outputs only the {role} net returned: {', '.join(names)}[/]")
+    failing = [c.ref_name for c in report.outputs if not c.passed]
+    if report.passed:
+        console.print(f"[green]PASS[/]: {len(report.outputs)} output(s) within tolerance")
+    else:
+        console.print(f"[red]FAIL[/]: {len(failing)} of {len(report.outputs)} output(s) differ: {', '.join(failing)}")

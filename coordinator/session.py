@@ -1,0 +1,160 @@
+"""A Session drives a pt and an ms worker side by side, whatever they are behind.
+
+Workers are gRPC clients (dialled or spawned on loopback) or, in same-process mode, live adapters
+from coordinator/local.py; all offer the proto.adapter.WorkerAdapter methods, so everything above
+this module is the same in the three modes. Calls to the two sides run concurrently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from coordinator import spawn, weight_map
+from coordinator.client import WorkerClient
+from coordinator.errors import MsparityError, UsageError
+from proto import transport
+from proto.adapter import PROTOCOL_VERSION, WorkerAdapter, WorkerDescription
+from proto.codec import NamedArray
+
+EXPECTED_FRAMEWORK = {"pt": "pytorch", "ms": "mindspore"}
+
+
+@dataclass(frozen=True)
+class WorkerTarget:
+    """How to reach one side: an address to dial, a model spec to spawn, or a live net."""
+
+    address: str | None = None
+    model_spec: str | None = None
+    live: object | None = None
+    python: str | None = None  # interpreter for a spawned worker (another venv / conda env)
+    extra_args: tuple[str, ...] = ()
+
+    def check(self, role: str) -> None:
+        given = [x for x in (self.address, self.model_spec, self.live) if x is not None]
+        if len(given) != 1:
+            raise UsageError(f"give exactly one of --{role} ADDRESS or --{role}-model SPEC")
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    """What streaming the torch weights into the MindSpore net did."""
+
+    loaded: int
+    dropped: tuple[str, ...]
+    transformed: tuple[str, ...]
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"loaded": self.loaded, "dropped": list(self.dropped), "transformed": list(self.transformed),
+                "seconds": round(self.seconds, 4)}
+
+
+class Session:
+    """The pt and ms workers of one comparison."""
+
+    def __init__(self, pt: WorkerAdapter, ms: WorkerAdapter):
+        self.pt = pt
+        self.ms = ms
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="msparity-session")
+        self.pt_description: WorkerDescription | None = None
+        self.ms_description: WorkerDescription | None = None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def both(self, pt_call: Callable, ms_call: Callable) -> tuple:
+        """Run pt_call() and ms_call() concurrently; re-raise the first failure (pt's first)."""
+        pt_future = self._pool.submit(pt_call)
+        ms_future = self._pool.submit(ms_call)
+        pt_error = pt_future.exception()
+        ms_error = ms_future.exception()
+        if pt_error is not None:
+            raise pt_error
+        if ms_error is not None:
+            raise ms_error
+        return pt_future.result(), ms_future.result()
+
+    def describe(self) -> tuple[WorkerDescription, WorkerDescription]:
+        """Describe both workers; refuse a wrong framework or another protocol major version."""
+        pt_desc, ms_desc = self.both(self.pt.describe, self.ms.describe)
+        major = PROTOCOL_VERSION.split(".")[0]
+        for role, desc in (("pt", pt_desc), ("ms", ms_desc)):
+            if desc.framework != EXPECTED_FRAMEWORK[role]:
+                raise UsageError(f"the {role} side is a {desc.framework} worker; swap --pt and --ms?")
+            if desc.protocol_version.split(".")[0] != major:
+                raise MsparityError(
+                    f"the {role} worker speaks protocol {desc.protocol_version}, this coordinator {PROTOCOL_VERSION}; "
+                    "install the same msparity version on both hosts"
+                )
+        self.pt_description, self.ms_description = pt_desc, ms_desc
+        return pt_desc, ms_desc
+
+    def seed(self, seed: int) -> None:
+        self.both(lambda: self.pt.seed(seed), lambda: self.ms.seed(seed))
+
+    def plan_weights(self) -> weight_map.WeightPlan:
+        pt_listing, ms_listing = self.both(self.pt.list_parameters, self.ms.list_parameters)
+        return weight_map.plan_from_listings(pt_listing, ms_listing)
+
+    def sync_weights(self) -> SyncSummary:
+        """Stream the torch weights through the layer rules straight into the MindSpore net."""
+        start = time.perf_counter()
+        plan = self.plan_weights()
+        result = self.ms.set_weights(plan.convert(self.pt.get_weights(plan.pt_names)), strict=True)
+        transformed = tuple(m.pt_name for m in plan.mappings if m.transform != "identity")
+        return SyncSummary(result.loaded, plan.dropped, transformed, time.perf_counter() - start)
+
+    def forward(self, inputs: list[NamedArray], train_mode: bool = False) -> tuple[list[NamedArray], list[NamedArray]]:
+        """Run both nets on the same inputs at the same time."""
+        return self.both(lambda: self.pt.forward(inputs, train_mode), lambda: self.ms.forward(inputs, train_mode))
+
+
+def _connect(role: str, target: WorkerTarget, security: transport.Security, verbose: bool, on_exit: Callable):
+    target.check(role)
+    if target.live is not None:
+        from coordinator import local  # the only path that imports a framework, lazily
+
+        return local.adapter_for(role, target.live)
+    address, worker_security = target.address, security
+    if target.model_spec is not None:
+        spawned = spawn.spawn_worker(role, target.model_spec, python=target.python,
+                                     extra_args=target.extra_args, verbose=verbose)
+        on_exit(spawned.stop)
+        address, worker_security = spawned.address, transport.Security(token=spawned.token)
+    client = WorkerClient(address, role, worker_security)
+    on_exit(client.close)
+    return client
+
+
+@contextlib.contextmanager
+def open_session(
+    pt: WorkerTarget,
+    ms: WorkerTarget,
+    security: transport.Security = transport.Security(),
+    verbose: bool = False,
+) -> Iterator[Session]:
+    """Connect to (or spawn) both workers; stop what was spawned on exit, errors and Ctrl-C too."""
+    pt.check("pt")
+    ms.check("ms")
+    lock = threading.Lock()
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=2) as pool:
+
+        def on_exit(cleanup: Callable) -> None:
+            with lock:
+                stack.callback(cleanup)
+
+        # Spawned workers start concurrently: importing a framework dominates start-up.
+        futures = [pool.submit(_connect, role, target, security, verbose, on_exit) for role, target in (("pt", pt), ("ms", ms))]
+        workers = [f.exception() or f.result() for f in futures]
+        for worker in workers:
+            if isinstance(worker, BaseException):
+                raise worker
+        session = Session(*workers)
+        stack.callback(session.close)
+        session.describe()
+        yield session

@@ -1,0 +1,122 @@
+"""Spawn a worker on loopback, learn its address from its first stdout line, and always stop it.
+
+Each spawned worker gets a fresh random token (through its environment, never argv) and
+``--exit-with-parent``, so it also exits if the coordinator dies without cleaning up.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from coordinator.errors import MsparityError
+from proto.errors import one_line
+
+STARTUP_TIMEOUT_S = 300.0  # importing a framework and building a net can take a while on a busy host
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TOKEN_ENV = "MSPARITY_TOKEN"
+
+
+@dataclass
+class SpawnedWorker:
+    role: str
+    address: str
+    token: str
+    process: subprocess.Popen
+    log_path: Path | None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the worker: close its stdin, then SIGTERM, then SIGKILL; remove its log."""
+        proc = self.process
+        if proc.poll() is None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        for stream in (proc.stdout, proc.stdin):
+            if stream is not None and not stream.closed:
+                stream.close()
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+
+
+def _log_tail(path: Path | None, lines: int = 3) -> str:
+    if path is None or not path.exists():
+        return ""
+    text = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return " | ".join(text[-lines:])
+
+
+def spawn_worker(
+    role: str,
+    model_spec: str,
+    python: str | None = None,
+    extra_args: tuple[str, ...] = (),
+    verbose: bool = False,
+    startup_timeout: float = STARTUP_TIMEOUT_S,
+) -> SpawnedWorker:
+    """Start ``python -m {role}_worker`` on 127.0.0.1:0 and wait for its address line."""
+    token = secrets.token_urlsafe(24)
+    env = dict(os.environ)
+    env[TOKEN_ENV] = token
+    # The worker's environment may have only its framework: make the repo's packages importable.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    command = [
+        python or sys.executable, "-m", f"{role}_worker",
+        "--listen", "127.0.0.1:0", "--model", model_spec, "--exit-with-parent", *extra_args,
+    ]
+    log_path = None
+    if verbose:
+        stderr = None
+    else:
+        fd, name = tempfile.mkstemp(prefix=f"msparity-{role}-worker-", suffix=".log")
+        log_path = Path(name)
+        stderr = fd
+    try:
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env,
+            start_new_session=True,  # Ctrl-C reaches the coordinator only; it stops the worker itself
+        )
+    except OSError as exc:
+        raise MsparityError(f"cannot start the {role} worker with {command[0]}: {exc}") from None
+    finally:
+        if log_path is not None:
+            os.close(stderr)
+    worker = SpawnedWorker(role, "", token, process, log_path)
+
+    first_line: list[bytes] = []
+    reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(startup_timeout)
+    address = first_line[0].decode(errors="replace").strip() if first_line else ""
+    if not address or ":" not in address:
+        try:  # stdout closed early: the worker is exiting; let it finish writing its reason
+            exited = process.wait(timeout=5.0) if first_line else process.poll()
+        except subprocess.TimeoutExpired:
+            exited = None
+        tail = _log_tail(log_path)
+        worker.stop(timeout=2.0)
+        if not first_line:
+            reason = f"did not report its address within {startup_timeout:.0f}s"
+        else:
+            reason = f"exited with code {exited}" if exited is not None else f"printed {address!r} instead of its address"
+        raise MsparityError(
+            f"the {role} worker for model {model_spec!r} {reason}" + (f": {one_line(tail)}" if tail else "")
+        )
+    worker.address = address
+    return worker

@@ -1,0 +1,32 @@
+"""``python -m ms_worker --listen HOST:PORT --model SPEC``: serve a MindSpore model over gRPC."""
+
+from __future__ import annotations
+
+import sys
+
+from proto import worker_main
+
+
+def make_adapter(args):
+    import mindspore as ms
+
+    from ms_worker.adapter import MindSporeAdapter
+    from proto.model_spec import build_model
+
+    ms.set_context(mode=ms.GRAPH_MODE if args.mode == "graph" else ms.PYNATIVE_MODE)
+    if args.device:
+        target, _, device_id = args.device.partition(":")
+        ms.set_device(target, int(device_id) if device_id else None)
+    net, example_inputs = build_model(args.model)
+    return MindSporeAdapter(net, example_inputs, model_spec=args.model)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = worker_main.build_parser("msparity-ms-worker", "Serve a MindSpore model to an msparity coordinator.")
+    parser.add_argument("--mode", choices=("pynative", "graph"), default="pynative",
+                        help="MindSpore execution mode (default pynative)")
+    return worker_main.serve("ms", parser.parse_args(argv), make_adapter)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Load a model from a spec: ``pkg.module:factory`` or ``path/to/file.py:factory``.
+
+The factory is called with no arguments and returns the net, or ``(net, example_inputs)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+
+class ModelSpecError(ValueError):
+    """A spec that cannot be resolved to a callable factory."""
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """("pkg.module" or "path/file.py", "factory") from a spec; raises ModelSpecError."""
+    module_part, sep, factory_name = spec.rpartition(":")
+    if not sep or not module_part or not factory_name.isidentifier():
+        raise ModelSpecError(
+            f"model spec {spec!r}: expected 'pkg.module:factory' or 'path/to/file.py:factory'"
+        )
+    return module_part, factory_name
+
+
+def _load_file(path: Path, spec: str):
+    if not path.is_file():
+        raise ModelSpecError(f"model spec {spec!r}: file {path} does not exist")
+    # Sibling modules of the file (e.g. a shared blocks.py) must be importable from it.
+    sys.path.insert(0, str(path.parent))
+    module_name = f"_msparity_model_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def load_factory(spec: str):
+    """Import the spec's module and return its factory callable."""
+    module_part, factory_name = split_spec(spec)
+    if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
+        module = _load_file(Path(module_part).expanduser().resolve(), spec)
+    else:
+        if "" not in sys.path and str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        try:
+            module = importlib.import_module(module_part)
+        except ModuleNotFoundError as exc:
+            raise ModelSpecError(f"model spec {spec!r}: cannot import {module_part!r} ({exc})") from None
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        raise ModelSpecError(f"model spec {spec!r}: {module_part} has no callable {factory_name!r}")
+    return factory
+
+
+def build_model(spec: str):
+    """Call the spec's factory; return (net, example_inputs or None)."""
+    built = load_factory(spec)()
+    if isinstance(built, tuple) and len(built) == 2:
+        return built[0], built[1]
+    return built, None

@@ -1,0 +1,172 @@
+"""One gRPC servicer for both frameworks: protobuf <-> numpy around a WorkerAdapter.
+
+Framework calls are serialised with one lock (a net is not thread-safe); streams take the lock per
+tensor so an abandoned stream never blocks the worker. Every failure becomes a status whose
+details name the worker, the RPC and the problem in one line.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Iterator
+
+import grpc
+
+from proto import codec, errors, worker_pb2, worker_pb2_grpc
+from proto.adapter import WorkerAdapter
+from proto.tensor_pb2 import TensorSpec as TensorSpecPb
+
+log = logging.getLogger("msparity.worker")
+
+
+def _rpc(method):
+    """Run an RPC body; turn any exception into an aborted call with a one-line detail."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except Exception as exc:  # every failure must reach the caller as a status
+            self._abort(context, method.__name__, exc)
+
+    return wrapper
+
+
+def _streaming_rpc(method):
+    """As _rpc, for RPCs that return a stream (generators fail while being consumed)."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            yield from method(self, request, context)
+        except Exception as exc:
+            self._abort(context, method.__name__, exc)
+
+    return wrapper
+
+
+def _stream_items(requests, kind: str):
+    """Split a stream of (options | chunk) requests into the options and an iterator of chunks."""
+    first = next(requests, None)
+    if first is None or first.WhichOneof("item") != "options":
+        options = None
+        pending = [first] if first is not None else []
+    else:
+        options = getattr(first, "options")
+        pending = []
+
+    def chunks():
+        for item in pending:
+            yield _chunk_of(item, kind)
+        for item in requests:
+            yield _chunk_of(item, kind)
+
+    return options, chunks()
+
+
+def _chunk_of(item, kind: str):
+    if item.WhichOneof("item") != "chunk":
+        raise errors.BadRequest(f"{kind}: options may only come first in the stream")
+    return item.chunk
+
+
+class WorkerServicer(worker_pb2_grpc.WorkerServicer):
+    """Serves one adapter (one model) over the Worker service."""
+
+    def __init__(self, adapter: WorkerAdapter, worker_name: str):
+        self._adapter = adapter
+        self._name = worker_name
+        self._lock = threading.Lock()
+
+    def _abort(self, context, rpc: str, exc: BaseException):
+        code, detail = errors.status_for(exc)
+        if code == grpc.StatusCode.INTERNAL:
+            log.exception("%s failed", rpc)
+        context.abort(code, f"{self._name} worker {rpc}: {detail}")
+
+    def _locked(self, iterator: Iterator):
+        """Iterate under the lock one item at a time."""
+        while True:
+            with self._lock:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+            yield item
+
+    @_rpc
+    def Describe(self, request, context):
+        with self._lock:
+            d = self._adapter.describe()
+        return worker_pb2.DescribeReply(
+            framework=d.framework,
+            framework_version=d.framework_version,
+            python_version=d.python_version,
+            device=d.device,
+            protocol_version=d.protocol_version,
+            model_spec=d.model_spec,
+            model_class=d.model_class,
+            parameter_count=d.parameter_count,
+            parameter_elements=d.parameter_elements,
+            example_inputs=[TensorSpecPb(name=s.name, dtype=s.dtype, shape=s.shape) for s in d.example_inputs],
+            hostname=d.hostname,
+            execution_mode=d.execution_mode,
+        )
+
+    @_rpc
+    def Seed(self, request, context):
+        with self._lock:
+            self._adapter.seed(request.seed)
+        return worker_pb2.SeedReply()
+
+    @_rpc
+    def ListParameters(self, request, context):
+        with self._lock:
+            listing = self._adapter.list_parameters()
+        return worker_pb2.ListParametersReply(
+            parameters=[
+                worker_pb2.ParameterInfo(
+                    name=p.name,
+                    dtype=p.dtype,
+                    shape=p.shape,
+                    module_path=p.module_path,
+                    module_type=p.module_type,
+                    trainable=p.trainable,
+                    is_buffer=p.is_buffer,
+                )
+                for p in listing.parameters
+            ],
+            modules=[worker_pb2.ModuleInfo(path=m.path, type=m.type) for m in listing.modules],
+        )
+
+    @_streaming_rpc
+    def GetWeights(self, request, context):
+        with self._lock:
+            tensors = self._adapter.get_weights(list(request.names))
+        yield from codec.encode(self._locked(iter(tensors)))
+
+    @_rpc
+    def SetWeights(self, request_iterator, context):
+        options, chunks = _stream_items(request_iterator, "SetWeights")
+        strict = bool(options and options.strict)
+        # Decoding happens as the adapter pulls tensors, so weights are applied while they stream.
+        with self._lock:
+            result = self._adapter.set_weights(codec.decode(chunks), strict=strict)
+        return worker_pb2.SetWeightsReply(loaded=result.loaded, missing=list(result.missing))
+
+    @_streaming_rpc
+    def Forward(self, request_iterator, context):
+        options, chunks = _stream_items(request_iterator, "Forward")
+        inputs = list(codec.decode(chunks))
+        with self._lock:
+            outputs = self._adapter.forward(inputs, train_mode=bool(options and options.train_mode))
+        yield from codec.encode(outputs)
+
+
+def add_to_server(server: grpc.Server, adapter: WorkerAdapter, worker_name: str) -> WorkerServicer:
+    """Register a servicer for adapter on server and return it."""
+    servicer = WorkerServicer(adapter, worker_name)
+    worker_pb2_grpc.add_WorkerServicer_to_server(servicer, server)
+    return servicer

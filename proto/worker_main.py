@@ -1,0 +1,94 @@
+"""The command line both workers share: ``python -m pt_worker|ms_worker --listen HOST:PORT --model SPEC``.
+
+The worker loads its model, binds (loopback unless told otherwise), prints the bound address as
+its first stdout line, and serves until SIGINT/SIGTERM (or, with --exit-with-parent, until its
+stdin closes, so a worker spawned by a coordinator never outlives it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from proto import servicer, transport
+from proto.errors import one_line
+from proto.model_spec import ModelSpecError
+
+TOKEN_ENV = "MSPARITY_TOKEN"
+
+
+def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """Options every worker accepts; a framework adds its own to the returned parser."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--listen", default="127.0.0.1:0",
+                        help="HOST:PORT to bind (default 127.0.0.1:0: loopback, any free port)")
+    parser.add_argument("--model", required=True, help="pkg.module:factory or path/to/file.py:factory")
+    parser.add_argument("--device", default=None, help="device to run on (default: the framework's CPU)")
+    parser.add_argument("--token-file", type=Path, default=None,
+                        help=f"file holding the shared token (or set {TOKEN_ENV})")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="server certificate (PEM) for TLS")
+    parser.add_argument("--tls-key", type=Path, default=None, help="server private key (PEM) for TLS")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="exit when stdin closes (used when a coordinator spawns the worker)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
+    return parser
+
+
+def security_from_args(args: argparse.Namespace) -> transport.Security:
+    token = os.environ.get(TOKEN_ENV) or None
+    if args.token_file is not None:
+        token = args.token_file.read_text().strip()
+    return transport.Security(token=token, tls_cert=args.tls_cert, tls_key=args.tls_key)
+
+
+def _watch_stdin(stop: threading.Event) -> None:
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except (OSError, ValueError):
+        pass
+    stop.set()
+
+
+def serve(worker_name: str, args: argparse.Namespace, make_adapter: Callable[[argparse.Namespace], object]) -> int:
+    """Load the model, bind, print the address as the first stdout line, serve until stopped."""
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format=f"[{worker_name} worker] %(levelname)s %(message)s")
+    # Frameworks may print while importing or building the net; keep stdout for the address line.
+    real_stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        security = security_from_args(args)
+        adapter = make_adapter(args)
+        server = transport.make_server(security)
+        servicer.add_to_server(server, adapter, worker_name)
+        address = transport.bind(server, args.listen, security)
+    except (ModelSpecError, OSError) as exc:
+        print(f"{worker_name} worker: {one_line(str(exc))}", file=sys.stderr)
+        return 3
+    except Exception as exc:  # the user's factory may raise anything; say which model failed
+        if args.verbose:
+            logging.exception("building the model failed")
+        print(f"{worker_name} worker: building model {args.model!r} failed: "
+              f"{one_line(f'{type(exc).__name__}: {exc}')} (rerun with -v for the traceback)", file=sys.stderr)
+        return 3
+    sys.stdout.flush()
+    with os.fdopen(real_stdout, "w") as out:  # the one line on the real stdout; later prints go to stderr
+        out.write(address + "\n")
+        out.flush()
+    server.start()
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    if args.exit_with_parent:
+        threading.Thread(target=_watch_stdin, args=(stop,), daemon=True).start()
+    stop.wait()
+    server.stop(grace=2).wait()
+    return 0

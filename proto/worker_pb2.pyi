@@ -1,0 +1,130 @@
+from proto import tensor_pb2 as _tensor_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DescribeRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DescribeReply(_message.Message):
+    __slots__ = ("framework", "framework_version", "python_version", "device", "protocol_version", "model_spec", "model_class", "parameter_count", "parameter_elements", "example_inputs", "hostname", "execution_mode")
+    FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
+    FRAMEWORK_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
+    MODEL_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PARAMETER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PARAMETER_ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_INPUTS_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_MODE_FIELD_NUMBER: _ClassVar[int]
+    framework: str
+    framework_version: str
+    python_version: str
+    device: str
+    protocol_version: str
+    model_spec: str
+    model_class: str
+    parameter_count: int
+    parameter_elements: int
+    example_inputs: _containers.RepeatedCompositeFieldContainer[_tensor_pb2.TensorSpec]
+    hostname: str
+    execution_mode: str
+    def __init__(self, framework: _Optional[str] = ..., framework_version: _Optional[str] = ..., python_version: _Optional[str] = ..., device: _Optional[str] = ..., protocol_version: _Optional[str] = ..., model_spec: _Optional[str] = ..., model_class: _Optional[str] = ..., parameter_count: _Optional[int] = ..., parameter_elements: _Optional[int] = ..., example_inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., hostname: _Optional[str] = ..., execution_mode: _Optional[str] = ...) -> None: ...
+
+class SeedRequest(_message.Message):
+    __slots__ = ("seed",)
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    seed: int
+    def __init__(self, seed: _Optional[int] = ...) -> None: ...
+
+class SeedReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListParametersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ParameterInfo(_message.Message):
+    __slots__ = ("name", "dtype", "shape", "module_path", "module_type", "trainable", "is_buffer")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    MODULE_PATH_FIELD_NUMBER: _ClassVar[int]
+    MODULE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TRAINABLE_FIELD_NUMBER: _ClassVar[int]
+    IS_BUFFER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    module_path: str
+    module_type: str
+    trainable: bool
+    is_buffer: bool
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., module_path: _Optional[str] = ..., module_type: _Optional[str] = ..., trainable: _Optional[bool] = ..., is_buffer: _Optional[bool] = ...) -> None: ...
+
+class ModuleInfo(_message.Message):
+    __slots__ = ("path", "type")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    type: str
+    def __init__(self, path: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
+
+class ListParametersReply(_message.Message):
+    __slots__ = ("parameters", "modules")
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    MODULES_FIELD_NUMBER: _ClassVar[int]
+    parameters: _containers.RepeatedCompositeFieldContainer[ParameterInfo]
+    modules: _containers.RepeatedCompositeFieldContainer[ModuleInfo]
+    def __init__(self, parameters: _Optional[_Iterable[_Union[ParameterInfo, _Mapping]]] = ..., modules: _Optional[_Iterable[_Union[ModuleInfo, _Mapping]]] = ...) -> None: ...
+
+class GetWeightsRequest(_message.Message):
+    __slots__ = ("names",)
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetWeightsOptions(_message.Message):
+    __slots__ = ("strict",)
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    strict: bool
+    def __init__(self, strict: _Optional[bool] = ...) -> None: ...
+
+class SetWeightsRequest(_message.Message):
+    __slots__ = ("options", "chunk")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    options: SetWeightsOptions
+    chunk: _tensor_pb2.TensorChunk
+    def __init__(self, options: _Optional[_Union[SetWeightsOptions, _Mapping]] = ..., chunk: _Optional[_Union[_tensor_pb2.TensorChunk, _Mapping]] = ...) -> None: ...
+
+class SetWeightsReply(_message.Message):
+    __slots__ = ("loaded", "missing")
+    LOADED_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    loaded: int
+    missing: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, loaded: _Optional[int] = ..., missing: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ForwardOptions(_message.Message):
+    __slots__ = ("train_mode",)
+    TRAIN_MODE_FIELD_NUMBER: _ClassVar[int]
+    train_mode: bool
+    def __init__(self, train_mode: _Optional[bool] = ...) -> None: ...
+
+class ForwardRequest(_message.Message):
+    __slots__ = ("options", "chunk")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    options: ForwardOptions
+    chunk: _tensor_pb2.TensorChunk
+    def __init__(self, options: _Optional[_Union[ForwardOptions, _Mapping]] = ..., chunk: _Optional[_Union[_tensor_pb2.TensorChunk, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,24 @@
+"""``python -m pt_worker --listen HOST:PORT --model SPEC``: serve a PyTorch model over gRPC."""
+
+from __future__ import annotations
+
+import sys
+
+from proto import worker_main
+
+
+def make_adapter(args):
+    from proto.model_spec import build_model
+    from pt_worker.adapter import TorchAdapter
+
+    net, example_inputs = build_model(args.model)
+    return TorchAdapter(net, example_inputs, model_spec=args.model, device=args.device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = worker_main.build_parser("msparity-pt-worker", "Serve a PyTorch model to an msparity coordinator.")
+    return worker_main.serve("pt", parser.parse_args(argv), make_adapter)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""TorchAdapter: a torch.nn.Module behind the worker interface (numpy in, numpy out)."""
+
+from __future__ import annotations
+
+import platform
+import socket
+from collections.abc import Iterable, Sequence
+
+import torch
+
+from proto.adapter import (
+    PROTOCOL_VERSION,
+    ModuleSpec,
+    ParameterListing,
+    ParameterSpec,
+    SetWeightsResult,
+    WorkerDescription,
+    apply_weights,
+    as_input_list,
+    flatten_outputs,
+    select_weights,
+    spec_of,
+)
+from proto.codec import NamedArray
+from proto.errors import BadRequest
+from pt_worker import determinism, tensors
+
+FRAMEWORK = "pytorch"
+
+
+
+class TorchAdapter:
+    """Serves one torch module: its state_dict entries are the parameters."""
+
+    def __init__(self, net: torch.nn.Module, example_inputs=None, model_spec: str = "", device: str | None = None):
+        if not isinstance(net, torch.nn.Module):
+            raise TypeError(f"the pt model must be a torch.nn.Module, got {type(net).__name__}")
+        self.device = torch.device(device) if device else _device_of(net)
+        self.net = net.to(self.device)
+        self.model_spec = model_spec
+        self.example_inputs = [
+            tensors.numpy_from_pt(f"input{i}", torch.as_tensor(x)) for i, x in enumerate(as_input_list(example_inputs))
+        ]
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return self.net.state_dict(keep_vars=True)
+
+    def describe(self) -> WorkerDescription:
+        state = self._state()
+        return WorkerDescription(
+            framework=FRAMEWORK,
+            framework_version=torch.__version__,
+            python_version=platform.python_version(),
+            device=str(self.device),
+            protocol_version=PROTOCOL_VERSION,
+            model_spec=self.model_spec,
+            model_class=type(self.net).__name__,
+            parameter_count=len(state),
+            parameter_elements=sum(t.numel() for t in state.values()),
+            example_inputs=tuple(spec_of(x) for x in self.example_inputs),
+            hostname=socket.gethostname(),
+            execution_mode="eager",
+        )
+
+    def seed(self, seed: int) -> None:
+        determinism.fix_random(seed)
+
+    def list_parameters(self) -> ParameterListing:
+        owners: dict[str, tuple[str, str, bool]] = {}
+        modules = []
+        for path, module in self.net.named_modules(remove_duplicate=False):
+            modules.append(ModuleSpec(path, type(module).__name__))
+            prefix = f"{path}." if path else ""
+            for local, _ in module.named_parameters(recurse=False):
+                owners[prefix + local] = (path, type(module).__name__, False)
+            for local, _ in module.named_buffers(recurse=False):
+                owners[prefix + local] = (path, type(module).__name__, True)
+        params = []
+        for name, value in self._state().items():
+            path, module_type, is_buffer = owners.get(name, ("", type(self.net).__name__, False))
+            params.append(
+                ParameterSpec(
+                    name=name,
+                    dtype=tensors.wire_dtype_from_pt(value.dtype),
+                    shape=tuple(value.shape),
+                    module_path=path,
+                    module_type=module_type,
+                    trainable=bool(getattr(value, "requires_grad", False)) and not is_buffer,
+                    is_buffer=is_buffer,
+                )
+            )
+        return ParameterListing(tuple(params), tuple(modules))
+
+    def get_weights(self, names: Sequence[str] = ()):
+        state = self._state()
+        for name in select_weights(names, state, FRAMEWORK):
+            yield tensors.numpy_from_pt(name, state[name])
+
+    def set_weights(self, incoming: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
+        state = self._state()
+        specs = {p.name: p for p in self.list_parameters().parameters}
+
+        def assign(tensor: NamedArray) -> None:
+            with torch.no_grad():
+                state[tensor.name].copy_(tensors.pt_from_numpy(tensor))
+
+        return apply_weights(incoming, specs, assign, strict, FRAMEWORK)
+
+    def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> list[NamedArray]:
+        args = [tensors.pt_from_numpy(x, self.device) for x in inputs]
+        self.net.train(train_mode)
+        try:
+            with torch.set_grad_enabled(train_mode):
+                result = self.net(*args)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            shapes = ", ".join(f"{x.name} {list(x.shape)} {x.dtype}" for x in inputs)
+            raise BadRequest(f"forward failed on inputs ({shapes}): {type(exc).__name__}: {exc}") from exc
+        return [
+            tensors.numpy_from_pt(name, value if tensors.is_pt_tensor(value) else torch.as_tensor(value))
+            for name, value in flatten_outputs(result, tensors.is_pt_tensor)
+        ]
+
+
+def _device_of(net: torch.nn.Module) -> torch.device:
+    for tensor in net.state_dict().values():
+        return tensor.device
+    return torch.device("cpu")

@@ -1,0 +1,93 @@
+"""msparity compare end to end: real pt and ms workers over real gRPC, real torch and mindspore."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import REPO, hand_started_worker, repo_env, run_cli
+
+EXAMPLES = ["mlp", "cnn", "vit"]
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_each_example_pair_matches_when_spawned(example, tmp_path):
+    report_path = tmp_path / "report.json"
+    result = run_cli("compare", "--pt-model", f"examples.{example}_pt:build", "--ms-model",
+                     f"examples.{example}_ms:build", "--json", str(report_path))
+    assert result.code == 0, result.stdout + result.stderr
+    report = json.loads(report_path.read_text())
+    assert report["schema"] == "msparity.report/1" and report["passed"] is True
+    assert report["weights"]["loaded"] == report["workers"]["ms"]["parameter_count"] > 0
+    (output,) = report["outputs"]
+    assert output["max_abs_diff"] <= 1e-5
+    assert output["cosine_similarity"] > 0.999999 and output["allclose_ratio"] == 1.0
+    assert "PASS" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "bug, min_abs", [("gelu_bug", 1e-5), ("layernorm_eps_bug", 1e-4), ("residual_bug", 1e-2)]
+)
+def test_porting_bug_exits_1_and_names_the_output(bug, min_abs, tmp_path):
+    report_path = tmp_path / "report.json"
+    result = run_cli("compare", "--pt-model", "examples.vit_pt:build", "--ms-model", f"examples.vit_ms:build_{bug}",
+                     "--json", str(report_path))
+    assert result.code == 1, result.stdout + result.stderr
+    report = json.loads(report_path.read_text())
+    assert report["passed"] is False
+    (output,) = report["outputs"]
+    assert output["ref_name"] == "output" and output["max_abs_diff"] > min_abs
+    assert "FAIL" in result.stdout and "differ: output" in result.stdout
+
+
+def test_unreachable_worker_exits_3_with_one_line_naming_the_address():
+    result = run_cli("compare", "--pt", "127.0.0.1:9", "--ms", "127.0.0.1:9", "--input-shape", "2,3", timeout=120)
+    assert result.code == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "127.0.0.1:9" in lines[0] and "cannot reach" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_hand_started_workers_dialled_by_address_with_a_token(tmp_path):
+    env = repo_env(MSPARITY_TOKEN="s3cret-token")
+    with hand_started_worker("pt", "examples.cnn_pt:build", env=env) as pt, \
+            hand_started_worker("ms", "examples.cnn_ms:build", env=env) as ms:
+        ok = run_cli("compare", "--pt", pt, "--ms", ms, "--token", "s3cret-token", "--json", str(tmp_path / "r.json"))
+        assert ok.code == 0, ok.stdout + ok.stderr
+        assert json.loads((tmp_path / "r.json").read_text())["outputs"][0]["max_abs_diff"] <= 1e-5
+        ping = run_cli("ping", "--pt", pt, "--ms", ms, "--token", "s3cret-token")
+        assert ping.code == 0 and "pytorch 2.13.0" in ping.stdout and "mindspore 2.10.0" in ping.stdout
+        wrong = run_cli("ping", "--pt", pt, "--ms", ms, "--token", "wrong")
+        assert wrong.code == 3 and "UNAUTHENTICATED" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_users_own_pair_as_file_specs_with_two_outputs_and_conv1d(tmp_path):
+    fixtures = REPO / "tests" / "fixtures"
+    report_path = tmp_path / "r.json"
+    result = run_cli("compare", "--pt-model", f"{fixtures / 'user_pair.py'}:make",
+                     "--ms-model", f"{fixtures / 'user_pair_ms.py'}:make",
+                     "--input-shape", "4,6", "--json", str(report_path), cwd=tmp_path)
+    assert result.code == 0, result.stdout + result.stderr
+    report = json.loads(report_path.read_text())
+    assert [o["ref_name"] for o in report["outputs"]] == ["output.0", "output.1"]
+    assert all(o["max_abs_diff"] <= 1e-5 for o in report["outputs"])
+    assert report["weights"]["transformed"] == ["conv.weight"]
+
+
+def test_explicit_inputs_from_npy_files(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(5).standard_normal((3, 16)).astype(np.float32))
+    result = run_cli("compare", "--pt-model", "examples.mlp_pt:build", "--ms-model", "examples.mlp_ms:build",
+                     "--inputs", str(tmp_path / "x.npy"), "--json", str(tmp_path / "r.json"))
+    assert result.code == 0, result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["inputs"] == [{"name": "input0", "dtype": "float32", "shape": [3, 16]}]
+
+
+def test_model_that_fails_to_build_exits_3_naming_the_model():
+    result = run_cli("compare", "--pt-model", "examples.vit_pt:no_such_factory", "--ms-model", "examples.vit_ms:build")
+    assert result.code == 3
+    line = result.stderr.strip()
+    assert "no_such_factory" in line and len(line.splitlines()) == 1
