@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
-
 from coordinator import randomness, report
 from coordinator.compare import run_compare
 from coordinator.errors import EXIT_CANNOT_COMPARE, EXIT_DIFFERENT, EXIT_OK, MsparityError
@@ -124,7 +122,7 @@ def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...],
     with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
         result = run_compare(session, shapes, arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
                              equal_nan=opts["equal_nan"], sync_weights=sync_weights)
-    report.print_compare(result, Console())
+    report.print_compare(result)
     if opts["json_path"]:
         report.write_json(opts["json_path"], report.compare_to_dict(result))
     return EXIT_OK if result.passed else EXIT_DIFFERENT

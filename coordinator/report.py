@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -76,15 +77,15 @@ def write_json(path: Path, data: dict) -> None:
 def _num(value: float) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "-"
-    return f"{value:.6g}"
+    return f"{value:.4g}" if value == 0 or 1e-3 <= abs(value) < 1e4 else f"{value:.3e}"
 
 
 def comparison_table(title: str, rows: list[TensorComparison]) -> Table:
     """The TroubleShooter result columns, plus max relative diff, shapes and dtypes."""
     table = Table(title=title, title_justify="left")
-    for column in ("name", "shape (pt / ms)", "dtype", "allclose", "allclose ratio", "cosine similarity",
+    for column in ("name", "shape", "dtype", "allclose", "allclose ratio", "cosine sim",
                    "max abs diff", "mean abs diff", "max rel diff", "rtol / atol"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column != "name")
     for row in rows:
         shape = str(list(row.ref_shape)) if row.ref_shape == row.cand_shape else f"{list(row.ref_shape)} / {list(row.cand_shape)}"
         dtype = row.ref_dtype if row.ref_dtype == row.cand_dtype else f"{row.ref_dtype} / {row.cand_dtype}"
@@ -94,7 +95,7 @@ def comparison_table(title: str, rows: list[TensorComparison]) -> Table:
             dtype,
             "[green]True[/]" if row.passed else "[red]False[/]",
             f"{row.allclose_ratio:.2%}",
-            _num(row.cosine_similarity),
+            "-" if math.isnan(row.cosine_similarity) else f"{row.cosine_similarity:.7f}",
             _num(row.max_abs_diff),
             _num(row.mean_abs_diff),
             _num(row.max_rel_diff),
@@ -103,9 +104,14 @@ def comparison_table(title: str, rows: list[TensorComparison]) -> Table:
     return table
 
 
+def make_console() -> Console:
+    """A console for results on stdout; wide enough for the tables when stdout is a file or pipe."""
+    return Console(width=None if sys.stdout.isatty() else 160, soft_wrap=False)
+
+
 def print_compare(report: CompareReport, console: Console | None = None) -> None:
     """Print the compare report: workers, weight sync, the output table and the verdict."""
-    console = console or Console()
+    console = console or make_console()
     for role, desc in (("pt", report.pt), ("ms", report.ms)):
         console.print(
             f"{role}: {desc.framework} {desc.framework_version} on {desc.device} ({desc.hostname}), "

@@ -15,7 +15,7 @@ from pathlib import Path
 
 PROTO_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PROTO_DIR.parent
-PROTO_FILES = ("proto/tensor.proto", "proto/worker.proto")
+PROTO_FILES = ("proto/tensor.proto", "proto/worker.proto", "proto/ms_checkpoint.proto")
 
 
 def generated_names() -> list[str]:

@@ -91,4 +91,6 @@ def serve(worker_name: str, args: argparse.Namespace, make_adapter: Callable[[ar
         threading.Thread(target=_watch_stdin, args=(stop,), daemon=True).start()
     stop.wait()
     server.stop(grace=2).wait()
-    return 0
+    # A handler may still be inside a long framework call; interpreter shutdown would wait for it.
+    sys.stderr.flush()
+    os._exit(0)

@@ -1,0 +1,90 @@
+"""Metrics: values checked against direct numpy computations, edge cases named."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from coordinator import metrics
+from coordinator.errors import UsageError
+from proto.codec import NamedArray
+
+
+def pair(ref, cand, dtype=None):
+    return NamedArray("r", np.asarray(ref), dtype or ""), NamedArray("c", np.asarray(cand), dtype or "")
+
+
+def test_metrics_match_direct_numpy():
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((7, 9)).astype(np.float32)
+    cand = ref + rng.normal(0, 1e-3, ref.shape).astype(np.float32)
+    r = metrics.compare_tensors(*pair(ref, cand), rtol=1e-3, atol=1e-3)
+    diff = np.abs(cand.astype(np.float64) - ref.astype(np.float64))
+    assert r.max_abs_diff == pytest.approx(diff.max())
+    assert r.mean_abs_diff == pytest.approx(diff.mean())
+    assert r.max_rel_diff == pytest.approx((diff / np.abs(ref.astype(np.float64))).max())
+    close = np.isclose(cand, ref, rtol=1e-3, atol=1e-3)
+    assert r.allclose_ratio == pytest.approx(close.mean()) and r.passed == bool(close.all())
+    cos = np.dot(ref.ravel().astype(np.float64), cand.ravel()) / (np.linalg.norm(ref) * np.linalg.norm(cand))
+    assert r.cosine_similarity == pytest.approx(cos)
+    assert r.worst_index == tuple(np.unravel_index(np.argmax(diff), ref.shape))
+
+
+def test_blockwise_equals_single_block(monkeypatch):
+    rng = np.random.default_rng(1)
+    ref = rng.standard_normal(10_000)
+    cand = ref * (1 + rng.normal(0, 1e-5, ref.shape))
+    whole = metrics.compare_tensors(*pair(ref, cand), rtol=1e-6, atol=0.0)
+    monkeypatch.setattr(metrics, "BLOCK_ELEMENTS", 999)
+    blocks = metrics.compare_tensors(*pair(ref, cand), rtol=1e-6, atol=0.0)
+    assert blocks.mismatched == whole.mismatched and blocks.worst_index == whole.worst_index
+    assert blocks.max_abs_diff == whole.max_abs_diff
+    assert blocks.cosine_similarity == pytest.approx(whole.cosine_similarity, abs=1e-12)
+    assert blocks.mean_abs_diff == pytest.approx(whole.mean_abs_diff)
+
+
+def test_nan_and_inf_handling():
+    ref = np.array([np.nan, np.inf, 1.0, 2.0], np.float32)
+    same = metrics.compare_tensors(*pair(ref, ref.copy()), rtol=0, atol=0, equal_nan=True)
+    assert same.passed and same.max_abs_diff == 0.0
+    strict = metrics.compare_tensors(*pair(ref, ref.copy()), rtol=0, atol=0, equal_nan=False)
+    assert not strict.passed and strict.mismatched == 1
+    cand = np.array([1.0, np.inf, 1.0, 2.0], np.float32)
+    r = metrics.compare_tensors(*pair(ref, cand), rtol=0, atol=0, equal_nan=True)
+    assert not r.passed and math.isinf(r.max_abs_diff) and r.worst_index == (0,)
+
+
+def test_zero_reference_gives_infinite_relative_error_and_zero_cosine():
+    r = metrics.compare_tensors(*pair(np.zeros(3), np.array([0, 0, 1e-9])), rtol=0, atol=1e-6)
+    assert r.passed and math.isinf(r.max_rel_diff) and r.cosine_similarity == 0.0
+    both_zero = metrics.compare_tensors(*pair(np.zeros(3), np.zeros(3)))
+    assert both_zero.passed and both_zero.cosine_similarity == 1.0 and both_zero.max_rel_diff == 0.0
+
+
+def test_shape_mismatch_is_reported_not_raised():
+    r = metrics.compare_tensors(*pair(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32)))
+    assert not r.passed and "shape [2, 3] vs [3, 2]" in r.note
+
+
+def test_integers_and_bools_compare_exactly():
+    assert not metrics.compare_tensors(*pair(np.array([1, 2]), np.array([1, 3]))).passed
+    assert metrics.compare_tensors(*pair(np.array([True, False]), np.array([True, False]))).passed
+    assert not metrics.compare_tensors(*pair(np.array([True, False]), np.array([True, True]))).passed
+
+
+def test_bfloat16_compared_on_its_values():
+    one, one_and_bit = np.array([0x3F80], np.uint16), np.array([0x3F81], np.uint16)  # 1.0 and 1.0078125
+    r = metrics.compare_tensors(*pair(one, one_and_bit, "bfloat16"))
+    assert r.passed and r.max_abs_diff == pytest.approx(2**-7)  # default bf16 rtol 1.6e-2
+
+
+def test_tolerances_both_or_neither_and_per_dtype_defaults():
+    with pytest.raises(UsageError, match="both --rtol and --atol"):
+        metrics.resolve_tolerance("float32", 1e-3, None)
+    assert metrics.resolve_tolerance("float32", None, None) == metrics.Tolerance(1e-4, 1e-5)
+    assert metrics.resolve_tolerance("float16", None, None) == metrics.Tolerance(1e-3, 1e-5)
+    assert metrics.resolve_tolerance("int64", None, None) == metrics.Tolerance(0.0, 0.0)
+    with pytest.raises(UsageError, match="non-negative"):
+        metrics.resolve_tolerance("float32", -1.0, 0.0)

@@ -1,0 +1,84 @@
+"""Weight plans from listings: layer rules, transforms, and every problem listed in one error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coordinator import layer_rules
+from coordinator.errors import WeightMapError
+from coordinator.weight_map import plan_from_listings
+from proto.adapter import ModuleSpec, ParameterListing, ParameterSpec
+from proto.codec import NamedArray
+
+
+def p(name, shape, module_path, module_type, dtype="float32"):
+    return ParameterSpec(name, dtype, tuple(shape), module_path, module_type, trainable=True)
+
+
+PT = ParameterListing(
+    parameters=(
+        p("bn.weight", (4,), "bn", "BatchNorm2d"),
+        p("bn.bias", (4,), "bn", "BatchNorm2d"),
+        p("bn.running_mean", (4,), "bn", "BatchNorm2d"),
+        p("bn.running_var", (4,), "bn", "BatchNorm2d"),
+        p("bn.num_batches_tracked", (), "bn", "BatchNorm2d", "int64"),
+        p("conv.weight", (2, 1, 3), "conv", "Conv1d"),
+        p("emb.weight", (10, 4), "emb", "Embedding"),
+        p("enc.linear1.weight", (8, 4), "enc.linear1", "Linear"),
+        p("enc.norm1.weight", (4,), "enc.norm1", "LayerNorm"),
+        p("act.weight", (1,), "act", "PReLU"),
+        p("bn3.weight", (4,), "bn3", "BatchNorm3d"),
+    ),
+    modules=(ModuleSpec("", "Net"), ModuleSpec("enc", "TransformerEncoderLayer")),
+)
+MS_NAMES = {
+    "bn.gamma": (4,), "bn.beta": (4,), "bn.moving_mean": (4,), "bn.moving_variance": (4,),
+    "conv.weight": (2, 1, 1, 3), "emb.embedding_table": (10, 4), "enc.dense1.weight": (8, 4),
+    "enc.norm1.gamma": (4,), "act.w": (1,), "bn3.bn2d.gamma": (4,),
+}
+
+
+def ms_listing(names=MS_NAMES):
+    return ParameterListing(tuple(p(n, s, "", "") for n, s in names.items()), ())
+
+
+def test_layer_rules_map_every_entry():
+    plan = plan_from_listings(PT, ms_listing())
+    mapped = {m.pt_name: m.ms_name for m in plan.mappings}
+    assert mapped["bn.running_var"] == "bn.moving_variance"
+    assert mapped["enc.linear1.weight"] == "enc.dense1.weight"
+    assert mapped["bn3.weight"] == "bn3.bn2d.gamma"
+    assert plan.dropped == ("bn.num_batches_tracked",)
+    conv = next(m for m in plan.mappings if m.pt_name == "conv.weight")
+    assert conv.transform == "expand_dims_axis2"
+    (converted,) = plan.convert([NamedArray("conv.weight", np.arange(6, dtype=np.float32).reshape(2, 1, 3))])
+    assert converted.name == "conv.weight" and converted.shape == (2, 1, 1, 3)
+    np.testing.assert_array_equal(converted.array[:, :, 0, :], np.arange(6).reshape(2, 1, 3))
+
+
+def test_every_problem_is_listed_in_one_error():
+    names = dict(MS_NAMES)
+    names["emb.embedding_table"] = (10, 5)  # shape mismatch
+    del names["act.w"]  # pt entry with no target
+    names["extra.weight"] = (3,)  # ms entry nothing feeds
+    with pytest.raises(WeightMapError) as info:
+        plan_from_listings(PT, ms_listing(names))
+    message = str(info.value)
+    assert "3 problem(s)" in message
+    assert "'emb.weight' [10, 4] -> ms 'emb.embedding_table' needs [10, 5]" in message
+    assert "'act.weight' (PReLU) maps to ms 'act.w', which the ms net lacks" in message
+    assert "extra.weight" in message and "\n" not in message
+
+
+def test_dtype_mismatch_is_a_problem():
+    names = ParameterListing(tuple(p(n, s, "", "", "float16" if n == "bn.gamma" else "float32")
+                                   for n, s in MS_NAMES.items()), ())
+    with pytest.raises(WeightMapError, match="'bn.weight' is float32, ms 'bn.gamma' is float16"):
+        plan_from_listings(PT, names)
+
+
+def test_transforms_and_shape_transforms_agree():
+    for name, transform in layer_rules.TRANSFORMS.items():
+        array = np.zeros((2, 3, 5))
+        assert transform(array).shape == layer_rules.SHAPE_TRANSFORMS[name](array.shape)
