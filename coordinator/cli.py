@@ -7,6 +7,7 @@ to stderr.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import click
 from coordinator import randomness, report
-from coordinator.compare import run_compare
+from coordinator.compare import REPORT_SCHEMA, run_compare
 from coordinator.errors import EXIT_CANNOT_COMPARE, EXIT_DIFFERENT, EXIT_OK, MsparityError
 from coordinator.session import WorkerTarget, open_session
 from proto import transport
@@ -141,6 +142,74 @@ def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...],
 def compare(input_shape, inputs, sync_weights, **opts):
     """Same weights, same inputs, both nets in eval mode: compare their outputs."""
     sys.exit(_compare(opts, input_shape, inputs, sync_weights))
+
+
+@main.command("weight-map")
+@click.option("--pt", "pt_address", metavar="HOST:PORT", help="address of a running pt worker")
+@click.option("--pt-model", metavar="SPEC", help="spawn a pt worker for pkg.module:factory or file.py:factory")
+@click.option("--pt-python", metavar="PATH", help="python to run a spawned pt worker with (another env)")
+@click.option("--token", envvar="MSPARITY_TOKEN", metavar="TOKEN", help="shared token of a worker started by hand")
+@click.option("--prefix", "weight_name_prefix", metavar="PREFIX", help="put PREFIX. before every MindSpore name")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="map file to write ([name_map, value_map] JSON, as TroubleShooter's get_weight_map)")
+@click.option("-v", "--verbose", is_flag=True, help="show worker logs")
+@handles_errors
+def weight_map_command(pt_address, pt_model, pt_python, token, weight_name_prefix, out_path, verbose):
+    """Write the weight map of a torch net (layer rules over its state_dict), from its pt worker."""
+    from coordinator.session import open_worker
+    from coordinator.weight_map import rules_weight_map
+    from proto.weight_map import weight_map_json
+
+    target = WorkerTarget(address=pt_address, model_spec=pt_model, python=pt_python)
+    with open_worker("pt", target, transport.Security(token=token), verbose) as worker:
+        weight_map = rules_weight_map(worker.list_parameters(), weight_name_prefix)
+    report.write_atomic(out_path, weight_map_json(weight_map))
+    renamed = sum(1 for k, v in weight_map.name_map.items() if k != v)
+    click.echo(f"wrote {out_path}: {len(weight_map.name_map)} entries, {renamed} renamed, "
+               f"{len(weight_map.value_map)} value transforms")
+
+
+@main.command()
+@click.option("--weight-map", "weight_map_path", required=True, type=click.Path(path_type=Path),
+              help="map file from get_weight_map / msparity weight-map (TroubleShooter's format works)")
+@click.option("--pth", "pth_path", required=True, type=click.Path(path_type=Path), help="torch state_dict (.pth)")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="MindSpore checkpoint to write (.ckpt)")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="also write the table as JSON")
+@handles_errors
+def convert(weight_map_path, pth_path, out_path, json_path):
+    """Convert a torch .pth into a MindSpore .ckpt by a weight map (no framework needed)."""
+    from coordinator.convert import convert_weight
+
+    rows = convert_weight(weight_map_path, pth_path, out_path, print_save_path=False)
+    click.echo(f"wrote {out_path}: {len(rows)} tensors")
+    if json_path:
+        report.write_json(json_path, {"schema": REPORT_SCHEMA, "kind": "convert", "passed": True, "out": str(out_path),
+                                      "tensors": [dataclasses.asdict(r) for r in rows]})
+
+
+@main.command("compare-ckpt")
+@click.argument("orig", type=click.Path(path_type=Path))
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--weight-map", "weight_map_path", type=click.Path(path_type=Path),
+              help="map file: needed for .pth vs .ckpt; for two .ckpt it only names rows by their torch names")
+@click.option("--rtol", type=float, default=1e-4, show_default=True, help="relative tolerance")
+@click.option("--atol", type=float, default=1e-4, show_default=True, help="absolute tolerance")
+@click.option("--equal-nan", is_flag=True, help="NaN in the same place counts as equal")
+@click.option("--print-level", type=click.IntRange(0, 2), default=1, show_default=True,
+              help="0 nothing, 1 every row, 2 only rows that differ")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="also write the result as JSON")
+@handles_errors
+def compare_ckpt(orig, target, weight_map_path, rtol, atol, equal_nan, print_level, json_path):
+    """Compare two weight files: .ckpt vs .ckpt, or .pth vs .ckpt through a weight map."""
+    from coordinator.ckpt_compare import compare_weight_files
+
+    result = compare_weight_files(orig, target, weight_map_path, rtol=rtol, atol=atol, equal_nan=equal_nan,
+                                  print_level=print_level)
+    if json_path:
+        report.write_json(json_path, report.weights_to_dict(result))
+    click.echo("PASS: the weights agree" if result.passed else "FAIL: the weights differ")
+    sys.exit(EXIT_OK if result.passed else EXIT_DIFFERENT)
 
 
 @main.command()

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from proto.errors import MsparityError  # the shared base: worker-side helpers raise it too
+
+__all__ = ["MsparityError", "UsageError", "WorkerError", "WeightMapError"]
+
 EXIT_OK = 0
 EXIT_DIFFERENT = 1
 EXIT_USAGE = 2
 EXIT_CANNOT_COMPARE = 3
-
-
-class MsparityError(Exception):
-    """Could not compare: bad input, unreachable worker, nothing to compare. Exit code 3."""
-
-    exit_code = EXIT_CANNOT_COMPARE
 
 
 class UsageError(MsparityError):

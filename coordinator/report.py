@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +13,7 @@ from rich.table import Table
 
 from coordinator.compare import REPORT_SCHEMA, CompareReport
 from coordinator.metrics import TensorComparison
+from proto.formats.atomic import atomic_binary
 
 
 def _finite(value):
@@ -29,16 +28,9 @@ def _finite(value):
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write text to path via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write text to path atomically (complete or not at all)."""
+    with atomic_binary(path) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 def compare_to_dict(report: CompareReport) -> dict:
@@ -61,6 +53,17 @@ def compare_to_dict(report: CompareReport) -> dict:
             "seconds": report.seconds,
         }
     )
+
+
+def weights_to_dict(result) -> dict:
+    """The JSON form of a weight-file comparison."""
+    return _finite({
+        "schema": REPORT_SCHEMA,
+        "kind": "compare-ckpt",
+        "passed": result.passed,
+        "shapes": [dataclasses.asdict(r) for r in result.shape_rows],
+        "values": [c.to_dict() for c in result.values],
+    })
 
 
 def _description_dict(description) -> dict:

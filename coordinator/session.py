@@ -54,6 +54,17 @@ class SyncSummary:
                 "seconds": round(self.seconds, 4)}
 
 
+def check_description(role: str, description: WorkerDescription) -> None:
+    """Refuse a worker of the wrong framework or of another protocol major version."""
+    if description.framework != EXPECTED_FRAMEWORK[role]:
+        raise UsageError(f"the {role} side is a {description.framework} worker; swap --pt and --ms?")
+    if description.protocol_version.split(".")[0] != PROTOCOL_VERSION.split(".")[0]:
+        raise MsparityError(
+            f"the {role} worker speaks protocol {description.protocol_version}, this coordinator {PROTOCOL_VERSION}; "
+            "install the same msparity version on both hosts"
+        )
+
+
 class Session:
     """The pt and ms workers of one comparison."""
 
@@ -82,15 +93,8 @@ class Session:
     def describe(self) -> tuple[WorkerDescription, WorkerDescription]:
         """Describe both workers; refuse a wrong framework or another protocol major version."""
         pt_desc, ms_desc = self.both(self.pt.describe, self.ms.describe)
-        major = PROTOCOL_VERSION.split(".")[0]
-        for role, desc in (("pt", pt_desc), ("ms", ms_desc)):
-            if desc.framework != EXPECTED_FRAMEWORK[role]:
-                raise UsageError(f"the {role} side is a {desc.framework} worker; swap --pt and --ms?")
-            if desc.protocol_version.split(".")[0] != major:
-                raise MsparityError(
-                    f"the {role} worker speaks protocol {desc.protocol_version}, this coordinator {PROTOCOL_VERSION}; "
-                    "install the same msparity version on both hosts"
-                )
+        check_description("pt", pt_desc)
+        check_description("ms", ms_desc)
         self.pt_description, self.ms_description = pt_desc, ms_desc
         return pt_desc, ms_desc
 
@@ -129,6 +133,16 @@ def _connect(role: str, target: WorkerTarget, security: transport.Security, verb
     client = WorkerClient(address, role, worker_security)
     on_exit(client.close)
     return client
+
+
+@contextlib.contextmanager
+def open_worker(role: str, target: WorkerTarget, security: transport.Security = transport.Security(),
+                verbose: bool = False) -> Iterator[WorkerAdapter]:
+    """Connect to (or spawn) one worker; stop it on exit if spawned."""
+    with contextlib.ExitStack() as stack:
+        worker = _connect(role, target, security, verbose, stack.callback)
+        check_description(role, worker.describe())
+        yield worker
 
 
 @contextlib.contextmanager

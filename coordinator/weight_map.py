@@ -1,8 +1,7 @@
-"""Plan how PyTorch state flows into a MindSpore net: names, value transforms, checks.
+"""Plans: a weight map checked against the torch entries and the MindSpore net it will feed.
 
-``plan_from_listings`` maps every torch state entry through the layer rules, then checks the plan
-against the MindSpore net's own listing; every unmapped, duplicated or mismatched name is listed
-in one WeightMapError, never silently skipped.
+Every unmapped, duplicated or mismatched name is listed in one WeightMapError, never silently
+skipped; entries the target has no place for (num_batches_tracked) are dropped by name.
 """
 
 from __future__ import annotations
@@ -10,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from coordinator import layer_rules
 from coordinator.errors import WeightMapError
-from proto.adapter import ParameterListing, ParameterSpec
+from proto import weight_rules
+from proto.adapter import ParameterListing, TensorSpec
 from proto.codec import NamedArray
+from proto.weight_map import WeightMap, listed
 
-MAX_LISTED = 12
+__all__ = ["WeightMapping", "WeightPlan", "plan_against", "plan_from_listings", "rules_weight_map"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class WeightMapping:
 @dataclass(frozen=True)
 class WeightPlan:
     mappings: tuple[WeightMapping, ...]
-    dropped: tuple[str, ...]  # torch entries with no MindSpore counterpart (num_batches_tracked)
+    dropped: tuple[str, ...]  # torch entries the target has no place for (num_batches_tracked)
 
     @property
     def pt_names(self) -> list[str]:
@@ -39,71 +39,66 @@ class WeightPlan:
         by_pt = {m.pt_name: m for m in self.mappings}
         for tensor in pt_tensors:
             mapping = by_pt[tensor.name]
-            array = layer_rules.TRANSFORMS[mapping.transform](tensor.array)
+            array = weight_rules.TRANSFORMS[mapping.transform](tensor.array)
             yield NamedArray(mapping.ms_name, array, tensor.dtype)
 
 
-def ms_module_path(pt_path: str, module_types: dict[str, str]) -> str:
-    """Rename child attributes of containers whose MindSpore port names them differently."""
-    parts = pt_path.split(".") if pt_path else []
-    renamed = []
-    for index, part in enumerate(parts):
-        parent_type = module_types.get(".".join(parts[:index]), "")
-        renamed.append(layer_rules.CHILD_RENAMES.get(parent_type, {}).get(part, part))
-    return ".".join(renamed)
-
-
-def rule_for(param: ParameterSpec, module_types: dict[str, str]) -> WeightMapping | None:
-    """The layer-rule mapping of one torch state entry; None when it is dropped."""
-    local = param.local_name
-    ms_local = layer_rules.PARAM_RENAMES.get(param.module_type, {}).get(local, local)
-    if ms_local is layer_rules.DROP:
-        return None
-    path = ms_module_path(param.module_path, module_types)
-    transform = layer_rules.VALUE_TRANSFORMS.get((param.module_type, local), "identity")
-    return WeightMapping(param.name, f"{path}.{ms_local}" if path else ms_local, transform)
-
-
-def _listed(items: list[str]) -> str:
-    more = f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
-    return ", ".join(items[:MAX_LISTED]) + more
-
-
-def plan_from_listings(pt: ParameterListing, ms: ParameterListing) -> WeightPlan:
-    """Map every torch entry by the layer rules and check the result against the MindSpore net."""
-    module_types = {m.path: m.type for m in pt.modules}
-    ms_specs = {p.name: p for p in ms.parameters}
+def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: list[TensorSpec] | None) -> WeightPlan:
+    """Check weight_map over the torch entries (and, when given, the MindSpore net's parameters)."""
+    problems: list[str] = []
+    pt_names = {s.name for s in pt_specs}
+    unmapped = [s.name for s in pt_specs if s.name not in weight_map.name_map]
+    if unmapped:
+        problems.append(f"torch entries the map lacks: {listed(unmapped)}")
+    unwanted = [name for name in weight_map.name_map if name not in pt_names]
+    if unwanted:
+        problems.append(f"map entries the torch weights lack: {listed(unwanted)}")
+    ms_by_name = {s.name: s for s in ms_specs} if ms_specs is not None else None
     mappings: list[WeightMapping] = []
     dropped: list[str] = []
-    problems: list[str] = []
     targets: dict[str, str] = {}
-    for param in pt.parameters:
-        mapping = rule_for(param, module_types)
-        if mapping is None:
-            dropped.append(param.name)
+    for spec in pt_specs:
+        ms_name = weight_map.name_map.get(spec.name)
+        if ms_name is None:
             continue
-        ms_param = ms_specs.get(mapping.ms_name)
-        if mapping.ms_name in targets:
-            problems.append(f"pt {targets[mapping.ms_name]!r} and {param.name!r} both map to ms {mapping.ms_name!r}")
-        elif ms_param is None:
-            problems.append(f"pt {param.name!r} ({param.module_type}) maps to ms {mapping.ms_name!r}, which the ms net lacks")
-        else:
-            shape = layer_rules.SHAPE_TRANSFORMS[mapping.transform](param.shape)
-            if tuple(shape) != tuple(ms_param.shape):
-                problems.append(
-                    f"pt {param.name!r} {list(param.shape)} -> ms {mapping.ms_name!r} needs {list(ms_param.shape)}"
-                    + (f" (after {mapping.transform})" if mapping.transform != "identity" else "")
-                )
-            elif param.dtype != ms_param.dtype:
-                problems.append(f"pt {param.name!r} is {param.dtype}, ms {mapping.ms_name!r} is {ms_param.dtype}")
-        targets.setdefault(mapping.ms_name, param.name)
-        mappings.append(mapping)
-    unfed = [name for name in ms_specs if name not in targets]
-    if unfed:
-        problems.append(f"ms parameters no pt entry maps to: {_listed(unfed)}")
+        transform = weight_map.value_map.get(spec.name, "identity")
+        if ms_name in targets:
+            problems.append(f"pt {targets[ms_name]!r} and {spec.name!r} both map to ms {ms_name!r}")
+            continue
+        targets[ms_name] = spec.name
+        if ms_by_name is not None:
+            ms_spec = ms_by_name.get(ms_name)
+            if ms_spec is None:
+                if spec.name.rpartition(".")[2] in weight_rules.OPTIONAL_LOCAL_NAMES:
+                    dropped.append(spec.name)
+                    continue
+                problems.append(f"pt {spec.name!r} maps to ms {ms_name!r}, which the ms net lacks")
+                continue
+            shape = weight_rules.SHAPE_TRANSFORMS[transform](spec.shape)
+            if tuple(shape) != tuple(ms_spec.shape):
+                after = f" (after {transform})" if transform != "identity" else ""
+                problems.append(f"pt {spec.name!r} {list(spec.shape)} -> ms {ms_name!r} needs {list(ms_spec.shape)}{after}")
+            elif spec.dtype != ms_spec.dtype:
+                problems.append(f"pt {spec.name!r} is {spec.dtype}, ms {ms_name!r} is {ms_spec.dtype}")
+        mappings.append(WeightMapping(spec.name, ms_name, transform))
+    if ms_by_name is not None:
+        unfed = [name for name in ms_by_name if name not in targets]
+        if unfed:
+            problems.append(f"ms parameters no pt entry maps to: {listed(unfed)}")
     if problems:
         raise WeightMapError(
-            f"cannot map pt weights onto the ms net ({len(problems)} problem(s)): {_listed(problems)}; "
+            f"cannot map pt weights onto the ms side ({len(problems)} problem(s)): {'; '.join(problems)}; "
             "align the attribute names, or give a weight map"
         )
     return WeightPlan(tuple(mappings), tuple(dropped))
+
+
+def rules_weight_map(pt: ParameterListing, prefix: str | None = None) -> WeightMap:
+    """The layer-rule map of a torch net's listing."""
+    return WeightMap(*weight_rules.weight_map_from_listing(pt, prefix))
+
+
+def plan_from_listings(pt: ParameterListing, ms: ParameterListing, weight_map: WeightMap | None = None) -> WeightPlan:
+    """Plan streaming a live torch net into a live MindSpore net (layer rules unless a map is given)."""
+    weight_map = weight_map or rules_weight_map(pt)
+    return plan_against(list(pt.parameters), weight_map, list(ms.parameters))

@@ -1,5 +1,7 @@
 """MindSpore worker: serves a mindspore model over gRPC; also the mindspore-side TroubleShooter APIs."""
 
 from ms_worker.determinism import fix_random
+from ms_worker.loading import convert_weight_and_load
+from ms_worker.net_files import save_net_and_weight_params
 
-__all__ = ["fix_random"]
+__all__ = ["convert_weight_and_load", "fix_random", "save_net_and_weight_params"]

@@ -9,6 +9,12 @@ from __future__ import annotations
 import grpc
 
 
+class MsparityError(Exception):
+    """Could not do what was asked (bad file, bad map, unreachable worker); one line; CLI exit code 3."""
+
+    exit_code = 3
+
+
 class WorkerFailure(Exception):
     """Base of the errors a worker reports to its caller."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coordinator import layer_rules
+from proto import weight_rules as layer_rules
 from coordinator.errors import WeightMapError
 from coordinator.weight_map import plan_from_listings
 from proto.adapter import ModuleSpec, ParameterListing, ParameterSpec
@@ -67,7 +67,7 @@ def test_every_problem_is_listed_in_one_error():
     message = str(info.value)
     assert "3 problem(s)" in message
     assert "'emb.weight' [10, 4] -> ms 'emb.embedding_table' needs [10, 5]" in message
-    assert "'act.weight' (PReLU) maps to ms 'act.w', which the ms net lacks" in message
+    assert "'act.weight' maps to ms 'act.w', which the ms net lacks" in message
     assert "extra.weight" in message and "\n" not in message
 
 

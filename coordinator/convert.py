@@ -1,0 +1,81 @@
+"""convert_weight: a torch .pth becomes a MindSpore .ckpt, with neither framework imported.
+
+Reads the .pth with the restricted reader, renames and transforms each tensor by the weight map,
+and streams it into the .ckpt (written atomically): one tensor in memory at a time.
+TroubleShooter-compatible names, parameters, checks and conversion table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from coordinator.errors import MsparityError
+from proto.adapter import TensorSpec
+from proto.codec import NamedArray
+from proto.conversion import ConversionRow, check_keys, convert_tensors
+from proto.formats import ckpt
+from proto.formats.pth import PthReader
+from proto.weight_map import WeightMap, load_weight_map, weight_map_from_pair
+
+log = logging.getLogger("msparity")
+
+
+def resolve_weight_map(weight_map_path=None, weight_map=None) -> WeightMap:
+    """The in-memory map if given (it wins, as in TroubleShooter), else the map file."""
+    if weight_map:
+        return weight_map if isinstance(weight_map, WeightMap) else weight_map_from_pair(weight_map)
+    if weight_map_path is None:
+        raise MsparityError("The parameters 'weight_map_path' or 'weight_map' must be set to one")
+    return load_weight_map(weight_map_path)
+
+
+def _dict_tensors(pt_param_dict: dict) -> tuple[list[TensorSpec], Iterator[NamedArray]]:
+    """Tensors of an in-memory dict of numpy arrays (or objects with .numpy(), e.g. torch tensors)."""
+    arrays = {}
+    for name, value in pt_param_dict.items():
+        if not isinstance(value, NamedArray):
+            if hasattr(value, "detach"):
+                value = value.detach().cpu()
+            try:
+                value = NamedArray(name, np.asarray(value.numpy() if hasattr(value, "numpy") else value))
+            except Exception as exc:
+                raise MsparityError(f"pt_param_dict[{name!r}]: cannot read it as an array ({exc})") from None
+        arrays[name] = value
+    return [TensorSpec(n, a.dtype, a.shape) for n, a in arrays.items()], iter(arrays.values())
+
+
+def convert_weight(weight_map_path=None, pt_file_path=None, ms_file_save_path=None, **kwargs) -> list[ConversionRow]:
+    """Convert a torch state dict (.pth, or ``pt_param_dict``) into a MindSpore .ckpt by the weight map.
+
+    kwargs as TroubleShooter: ``weight_map`` (the ``(name_map, value_map)`` of get_weight_map),
+    ``pt_param_dict``, ``print_conv_info=True``, ``print_save_path=True``. Returns the table rows.
+    """
+    weight_map = resolve_weight_map(weight_map_path, kwargs.get("weight_map"))
+    if ms_file_save_path is None:
+        raise MsparityError("The parameter 'ms_file_save_path' cannot be None.")
+    out = Path(ms_file_save_path)
+    if not out.parent.exists():
+        raise MsparityError(f"{out}: the folder {out.parent} does not exist; create it first")
+    rows: list[ConversionRow] = []
+    if kwargs.get("pt_param_dict"):
+        specs, tensors = _dict_tensors(kwargs["pt_param_dict"])
+        check_keys(weight_map, specs, "pt_param_dict")
+        ckpt.write_ckpt(out, convert_tensors(weight_map, tensors, rows))
+    elif pt_file_path is not None:
+        with PthReader(pt_file_path) as reader:
+            check_keys(weight_map, reader.specs(), str(pt_file_path))
+            ckpt.write_ckpt(out, convert_tensors(weight_map, reader, rows))
+    else:
+        raise MsparityError("The parameters 'pt_file_path' or 'pt_param_dict' must be set to one")
+    if kwargs.get("print_conv_info", True):
+        from coordinator import weight_report
+
+        weight_report.print_conversion(rows)
+    if kwargs.get("print_save_path", True):
+        log.warning("[*User Attention*] The PTH has been converted to the checkpoint of MindSpore. Please check "
+                    "whether the conversion result is correct. The saved path is: %s", ms_file_save_path)
+    return rows

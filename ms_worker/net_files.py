@@ -1,0 +1,34 @@
+"""save_net_and_weight_params for mindspore: the checkpoint and the printed architecture."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import mindspore as ms
+
+from proto.formats.atomic import atomic_binary
+
+WEIGHTS_FILE = "mindspore_troubleshooter_create.ckpt"
+ARCHITECTURE_FILE = "mindspore_net_architecture.txt"
+
+
+def save_net_and_weight_params(net, path=None, weight_params_filename=None) -> None:
+    """Write the net's checkpoint and ``str(net)`` into path (default: cwd)."""
+    if not isinstance(net, ms.nn.Cell):
+        raise ValueError("For the 'save_net_and_weight_params', the type of the 'net' parameter must be "
+                         "'mindspore.nn.Cell' here (use pt_worker's for a torch Module)")
+    folder = Path(path if path is not None else os.getcwd())
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = folder / (weight_params_filename or WEIGHTS_FILE)
+    # save_checkpoint writes in place; write beside the target and rename so no partial file is left
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".ckpt", dir=folder)
+    os.close(fd)
+    try:
+        ms.save_checkpoint(net, tmp)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    with atomic_binary(folder / ARCHITECTURE_FILE) as handle:
+        handle.write((str(net) + "\n").encode("utf-8"))

@@ -1,0 +1,78 @@
+"""Converting torch tensors into MindSpore tensors by a weight map, one tensor at a time.
+
+Shared by coordinator.convert_weight (writes a .ckpt) and ms_worker.convert_weight_and_load
+(loads into a live net); neither needs torch. Checks and status strings follow TroubleShooter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from proto import weight_rules
+from proto.adapter import TensorSpec
+from proto.codec import NamedArray
+from proto.errors import MsparityError
+from proto.weight_map import WeightMap, listed
+
+CONVERSION_COLUMNS = ("Parameter name of torch", "Parameter name of MindSpore", "Conversion status",
+                      "Parameter shape of torch", "Parameter shape of MindSpore")
+
+
+@dataclass(frozen=True)
+class ConversionRow:
+    """One converted tensor, as the conversion table shows it."""
+
+    pt_name: str
+    ms_name: str
+    status: str
+    pt_shape: tuple[int, ...]
+    ms_shape: tuple[int, ...]
+
+    def cells(self) -> tuple[str, ...]:
+        return self.pt_name, self.ms_name, self.status, str(tuple(self.pt_shape)), str(tuple(self.ms_shape))
+
+
+def conversion_status(pt_name: str, ms_name: str, value_converted: bool) -> str:
+    """TroubleShooter's status: "Consistent", "weight->gamma", "Name converted", "Value converted", or "A; B"."""
+    pt_prefix, _, pt_suffix = pt_name.rpartition(".")
+    ms_prefix, _, ms_suffix = ms_name.rpartition(".")
+    if pt_name == ms_name:
+        return "Value converted" if value_converted else "Consistent"
+    name_part = f"{pt_suffix}->{ms_suffix}" if pt_prefix == ms_prefix and pt_suffix != ms_suffix else "Name converted"
+    return f"{name_part}; Value converted" if value_converted else name_part
+
+
+def check_keys(weight_map: WeightMap, pt_specs: list[TensorSpec], source: str) -> None:
+    """The map's keys must be exactly the weights' names (both lists named in one error otherwise)."""
+    pt_names = [s.name for s in pt_specs]
+    unwanted = sorted(set(weight_map.name_map) - set(pt_names))
+    missing = [name for name in pt_names if name not in weight_map.name_map]
+    if unwanted or missing:
+        parts = [f"the weight map and {source} disagree (make the map with get_weight_map on the same model)"]
+        if unwanted:
+            parts.append(f"map entries not in the weights: {listed(unwanted)}")
+        if missing:
+            parts.append(f"weights missing from the map: {listed(missing)}")
+        raise MsparityError("; ".join(parts))
+
+
+def convert_tensors(weight_map: WeightMap, tensors: Iterable[NamedArray], rows: list[ConversionRow]) -> Iterator[NamedArray]:
+    """Rename and transform each torch tensor; append its table row to rows as it goes."""
+    for tensor in tensors:
+        ms_name = weight_map.name_map[tensor.name]
+        transform = weight_map.value_map.get(tensor.name, "identity")
+        array = weight_rules.TRANSFORMS[transform](tensor.array)
+        status = conversion_status(tensor.name, ms_name, transform != "identity")
+        rows.append(ConversionRow(tensor.name, ms_name, status, tensor.shape, tuple(array.shape)))
+        yield NamedArray(ms_name, array, tensor.dtype)
+
+
+def text_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A plain bordered table (for worker hosts, which have no rich)."""
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    line = lambda cells: "|" + "|".join(f" {cell:^{w}} " for cell, w in zip(cells, widths)) + "|"  # noqa: E731
+    width = len(rule) - 2
+    return "\n".join([f"+{'-' * width}+", f"|{title:^{width}}|", rule, line(columns), rule,
+                      *(line(r) for r in rows), rule])

@@ -1,0 +1,76 @@
+"""MindSpore .ckpt without mindspore: our files load in mindspore, mindspore's files read here."""
+
+from __future__ import annotations
+
+import mindspore as ms
+import numpy as np
+import pytest
+
+from proto.codec import NamedArray
+from proto.formats import ckpt
+
+
+def sample():
+    rng = np.random.default_rng(0)
+    return [
+        NamedArray("w", rng.standard_normal((3, 4)).astype(np.float32)),
+        NamedArray("step", np.array(7, np.int64)),
+        NamedArray("h", rng.standard_normal(5).astype(np.float16)),
+        NamedArray("b", np.array([0x3F80, 0xC000, 0x7F80], np.uint16), "bfloat16"),
+        NamedArray("m", np.array([True, False])),
+        NamedArray("e", np.zeros((0, 3), np.float32)),
+    ]
+
+
+@pytest.mark.parametrize("crc", [False, True])
+def test_our_file_loads_in_mindspore_bit_exactly(tmp_path, crc):
+    path = tmp_path / "a.ckpt"
+    assert ckpt.write_ckpt(path, sample(), crc_check=crc) == 6
+    loaded = ms.load_checkpoint(str(path), crc_check=crc)
+    for tensor in sample():
+        value = loaded[tensor.name]
+        got = value.view(ms.uint16).asnumpy() if tensor.dtype == "bfloat16" else value.asnumpy()
+        assert got.shape == tensor.shape and got.tobytes() == tensor.array.tobytes(), tensor.name
+
+
+def test_mindspore_files_read_here(tmp_path):
+    path = tmp_path / "m.ckpt"
+    ms.save_checkpoint([{"name": "x", "data": ms.Tensor(np.arange(6, dtype=np.float32).reshape(2, 3))},
+                        {"name": "n", "data": ms.Tensor(np.array(3, np.int32))}], str(path), crc_check=True)
+    with ckpt.CkptReader(path) as reader:
+        assert [(s.name, s.dtype, s.shape) for s in reader.specs()] == [("x", "float32", (2, 3)), ("n", "int32", ())]
+        np.testing.assert_array_equal(reader.read("x").array, np.arange(6).reshape(2, 3))
+        assert [t.name for t in reader] == ["x", "n"]
+
+
+def test_large_parameters_split_like_mindspore_and_join_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(ckpt, "SPLIT_BYTES", 64)
+    big = NamedArray("big", np.arange(100, dtype=np.float32).reshape(25, 4))  # 400 bytes -> 7 parts
+    ckpt.write_ckpt(tmp_path / "s.ckpt", [big, NamedArray("tail", np.ones(2, np.float32))])
+    with ckpt.CkptReader(tmp_path / "s.ckpt") as reader:
+        assert len(reader._records) == 8
+        np.testing.assert_array_equal(reader.read("big").array, big.array)
+    np.testing.assert_array_equal(ms.load_checkpoint(str(tmp_path / "s.ckpt"))["big"].asnumpy(), big.array)
+
+
+def test_bad_files_name_the_file(tmp_path):
+    ckpt.write_ckpt(tmp_path / "ok.ckpt", sample())
+    data = (tmp_path / "ok.ckpt").read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(data[:-7])
+    (tmp_path / "junk.ckpt").write_bytes(b"\x00garbage")
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    for name, message in [("cut.ckpt", "truncated"), ("junk.ckpt", "not a MindSpore checkpoint"),
+                          ("empty.ckpt", "empty checkpoint"), ("none.ckpt", "no such checkpoint")]:
+        with pytest.raises(ckpt.CkptFormatError, match=message) as info:
+            ckpt.read_ckpt(tmp_path / name)
+        assert name in str(info.value)
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    def tensors():
+        yield NamedArray("a", np.zeros(2, np.float32))
+        raise RuntimeError("source broke")
+
+    with pytest.raises(RuntimeError):
+        ckpt.write_ckpt(tmp_path / "x.ckpt", tensors())
+    assert list(tmp_path.iterdir()) == []
