@@ -10,7 +10,7 @@ import numpy as np
 
 from proto import dtypes
 from proto.codec import NamedArray
-from proto.ms_checkpoint_pb2 import Checkpoint
+from proto.ms_checkpoint_pb2 import Checkpoint, TensorProto
 
 # wire dtype -> MindSpore tensor_type string (serialization.py tensor_to_ms_type)
 MS_TYPE_FROM_WIRE: dict[str, str] = {
@@ -46,6 +46,34 @@ def encode_value(tag: str, array: np.ndarray, wire_dtype: str, shape: tuple[int,
     value.tensor.tensor_type = MS_TYPE_FROM_WIRE[wire_dtype]
     value.tensor.tensor_content = np.asarray(array, order="C").tobytes()
     return message.SerializeToString()
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def value_record(tag: str, array: np.ndarray, wire_dtype: str, shape: tuple[int, ...]) -> list:
+    """The bytes of encode_value as pieces, the tensor content as a zero-copy view of array.
+
+    Same bytes as protobuf's serializer (fields in number order): the small parts come from
+    protobuf, only the length-delimited framing around the content is written here, so a
+    multi-GB parameter is never copied into a message.
+    """
+    content = memoryview(np.asarray(array, order="C").reshape(-1)).cast("B") if array.size else memoryview(b"")
+    tensor_head = TensorProto(dims=shape, tensor_type=MS_TYPE_FROM_WIRE[wire_dtype]).SerializePartialToString()
+    content_head = b"\x1a" + _varint(content.nbytes)  # field 3, length-delimited
+    tensor_len = len(tensor_head) + len(content_head) + content.nbytes
+    tag_bytes = tag.encode("utf-8")
+    value_head = b"\x0a" + _varint(len(tag_bytes)) + tag_bytes + b"\x12" + _varint(tensor_len)  # fields 1 and 2
+    value_len = len(value_head) + tensor_len
+    return [b"\x0a" + _varint(value_len) + value_head + tensor_head + content_head, content]
 
 
 def decode_value(payload: bytes) -> tuple[str, str, tuple[int, ...], bytes]:

@@ -46,10 +46,10 @@ def write_ckpt(path: str | Path, tensors: Iterable[NamedArray], crc_check: bool 
             if array.nbytes > SPLIT_BYTES and array.ndim:
                 parts = np.array_split(array, min(array.shape[0], math.ceil(array.nbytes / SPLIT_BYTES)))
             for part in parts:
-                record = ms_checkpoint.encode_value(tensor.name, part, tensor.dtype, tensor.shape)
-                handle.write(record)
-                if crc_check:
-                    crc = binascii.crc32(record, crc)
+                for piece in ms_checkpoint.value_record(tensor.name, part, tensor.dtype, tensor.shape):
+                    handle.write(piece)
+                    if crc_check:
+                        crc = binascii.crc32(piece, crc)
             count += 1
         if crc_check:
             handle.write(CRC_MARK + crc.to_bytes(10, byteorder="big"))

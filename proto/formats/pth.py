@@ -8,7 +8,9 @@ is called. Tensors are read lazily from the zip's storage entries, one at a time
 from __future__ import annotations
 
 import io
+import mmap
 import pickle
+import struct
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -134,9 +136,27 @@ class PthReader:
             raise PthFormatError(f"{self.path}: cannot read ({exc.strerror})") from None
         try:
             self._tensors = self._load_index(key)
+            self._last_range: tuple[int, int] | None = None
+            self._raw = open(self.path, "rb")
+            self._map = mmap.mmap(self._raw.fileno(), 0, access=mmap.ACCESS_READ)
         except BaseException:
             self._zip.close()
             raise
+
+    def _storage_bytes(self, info: zipfile.ZipInfo, name: str):
+        """The storage's bytes: a zero-copy slice of the memory-mapped file for stored (uncompressed) entries."""
+        if info.compress_type == zipfile.ZIP_STORED:
+            header = self._map[info.header_offset : info.header_offset + 30]
+            if header[:4] != b"PK\x03\x04":
+                raise PthFormatError(f"{self.path}: tensor {name!r}: bad zip entry header")
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            start = info.header_offset + 30 + name_len + extra_len
+            if start + info.file_size > len(self._map):
+                raise PthFormatError(f"{self.path}: tensor {name!r}: storage runs past the end (truncated file?)")
+            self._last_range = (start, info.file_size)
+            return memoryview(self._map)[start : start + info.file_size]
+        with self._zip.open(info) as handle:
+            return handle.read()
 
     def _load_index(self, key: str | None) -> dict[str, _TensorRef]:
         pickles = [n for n in self._zip.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
@@ -180,23 +200,42 @@ class PthReader:
         if count and (ref.offset < 0 or extent > storage.numel or min(ref.stride, default=0) < 0):
             raise PthFormatError(f"{self.path}: tensor {name!r}: view runs outside its storage")
         try:
-            with self._zip.open(entry) as handle:
-                raw = bytearray(info.file_size)
-                handle.readinto(raw)
+            raw = self._storage_bytes(info, name)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise PthFormatError(f"{self.path}: tensor {name!r}: cannot read its storage ({exc})") from None
         flat = np.frombuffer(raw, dtype=np_dtype.newbyteorder(">") if self._big_endian else np_dtype)
+        if not count:
+            return NamedArray(name, np.empty(ref.shape, np_dtype), storage.dtype)
+        c_strides = tuple(int(s) for s in np.empty(ref.shape, dtype=np.int8).strides)
+        if ref.offset == 0 and count == storage.numel and ref.stride == c_strides and not self._big_endian:
+            return NamedArray(name, flat.reshape(ref.shape), storage.dtype)  # read-only view of the mapped file
         view = np.lib.stride_tricks.as_strided(
-            flat[ref.offset:], shape=ref.shape, strides=tuple(s * np_dtype.itemsize for s in ref.stride)
-        ) if count else np.empty(ref.shape, np_dtype)
+            flat[ref.offset:], shape=ref.shape, strides=tuple(s * np_dtype.itemsize for s in ref.stride))
         return NamedArray(name, np.array(view, dtype=np_dtype, order="C"), storage.dtype)
 
     def __iter__(self) -> Iterator[NamedArray]:
+        """Tensors in file order; a consumed tensor's mapped pages leave this process's RSS."""
         for name in self._tensors:
-            yield self.read(name)
+            self._last_range = None
+            tensor = self.read(name)
+            mapped = self._last_range
+            yield tensor
+            if mapped is not None:
+                self._release(*mapped)
+
+    def _release(self, start: int, length: int) -> None:
+        # The map is read-only and file-backed: dropped pages fault back in from the file if touched.
+        aligned = start - start % mmap.PAGESIZE
+        if hasattr(self._map, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            self._map.madvise(mmap.MADV_DONTNEED, aligned, length + start - aligned)
 
     def close(self) -> None:
         self._zip.close()
+        try:
+            self._map.close()
+        except BufferError:
+            pass  # arrays handed out still view the map; it is released with the last of them
+        self._raw.close()
 
     def __enter__(self):
         return self
@@ -206,6 +245,6 @@ class PthReader:
 
 
 def read_pth(path: str | Path, key: str | None = None) -> dict[str, NamedArray]:
-    """Every tensor of a .pth state dict (convenience; holds them all)."""
+    """Every tensor of a .pth state dict, as copies (convenience; holds them all)."""
     with PthReader(path, key) as reader:
-        return {t.name: t for t in reader}
+        return {t.name: NamedArray(t.name, np.array(t.array), t.dtype) for t in reader}

@@ -74,3 +74,12 @@ def test_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(RuntimeError):
         ckpt.write_ckpt(tmp_path / "x.ckpt", tensors())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_zero_copy_records_equal_protobufs_own_serialisation():
+    from proto import ms_checkpoint
+
+    for tensor in sample():
+        pieces = ms_checkpoint.value_record(tensor.name, tensor.array, tensor.dtype, tensor.shape)
+        assert b"".join(bytes(p) for p in pieces) == ms_checkpoint.encode_value(
+            tensor.name, tensor.array, tensor.dtype, tensor.shape), tensor.name
