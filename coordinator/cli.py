@@ -114,15 +114,19 @@ def ping(**opts):
         click.echo(f"both workers answered in {elapsed:.2f}s")
 
 
-def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...], sync_weights: bool = True) -> int:
+def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...], sync_weights: bool = True,
+             weight_map_path: Path | None = None) -> int:
+    from proto.weight_map import load_weight_map
+
     pt, ms, security = targets_from(opts)
+    user_map = load_weight_map(weight_map_path) if weight_map_path else None
     shapes = [randomness.parse_input_shape(text, i) for i, text in enumerate(input_shape)]
     arrays = randomness.load_input_files(list(inputs)) if inputs else None
     if shapes and arrays:
         raise click.UsageError("give --input-shape or --inputs, not both")
     with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
         result = run_compare(session, shapes, arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
-                             equal_nan=opts["equal_nan"], sync_weights=sync_weights)
+                             equal_nan=opts["equal_nan"], sync_weights=sync_weights, weight_map=user_map)
     report.print_compare(result)
     if opts["json_path"]:
         report.write_json(opts["json_path"], report.compare_to_dict(result))
@@ -138,10 +142,12 @@ def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...],
               help="an input from a .npy file (repeat for several inputs)")
 @click.option("--sync-weights/--no-sync-weights", default=True, show_default=True,
               help="stream the pt weights into the ms net first (off: each side keeps its own)")
+@click.option("--weight-map", "weight_map_path", type=click.Path(path_type=Path),
+              help="map file for names the layer rules cannot pair (start from `msparity weight-map`)")
 @handles_errors
-def compare(input_shape, inputs, sync_weights, **opts):
+def compare(input_shape, inputs, sync_weights, weight_map_path, **opts):
     """Same weights, same inputs, both nets in eval mode: compare their outputs."""
-    sys.exit(_compare(opts, input_shape, inputs, sync_weights))
+    sys.exit(_compare(opts, input_shape, inputs, sync_weights, weight_map_path))
 
 
 @main.command("weight-map")

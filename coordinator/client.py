@@ -120,10 +120,11 @@ class WorkerClient:
                     module_type=p.module_type,
                     trainable=p.trainable,
                     is_buffer=p.is_buffer,
+                    module_rule_type=p.module_rule_type,
                 )
                 for p in reply.parameters
             ),
-            modules=tuple(ModuleSpec(m.path, m.type) for m in reply.modules),
+            modules=tuple(ModuleSpec(m.path, m.type, m.rule_type) for m in reply.modules),
         )
 
     def get_weights(self, names: Sequence[str] = ()) -> Iterator[NamedArray]:

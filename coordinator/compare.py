@@ -11,6 +11,7 @@ from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
 from proto.adapter import TensorSpec, WorkerDescription, spec_of
 from proto.codec import NamedArray
+from proto.weight_map import WeightMap
 
 REPORT_SCHEMA = "msparity.report/1"
 
@@ -80,6 +81,7 @@ def run_compare(
     atol: float | None = None,
     equal_nan: bool = False,
     sync_weights: bool = True,
+    weight_map: WeightMap | None = None,
 ) -> CompareReport:
     """Sync weights (pt -> ms), seed both sides, send both the same inputs, compare the outputs."""
     seconds: dict[str, float] = {}
@@ -88,7 +90,7 @@ def run_compare(
     pt_desc, ms_desc = session.pt_description, session.ms_description
     start = time.perf_counter()
     session.seed(seed)
-    sync = session.sync_weights() if sync_weights else None
+    sync = session.sync_weights(weight_map) if sync_weights else None
     seconds["weights"] = time.perf_counter() - start
     inputs = input_arrays or randomness.generate_inputs(choose_input_specs(input_shapes or [], pt_desc, ms_desc), seed)
     start = time.perf_counter()

@@ -20,6 +20,7 @@ from coordinator.errors import MsparityError, UsageError
 from proto import transport
 from proto.adapter import PROTOCOL_VERSION, WorkerAdapter, WorkerDescription
 from proto.codec import NamedArray
+from proto.weight_map import WeightMap
 
 EXPECTED_FRAMEWORK = {"pt": "pytorch", "ms": "mindspore"}
 
@@ -101,14 +102,14 @@ class Session:
     def seed(self, seed: int) -> None:
         self.both(lambda: self.pt.seed(seed), lambda: self.ms.seed(seed))
 
-    def plan_weights(self) -> weight_map.WeightPlan:
+    def plan_weights(self, user_map: WeightMap | None = None) -> weight_map.WeightPlan:
         pt_listing, ms_listing = self.both(self.pt.list_parameters, self.ms.list_parameters)
-        return weight_map.plan_from_listings(pt_listing, ms_listing)
+        return weight_map.plan_from_listings(pt_listing, ms_listing, user_map)
 
-    def sync_weights(self) -> SyncSummary:
-        """Stream the torch weights through the layer rules straight into the MindSpore net."""
+    def sync_weights(self, user_map: WeightMap | None = None) -> SyncSummary:
+        """Stream the torch weights through the map (layer rules by default) straight into the MindSpore net."""
         start = time.perf_counter()
-        plan = self.plan_weights()
+        plan = self.plan_weights(user_map)
         result = self.ms.set_weights(plan.convert(self.pt.get_weights(plan.pt_names)), strict=True)
         transformed = tuple(m.pt_name for m in plan.mappings if m.transform != "identity")
         return SyncSummary(result.loaded, plan.dropped, transformed, time.perf_counter() - start)

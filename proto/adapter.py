@@ -36,6 +36,7 @@ class ParameterSpec:
     module_type: str
     trainable: bool
     is_buffer: bool = False
+    module_rule_type: str = ""  # nearest framework class of the owner; layer rules match on it
 
     @property
     def local_name(self) -> str:
@@ -49,6 +50,7 @@ class ParameterSpec:
 class ModuleSpec:
     path: str
     type: str
+    rule_type: str = ""
 
 
 @dataclass(frozen=True)

@@ -135,10 +135,11 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                     module_type=p.module_type,
                     trainable=p.trainable,
                     is_buffer=p.is_buffer,
+                    module_rule_type=p.module_rule_type,
                 )
                 for p in listing.parameters
             ],
-            modules=[worker_pb2.ModuleInfo(path=m.path, type=m.type) for m in listing.modules],
+            modules=[worker_pb2.ModuleInfo(path=m.path, type=m.type, rule_type=m.rule_type) for m in listing.modules],
         )
 
     @_streaming_rpc

@@ -87,17 +87,18 @@ def ms_name_from_pt(param: ParameterSpec, module_types: dict[str, str]) -> tuple
     whether the target net has a place for them.
     """
     local = param.local_name
-    ms_local = PARAM_RENAMES.get(param.module_type, {}).get(local, local)
+    layer = param.module_rule_type or param.module_type
+    ms_local = PARAM_RENAMES.get(layer, {}).get(local, local)
     if ms_local is DROP:
         ms_local = local
     path = ms_module_path(param.module_path, module_types)
-    transform = VALUE_TRANSFORMS.get((param.module_type, local), "identity")
+    transform = VALUE_TRANSFORMS.get((layer, local), "identity")
     return (f"{path}.{ms_local}" if path else ms_local), transform
 
 
 def weight_map_from_listing(listing: ParameterListing, prefix: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
     """(name_map, value_map) for every torch state entry, in state order; prefix goes before every ms name."""
-    module_types = {m.path: m.type for m in listing.modules}
+    module_types = {m.path: m.rule_type or m.type for m in listing.modules}
     name_map: dict[str, str] = {}
     value_map: dict[str, str] = {}
     for param in listing.parameters:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from proto import tensor_pb2 as proto_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12proto/worker.proto\x12\x0bmsparity.v1\x1a\x12proto/tensor.proto\"\x11\n\x0f\x44\x65scribeRequest\"\xb8\x02\n\rDescribeReply\x12\x11\n\tframework\x18\x01 \x01(\t\x12\x19\n\x11\x66ramework_version\x18\x02 \x01(\t\x12\x16\n\x0epython_version\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x18\n\x10protocol_version\x18\x05 \x01(\t\x12\x12\n\nmodel_spec\x18\x06 \x01(\t\x12\x13\n\x0bmodel_class\x18\x07 \x01(\t\x12\x17\n\x0fparameter_count\x18\x08 \x01(\x03\x12\x1a\n\x12parameter_elements\x18\t \x01(\x03\x12/\n\x0e\x65xample_inputs\x18\n \x03(\x0b\x32\x17.msparity.v1.TensorSpec\x12\x10\n\x08hostname\x18\x0b \x01(\t\x12\x16\n\x0e\x65xecution_mode\x18\x0c \x01(\t\"\x1b\n\x0bSeedRequest\x12\x0c\n\x04seed\x18\x01 \x01(\x03\"\x0b\n\tSeedReply\"\x17\n\x15ListParametersRequest\"\x8b\x01\n\rParameterInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x13\n\x0bmodule_path\x18\x04 \x01(\t\x12\x13\n\x0bmodule_type\x18\x05 \x01(\t\x12\x11\n\ttrainable\x18\x06 \x01(\x08\x12\x11\n\tis_buffer\x18\x07 \x01(\x08\"(\n\nModuleInfo\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"o\n\x13ListParametersReply\x12.\n\nparameters\x18\x01 \x03(\x0b\x32\x1a.msparity.v1.ParameterInfo\x12(\n\x07modules\x18\x02 \x03(\x0b\x32\x17.msparity.v1.ModuleInfo\"\"\n\x11GetWeightsRequest\x12\r\n\x05names\x18\x01 \x03(\t\"#\n\x11SetWeightsOptions\x12\x0e\n\x06strict\x18\x01 \x01(\x08\"y\n\x11SetWeightsRequest\x12\x31\n\x07options\x18\x01 \x01(\x0b\x32\x1e.msparity.v1.SetWeightsOptionsH\x00\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x18.msparity.v1.TensorChunkH\x00\x42\x06\n\x04item\"2\n\x0fSetWeightsReply\x12\x0e\n\x06loaded\x18\x01 \x01(\x03\x12\x0f\n\x07missing\x18\x02 \x03(\t\"$\n\x0e\x46orwardOptions\x12\x12\n\ntrain_mode\x18\x01 \x01(\x08\"s\n\x0e\x46orwardRequest\x12.\n\x07options\x18\x01 \x01(\x0b\x32\x1b.msparity.v1.ForwardOptionsH\x00\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x18.msparity.v1.TensorChunkH\x00\x42\x06\n\x04item2\xbe\x03\n\x06Worker\x12\x44\n\x08\x44\x65scribe\x12\x1c.msparity.v1.DescribeRequest\x1a\x1a.msparity.v1.DescribeReply\x12\x38\n\x04Seed\x12\x18.msparity.v1.SeedRequest\x1a\x16.msparity.v1.SeedReply\x12V\n\x0eListParameters\x12\".msparity.v1.ListParametersRequest\x1a .msparity.v1.ListParametersReply\x12H\n\nGetWeights\x12\x1e.msparity.v1.GetWeightsRequest\x1a\x18.msparity.v1.TensorChunk0\x01\x12L\n\nSetWeights\x12\x1e.msparity.v1.SetWeightsRequest\x1a\x1c.msparity.v1.SetWeightsReply(\x01\x12\x44\n\x07\x46orward\x12\x1b.msparity.v1.ForwardRequest\x1a\x18.msparity.v1.TensorChunk(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12proto/worker.proto\x12\x0bmsparity.v1\x1a\x12proto/tensor.proto\"\x11\n\x0f\x44\x65scribeRequest\"\xb8\x02\n\rDescribeReply\x12\x11\n\tframework\x18\x01 \x01(\t\x12\x19\n\x11\x66ramework_version\x18\x02 \x01(\t\x12\x16\n\x0epython_version\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x18\n\x10protocol_version\x18\x05 \x01(\t\x12\x12\n\nmodel_spec\x18\x06 \x01(\t\x12\x13\n\x0bmodel_class\x18\x07 \x01(\t\x12\x17\n\x0fparameter_count\x18\x08 \x01(\x03\x12\x1a\n\x12parameter_elements\x18\t \x01(\x03\x12/\n\x0e\x65xample_inputs\x18\n \x03(\x0b\x32\x17.msparity.v1.TensorSpec\x12\x10\n\x08hostname\x18\x0b \x01(\t\x12\x16\n\x0e\x65xecution_mode\x18\x0c \x01(\t\"\x1b\n\x0bSeedRequest\x12\x0c\n\x04seed\x18\x01 \x01(\x03\"\x0b\n\tSeedReply\"\x17\n\x15ListParametersRequest\"\xa5\x01\n\rParameterInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x13\n\x0bmodule_path\x18\x04 \x01(\t\x12\x13\n\x0bmodule_type\x18\x05 \x01(\t\x12\x11\n\ttrainable\x18\x06 \x01(\x08\x12\x11\n\tis_buffer\x18\x07 \x01(\x08\x12\x18\n\x10module_rule_type\x18\x08 \x01(\t\";\n\nModuleInfo\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x11\n\trule_type\x18\x03 \x01(\t\"o\n\x13ListParametersReply\x12.\n\nparameters\x18\x01 \x03(\x0b\x32\x1a.msparity.v1.ParameterInfo\x12(\n\x07modules\x18\x02 \x03(\x0b\x32\x17.msparity.v1.ModuleInfo\"\"\n\x11GetWeightsRequest\x12\r\n\x05names\x18\x01 \x03(\t\"#\n\x11SetWeightsOptions\x12\x0e\n\x06strict\x18\x01 \x01(\x08\"y\n\x11SetWeightsRequest\x12\x31\n\x07options\x18\x01 \x01(\x0b\x32\x1e.msparity.v1.SetWeightsOptionsH\x00\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x18.msparity.v1.TensorChunkH\x00\x42\x06\n\x04item\"2\n\x0fSetWeightsReply\x12\x0e\n\x06loaded\x18\x01 \x01(\x03\x12\x0f\n\x07missing\x18\x02 \x03(\t\"$\n\x0e\x46orwardOptions\x12\x12\n\ntrain_mode\x18\x01 \x01(\x08\"s\n\x0e\x46orwardRequest\x12.\n\x07options\x18\x01 \x01(\x0b\x32\x1b.msparity.v1.ForwardOptionsH\x00\x12)\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x18.msparity.v1.TensorChunkH\x00\x42\x06\n\x04item2\xbe\x03\n\x06Worker\x12\x44\n\x08\x44\x65scribe\x12\x1c.msparity.v1.DescribeRequest\x1a\x1a.msparity.v1.DescribeReply\x12\x38\n\x04Seed\x12\x18.msparity.v1.SeedRequest\x1a\x16.msparity.v1.SeedReply\x12V\n\x0eListParameters\x12\".msparity.v1.ListParametersRequest\x1a .msparity.v1.ListParametersReply\x12H\n\nGetWeights\x12\x1e.msparity.v1.GetWeightsRequest\x1a\x18.msparity.v1.TensorChunk0\x01\x12L\n\nSetWeights\x12\x1e.msparity.v1.SetWeightsRequest\x1a\x1c.msparity.v1.SetWeightsReply(\x01\x12\x44\n\x07\x46orward\x12\x1b.msparity.v1.ForwardRequest\x1a\x18.msparity.v1.TensorChunk(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,23 +43,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPARAMETERSREQUEST']._serialized_start=431
   _globals['_LISTPARAMETERSREQUEST']._serialized_end=454
   _globals['_PARAMETERINFO']._serialized_start=457
-  _globals['_PARAMETERINFO']._serialized_end=596
-  _globals['_MODULEINFO']._serialized_start=598
-  _globals['_MODULEINFO']._serialized_end=638
-  _globals['_LISTPARAMETERSREPLY']._serialized_start=640
-  _globals['_LISTPARAMETERSREPLY']._serialized_end=751
-  _globals['_GETWEIGHTSREQUEST']._serialized_start=753
-  _globals['_GETWEIGHTSREQUEST']._serialized_end=787
-  _globals['_SETWEIGHTSOPTIONS']._serialized_start=789
-  _globals['_SETWEIGHTSOPTIONS']._serialized_end=824
-  _globals['_SETWEIGHTSREQUEST']._serialized_start=826
-  _globals['_SETWEIGHTSREQUEST']._serialized_end=947
-  _globals['_SETWEIGHTSREPLY']._serialized_start=949
-  _globals['_SETWEIGHTSREPLY']._serialized_end=999
-  _globals['_FORWARDOPTIONS']._serialized_start=1001
-  _globals['_FORWARDOPTIONS']._serialized_end=1037
-  _globals['_FORWARDREQUEST']._serialized_start=1039
-  _globals['_FORWARDREQUEST']._serialized_end=1154
-  _globals['_WORKER']._serialized_start=1157
-  _globals['_WORKER']._serialized_end=1603
+  _globals['_PARAMETERINFO']._serialized_end=622
+  _globals['_MODULEINFO']._serialized_start=624
+  _globals['_MODULEINFO']._serialized_end=683
+  _globals['_LISTPARAMETERSREPLY']._serialized_start=685
+  _globals['_LISTPARAMETERSREPLY']._serialized_end=796
+  _globals['_GETWEIGHTSREQUEST']._serialized_start=798
+  _globals['_GETWEIGHTSREQUEST']._serialized_end=832
+  _globals['_SETWEIGHTSOPTIONS']._serialized_start=834
+  _globals['_SETWEIGHTSOPTIONS']._serialized_end=869
+  _globals['_SETWEIGHTSREQUEST']._serialized_start=871
+  _globals['_SETWEIGHTSREQUEST']._serialized_end=992
+  _globals['_SETWEIGHTSREPLY']._serialized_start=994
+  _globals['_SETWEIGHTSREPLY']._serialized_end=1044
+  _globals['_FORWARDOPTIONS']._serialized_start=1046
+  _globals['_FORWARDOPTIONS']._serialized_end=1082
+  _globals['_FORWARDREQUEST']._serialized_start=1084
+  _globals['_FORWARDREQUEST']._serialized_end=1199
+  _globals['_WORKER']._serialized_start=1202
+  _globals['_WORKER']._serialized_end=1648
 # @@protoc_insertion_point(module_scope)

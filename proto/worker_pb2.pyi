@@ -54,7 +54,7 @@ class ListParametersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ParameterInfo(_message.Message):
-    __slots__ = ("name", "dtype", "shape", "module_path", "module_type", "trainable", "is_buffer")
+    __slots__ = ("name", "dtype", "shape", "module_path", "module_type", "trainable", "is_buffer", "module_rule_type")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class ParameterInfo(_message.Message):
     MODULE_TYPE_FIELD_NUMBER: _ClassVar[int]
     TRAINABLE_FIELD_NUMBER: _ClassVar[int]
     IS_BUFFER_FIELD_NUMBER: _ClassVar[int]
+    MODULE_RULE_TYPE_FIELD_NUMBER: _ClassVar[int]
     name: str
     dtype: str
     shape: _containers.RepeatedScalarFieldContainer[int]
@@ -69,15 +70,18 @@ class ParameterInfo(_message.Message):
     module_type: str
     trainable: bool
     is_buffer: bool
-    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., module_path: _Optional[str] = ..., module_type: _Optional[str] = ..., trainable: _Optional[bool] = ..., is_buffer: _Optional[bool] = ...) -> None: ...
+    module_rule_type: str
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., module_path: _Optional[str] = ..., module_type: _Optional[str] = ..., trainable: _Optional[bool] = ..., is_buffer: _Optional[bool] = ..., module_rule_type: _Optional[str] = ...) -> None: ...
 
 class ModuleInfo(_message.Message):
-    __slots__ = ("path", "type")
+    __slots__ = ("path", "type", "rule_type")
     PATH_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
+    RULE_TYPE_FIELD_NUMBER: _ClassVar[int]
     path: str
     type: str
-    def __init__(self, path: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
+    rule_type: str
+    def __init__(self, path: _Optional[str] = ..., type: _Optional[str] = ..., rule_type: _Optional[str] = ...) -> None: ...
 
 class ListParametersReply(_message.Message):
     __slots__ = ("parameters", "modules")

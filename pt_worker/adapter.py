@@ -66,27 +66,28 @@ class TorchAdapter:
         determinism.fix_random(seed)
 
     def list_parameters(self) -> ParameterListing:
-        owners: dict[str, tuple[str, str, bool]] = {}
+        owners: dict[str, tuple[str, torch.nn.Module, bool]] = {}
         modules = []
         for path, module in self.net.named_modules(remove_duplicate=False):
-            modules.append(ModuleSpec(path, type(module).__name__))
+            modules.append(ModuleSpec(path, type(module).__name__, _rule_type(module)))
             prefix = f"{path}." if path else ""
             for local, _ in module.named_parameters(recurse=False):
-                owners[prefix + local] = (path, type(module).__name__, False)
+                owners[prefix + local] = (path, module, False)
             for local, _ in module.named_buffers(recurse=False):
-                owners[prefix + local] = (path, type(module).__name__, True)
+                owners[prefix + local] = (path, module, True)
         params = []
         for name, value in self._state().items():
-            path, module_type, is_buffer = owners.get(name, ("", type(self.net).__name__, False))
+            path, owner, is_buffer = owners.get(name, ("", self.net, False))
             params.append(
                 ParameterSpec(
                     name=name,
                     dtype=tensors.wire_dtype_from_pt(value.dtype),
                     shape=tuple(value.shape),
                     module_path=path,
-                    module_type=module_type,
+                    module_type=type(owner).__name__,
                     trainable=bool(getattr(value, "requires_grad", False)) and not is_buffer,
                     is_buffer=is_buffer,
+                    module_rule_type=_rule_type(owner),
                 )
             )
         return ParameterListing(tuple(params), tuple(modules))
@@ -119,6 +120,14 @@ class TorchAdapter:
             tensors.numpy_from_pt(name, value if tensors.is_pt_tensor(value) else torch.as_tensor(value))
             for name, value in flatten_outputs(result, tensors.is_pt_tensor)
         ]
+
+
+def _rule_type(module: torch.nn.Module) -> str:
+    """The nearest torch.nn class in module's MRO (a user's ``class LayerNorm(nn.LayerNorm)`` -> "LayerNorm")."""
+    for cls in type(module).__mro__:
+        if cls.__module__.startswith("torch.nn.") and cls is not torch.nn.Module:
+            return cls.__name__
+    return type(module).__name__
 
 
 def _device_of(net: torch.nn.Module) -> torch.device:

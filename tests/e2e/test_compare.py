@@ -91,3 +91,22 @@ def test_model_that_fails_to_build_exits_3_naming_the_model():
     assert result.code == 3
     line = result.stderr.strip()
     assert "no_such_factory" in line and len(line.splitlines()) == 1
+
+
+def test_renamed_layers_need_a_map_and_subclassed_layernorm_follows_the_rules(tmp_path):
+    fixtures = REPO / "tests" / "fixtures"
+    pair = ("--pt-model", f"{fixtures / 'renamed_pt.py'}:build", "--ms-model", f"{fixtures / 'renamed_ms.py'}:build")
+    unmapped = run_cli("compare", *pair)
+    assert unmapped.code == 3
+    assert "'head.weight' maps to ms 'head.weight', which the ms net lacks" in unmapped.stderr
+    assert "classifier.weight" in unmapped.stderr and "ln.gamma" not in unmapped.stderr
+
+    made = run_cli("weight-map", "--pt-model", f"{fixtures / 'renamed_pt.py'}:build", "--out", str(tmp_path / "m.json"))
+    assert made.code == 0, made.stderr
+    name_map, value_map = json.loads((tmp_path / "m.json").read_text())
+    assert name_map["ln.weight"] == "ln.gamma"  # the subclass still gets LayerNorm's rule
+    name_map.update({"head.weight": "classifier.weight", "head.bias": "classifier.bias"})
+    (tmp_path / "m.json").write_text(json.dumps([name_map, value_map]))
+    mapped = run_cli("compare", *pair, "--weight-map", str(tmp_path / "m.json"), "--json", str(tmp_path / "r.json"))
+    assert mapped.code == 0, mapped.stdout + mapped.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["outputs"][0]["max_abs_diff"] <= 1e-5
