@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mindspore as ms
 
-from proto.formats.atomic import atomic_binary
+from proto.net_files import output_folder, write_architecture
 
 WEIGHTS_FILE = "mindspore_troubleshooter_create.ckpt"
 ARCHITECTURE_FILE = "mindspore_net_architecture.txt"
@@ -19,8 +19,7 @@ def save_net_and_weight_params(net, path=None, weight_params_filename=None) -> N
     if not isinstance(net, ms.nn.Cell):
         raise ValueError("For the 'save_net_and_weight_params', the type of the 'net' parameter must be "
                          "'mindspore.nn.Cell' here (use pt_worker's for a torch Module)")
-    folder = Path(path if path is not None else os.getcwd())
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder = output_folder(path)
     target = folder / (weight_params_filename or WEIGHTS_FILE)
     # save_checkpoint writes in place; write beside the target and rename so no partial file is left
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".ckpt", dir=folder)
@@ -30,5 +29,4 @@ def save_net_and_weight_params(net, path=None, weight_params_filename=None) -> N
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    with atomic_binary(folder / ARCHITECTURE_FILE) as handle:
-        handle.write((str(net) + "\n").encode("utf-8"))
+    write_architecture(folder / ARCHITECTURE_FILE, net)
