@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import click
-from coordinator import randomness, report
+from coordinator import metrics, randomness, report
 from coordinator.compare import REPORT_SCHEMA, run_compare
 from coordinator.errors import EXIT_CANNOT_COMPARE, EXIT_DIFFERENT, EXIT_OK, MsparityError
 from coordinator.session import WorkerTarget, open_session
@@ -118,6 +118,7 @@ def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...],
              weight_map_path: Path | None = None) -> int:
     from proto.weight_map import load_weight_map
 
+    metrics.resolve_tolerance("float32", opts["rtol"], opts["atol"])  # usage errors before spawning anything
     pt, ms, security = targets_from(opts)
     user_map = load_weight_map(weight_map_path) if weight_map_path else None
     shapes = [randomness.parse_input_shape(text, i) for i, text in enumerate(input_shape)]

@@ -110,3 +110,15 @@ def test_renamed_layers_need_a_map_and_subclassed_layernorm_follows_the_rules(tm
     mapped = run_cli("compare", *pair, "--weight-map", str(tmp_path / "m.json"), "--json", str(tmp_path / "r.json"))
     assert mapped.code == 0, mapped.stdout + mapped.stderr
     assert json.loads((tmp_path / "r.json").read_text())["outputs"][0]["max_abs_diff"] <= 1e-5
+
+
+def test_usage_errors_exit_2_before_any_worker_starts():
+    import time
+
+    start = time.monotonic()
+    result = run_cli("compare", "--pt-model", "examples.mlp_pt:build", "--ms-model", "examples.mlp_ms:build",
+                     "--rtol", "1e-3")
+    assert result.code == 2 and "both --rtol and --atol" in result.stderr
+    assert time.monotonic() - start < 5  # no framework was imported, no worker spawned
+    both = run_cli("compare", "--pt", "127.0.0.1:1", "--pt-model", "examples.mlp_pt:build", "--ms", "127.0.0.1:2")
+    assert both.code == 2 and "exactly one of --pt ADDRESS or --pt-model SPEC" in both.stderr
