@@ -16,8 +16,7 @@ from coordinator.convert import resolve_weight_map
 from coordinator.errors import MsparityError
 from coordinator.metrics import TensorComparison
 from proto.conversion import check_keys, convert_tensors
-from proto.formats.ckpt import CkptReader
-from proto.formats.pth import PthReader
+from proto.formats import open_weights, weights_kind
 from proto.weight_rules import OPTIONAL_LOCAL_NAMES
 
 SHAPE_TITLE = "The list of comparison results for shapes"
@@ -63,7 +62,7 @@ class WeightsComparison:
         return self.passed
 
 
-def _compare(orig_tensors, orig_shown, target: CkptReader, compare_value: bool, rtol, atol, equal_nan) -> WeightsComparison:
+def _compare(orig_tensors, orig_shown, target, compare_value: bool, rtol, atol, equal_nan) -> WeightsComparison:
     target_specs = {s.name: s for s in target.specs()}
     seen: set[str] = set()
     shape_rows, values = [], []
@@ -96,7 +95,7 @@ def compare_ms_ckpt(orig_file_path, target_file_path, **kwargs) -> WeightsCompar
     inverted = {}
     if kwargs.get("weight_map") or kwargs.get("weight_map_path"):
         inverted = {ms: pt for pt, ms in resolve_weight_map(kwargs.get("weight_map_path"), kwargs.get("weight_map")).name_map.items()}
-    with CkptReader(orig_file_path) as orig, CkptReader(target_file_path) as target:
+    with open_weights(orig_file_path) as orig, open_weights(target_file_path) as target:
         result = _compare(orig, (lambda n: inverted.get(n)) if inverted else (lambda n: n), target,
                           kwargs.get("compare_value", True), kwargs.get("rtol", 1e-4), kwargs.get("atol", 1e-4),
                           kwargs.get("equal_nan", False))
@@ -110,7 +109,7 @@ def compare_pth_and_ckpt(weight_map_path, pt_file_path, ms_file_path, **kwargs) 
     weight_map = resolve_weight_map(weight_map_path, kwargs.get("weight_map"))
     inverted = {ms: pt for pt, ms in weight_map.name_map.items()}
     rows: list = []
-    with PthReader(pt_file_path) as pth, CkptReader(ms_file_path) as target:
+    with open_weights(pt_file_path) as pth, open_weights(ms_file_path) as target:
         check_keys(weight_map, pth.specs(), str(pt_file_path))
         result = _compare(convert_tensors(weight_map, pth, rows), inverted.get, target,
                           kwargs.get("compare_value", True), kwargs.get("rtol", 1e-4), kwargs.get("atol", 1e-4),
@@ -123,23 +122,12 @@ def compare_pth_and_ckpt(weight_map_path, pt_file_path, ms_file_path, **kwargs) 
     return result
 
 
-def weights_file_kind(path: str | Path) -> str:
-    """"pth" or "ckpt", by suffix (a clear error otherwise)."""
-    suffix = Path(path).suffix.lower()
-    if suffix in (".pth", ".pt", ".bin"):
-        return "pth"
-    if suffix == ".ckpt":
-        return "ckpt"
-    raise MsparityError(f"{path}: unknown weights file type {suffix!r}; expected .pth/.pt or .ckpt")
-
-
 def compare_weight_files(a, b, weight_map_path=None, **kwargs) -> WeightsComparison:
-    """The CLI's compare-ckpt: .ckpt vs .ckpt, or .pth vs .ckpt (through the weight map)."""
-    kinds = (weights_file_kind(a), weights_file_kind(b))
-    if kinds == ("ckpt", "ckpt"):
-        return compare_ms_ckpt(a, b, weight_map_path=weight_map_path, **kwargs)
-    if kinds == ("pth", "ckpt"):
+    """The CLI's compare-ckpt: a .pth is converted through the weight map first; other pairs match by name."""
+    if weights_kind(a) == "pth":
         if weight_map_path is None:
             raise MsparityError(f"comparing {a} with {b} needs --weight-map (make one with msparity weight-map)")
         return compare_pth_and_ckpt(weight_map_path, a, b, **kwargs)
-    raise MsparityError(f"compare-ckpt takes .ckpt .ckpt or .pth .ckpt, got {Path(a).name} {Path(b).name}")
+    if weights_kind(b) == "pth":
+        raise MsparityError(f"put the torch file first: msparity compare-ckpt {Path(b).name} {Path(a).name} --weight-map ...")
+    return compare_ms_ckpt(a, b, weight_map_path=weight_map_path, **kwargs)

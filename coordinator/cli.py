@@ -179,9 +179,10 @@ def weight_map_command(pt_address, pt_model, pt_python, token, weight_name_prefi
 @main.command()
 @click.option("--weight-map", "weight_map_path", required=True, type=click.Path(path_type=Path),
               help="map file from get_weight_map / msparity weight-map (TroubleShooter's format works)")
-@click.option("--pth", "pth_path", required=True, type=click.Path(path_type=Path), help="torch state_dict (.pth)")
+@click.option("--pth", "pth_path", required=True, type=click.Path(path_type=Path),
+              help="torch state_dict: .pth/.pt/.bin, or .safetensors")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="MindSpore checkpoint to write (.ckpt)")
+              help="MindSpore weights to write: .ckpt, or .safetensors")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="also write the table as JSON")
 @handles_errors
 def convert(weight_map_path, pth_path, out_path, json_path):
@@ -208,7 +209,7 @@ def convert(weight_map_path, pth_path, out_path, json_path):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="also write the result as JSON")
 @handles_errors
 def compare_ckpt(orig, target, weight_map_path, rtol, atol, equal_nan, print_level, json_path):
-    """Compare two weight files: .ckpt vs .ckpt, or .pth vs .ckpt through a weight map."""
+    """Compare two weight files (.pth/.ckpt/.safetensors); a .pth goes first and through --weight-map."""
     from coordinator.ckpt_compare import compare_weight_files
 
     result = compare_weight_files(orig, target, weight_map_path, rtol=rtol, atol=atol, equal_nan=equal_nan,

@@ -16,9 +16,10 @@ import numpy as np
 from coordinator.errors import MsparityError
 from proto.adapter import TensorSpec
 from proto.codec import NamedArray
+from proto import weight_rules
 from proto.conversion import ConversionRow, check_keys, convert_tensors
-from proto.formats import ckpt
-from proto.formats.pth import PthReader
+from proto.formats import ckpt, open_weights, weights_kind
+from proto.formats.safetensors_io import write_safetensors
 from proto.weight_map import WeightMap, load_weight_map, weight_map_from_pair
 
 log = logging.getLogger("msparity")
@@ -48,11 +49,27 @@ def _dict_tensors(pt_param_dict: dict) -> tuple[list[TensorSpec], Iterator[Named
     return [TensorSpec(n, a.dtype, a.shape) for n, a in arrays.items()], iter(arrays.values())
 
 
+def _write(out: Path, kind: str, weight_map: WeightMap, specs: list[TensorSpec], tensors, source: str,
+           rows: list[ConversionRow]) -> None:
+    check_keys(weight_map, specs, source)
+    converted = convert_tensors(weight_map, tensors, rows)
+    if kind == "ckpt":
+        ckpt.write_ckpt(out, converted)
+        return
+    out_specs = [TensorSpec(weight_map.name_map[s.name], s.dtype,
+                            weight_rules.SHAPE_TRANSFORMS[weight_map.value_map.get(s.name, "identity")](s.shape))
+                 for s in specs]
+    write_safetensors(out, out_specs, converted, {"format": "ms"})
+
+
 def convert_weight(weight_map_path=None, pt_file_path=None, ms_file_save_path=None, **kwargs) -> list[ConversionRow]:
     """Convert a torch state dict (.pth, or ``pt_param_dict``) into a MindSpore .ckpt by the weight map.
 
     kwargs as TroubleShooter: ``weight_map`` (the ``(name_map, value_map)`` of get_weight_map),
-    ``pt_param_dict``, ``print_conv_info=True``, ``print_save_path=True``. Returns the table rows.
+    ``pt_param_dict``, ``print_conv_info=True``, ``print_save_path=True``; ours: ``pth_key`` picks the
+    state dict inside a checkpoint dict. The input may also be .safetensors; an output ending in
+    .safetensors is written in that format (MindSpore loads it with format="safetensors").
+    Returns the table rows.
     """
     weight_map = resolve_weight_map(weight_map_path, kwargs.get("weight_map"))
     if ms_file_save_path is None:
@@ -60,15 +77,15 @@ def convert_weight(weight_map_path=None, pt_file_path=None, ms_file_save_path=No
     out = Path(ms_file_save_path)
     if not out.parent.exists():
         raise MsparityError(f"{out}: the folder {out.parent} does not exist; create it first")
+    out_kind = "safetensors" if out.suffix.lower() == ".safetensors" else "ckpt"
     rows: list[ConversionRow] = []
     if kwargs.get("pt_param_dict"):
         specs, tensors = _dict_tensors(kwargs["pt_param_dict"])
-        check_keys(weight_map, specs, "pt_param_dict")
-        ckpt.write_ckpt(out, convert_tensors(weight_map, tensors, rows))
+        _write(out, out_kind, weight_map, specs, tensors, "pt_param_dict", rows)
     elif pt_file_path is not None:
-        with PthReader(pt_file_path) as reader:
-            check_keys(weight_map, reader.specs(), str(pt_file_path))
-            ckpt.write_ckpt(out, convert_tensors(weight_map, reader, rows))
+        weights_kind(pt_file_path)
+        with open_weights(pt_file_path, kwargs.get("pth_key")) as reader:
+            _write(out, out_kind, weight_map, reader.specs(), reader, str(pt_file_path), rows)
     else:
         raise MsparityError("The parameters 'pt_file_path' or 'pt_param_dict' must be set to one")
     if kwargs.get("print_conv_info", True):

@@ -196,3 +196,20 @@ def test_compare_ckpt_cli_ckpt_vs_ckpt_and_pth_vs_ckpt(tmp_path):
 
     result = compare_ms_ckpt(tmp_path / "same.ckpt", tmp_path / "same.ckpt", print_level=0, compare_value=False)
     assert result.passed and result.values == ()
+
+
+def test_safetensors_in_and_out(tmp_path):
+    from safetensors.torch import save_file
+
+    pt_net, ms_net, x = build_pair("vit")
+    save_file(pt_net.state_dict(), str(tmp_path / "model.safetensors"))
+    pt_worker.get_weight_map(pt_net, weight_map_save_path=tmp_path / "map.json")
+    result = run_cli("convert", "--weight-map", str(tmp_path / "map.json"), "--pth", str(tmp_path / "model.safetensors"),
+                     "--out", str(tmp_path / "ms.safetensors"))
+    assert result.code == 0, result.stderr
+    loaded = ms.load_checkpoint(str(tmp_path / "ms.safetensors"), format="safetensors")
+    not_loaded, _ = ms.load_param_into_net(ms_net, loaded, strict_load=True)
+    assert not_loaded == [] and outputs_match(pt_net, ms_net, x) <= 1e-5
+    ms.save_checkpoint(ms_net, str(tmp_path / "ms.ckpt"))
+    same = run_cli("compare-ckpt", str(tmp_path / "ms.safetensors"), str(tmp_path / "ms.ckpt"))
+    assert same.code == 0, same.stdout + same.stderr
