@@ -183,13 +183,17 @@ def weight_map_command(pt_address, pt_model, pt_python, token, weight_name_prefi
               help="torch state_dict: .pth/.pt/.bin, or .safetensors")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="MindSpore weights to write: .ckpt, or .safetensors")
+@click.option("--pth-key", metavar="KEY", help="the state dict's key inside a checkpoint dict (e.g. model)")
+@click.option("--trust-pickle", is_flag=True,
+              help="the .pth is a pickled whole model you trust: a spawned pt worker unpickles it with torch")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="also write the table as JSON")
 @handles_errors
-def convert(weight_map_path, pth_path, out_path, json_path):
+def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, json_path):
     """Convert a torch .pth into a MindSpore .ckpt by a weight map (no framework needed)."""
     from coordinator.convert import convert_weight
 
-    rows = convert_weight(weight_map_path, pth_path, out_path, print_save_path=False)
+    rows = convert_weight(weight_map_path, pth_path, out_path, print_save_path=False, pth_key=pth_key,
+                          trust_pickle=trust_pickle)
     click.echo(f"wrote {out_path}: {len(rows)} tensors")
     if json_path:
         report.write_json(json_path, {"schema": REPORT_SCHEMA, "kind": "convert", "passed": True, "out": str(out_path),

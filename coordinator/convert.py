@@ -19,6 +19,7 @@ from proto.codec import NamedArray
 from proto import weight_rules
 from proto.conversion import ConversionRow, check_keys, convert_tensors
 from proto.formats import ckpt, open_weights, weights_kind
+from proto.formats.pth import UntrustedPickleError
 from proto.formats.safetensors_io import write_safetensors
 from proto.weight_map import WeightMap, load_weight_map, weight_map_from_pair
 
@@ -62,12 +63,23 @@ def _write(out: Path, kind: str, weight_map: WeightMap, specs: list[TensorSpec],
     write_safetensors(out, out_specs, converted, {"format": "ms"})
 
 
+def _convert_on_pt_worker(path: Path, out: Path, kind: str, weight_map: WeightMap, rows: list[ConversionRow]) -> None:
+    """A file the caller trusts: a spawned pt worker unpickles it with torch and streams its state back."""
+    from coordinator.session import WorkerTarget, open_worker
+
+    target = WorkerTarget(model_spec=f"pickle:{path.resolve()}", extra_args=("--trust-pickle",))
+    with open_worker("pt", target) as worker:
+        specs = list(worker.list_parameters().parameters)
+        _write(out, kind, weight_map, specs, worker.get_weights([s.name for s in specs]), str(path), rows)
+
+
 def convert_weight(weight_map_path=None, pt_file_path=None, ms_file_save_path=None, **kwargs) -> list[ConversionRow]:
     """Convert a torch state dict (.pth, or ``pt_param_dict``) into a MindSpore .ckpt by the weight map.
 
     kwargs as TroubleShooter: ``weight_map`` (the ``(name_map, value_map)`` of get_weight_map),
     ``pt_param_dict``, ``print_conv_info=True``, ``print_save_path=True``; ours: ``pth_key`` picks the
-    state dict inside a checkpoint dict. The input may also be .safetensors; an output ending in
+    state dict inside a checkpoint dict; ``trust_pickle=True`` lets a spawned pt worker unpickle a
+    whole model (torch.load with weights_only=False) — only for files you trust. The input may also be .safetensors; an output ending in
     .safetensors is written in that format (MindSpore loads it with format="safetensors").
     Returns the table rows.
     """
@@ -82,9 +94,15 @@ def convert_weight(weight_map_path=None, pt_file_path=None, ms_file_save_path=No
     if kwargs.get("pt_param_dict"):
         specs, tensors = _dict_tensors(kwargs["pt_param_dict"])
         _write(out, out_kind, weight_map, specs, tensors, "pt_param_dict", rows)
+    elif pt_file_path is not None and kwargs.get("trust_pickle"):
+        _convert_on_pt_worker(Path(pt_file_path), out, out_kind, weight_map, rows)
     elif pt_file_path is not None:
         weights_kind(pt_file_path)
-        with open_weights(pt_file_path, kwargs.get("pth_key")) as reader:
+        try:
+            reader = open_weights(pt_file_path, kwargs.get("pth_key"))
+        except UntrustedPickleError as exc:
+            raise UntrustedPickleError(f"{exc}; to load it anyway pass trust_pickle=True (CLI: --trust-pickle)") from None
+        with reader:
             _write(out, out_kind, weight_map, reader.specs(), reader, str(pt_file_path), rows)
     else:
         raise MsparityError("The parameters 'pt_file_path' or 'pt_param_dict' must be set to one")

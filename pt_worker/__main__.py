@@ -10,13 +10,19 @@ from proto import worker_main
 def make_adapter(args):
     from proto.model_spec import build_model
     from pt_worker.adapter import TorchAdapter
+    from pt_worker.loading import PICKLE_SPEC_PREFIX, load_pickled
 
-    net, example_inputs = build_model(args.model)
+    if args.model.startswith(PICKLE_SPEC_PREFIX):
+        net, example_inputs = load_pickled(args.model[len(PICKLE_SPEC_PREFIX):], args.trust_pickle), None
+    else:
+        net, example_inputs = build_model(args.model)
     return TorchAdapter(net, example_inputs, model_spec=args.model, device=args.device)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = worker_main.build_parser("msparity-pt-worker", "Serve a PyTorch model to an msparity coordinator.")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="allow --model pickle:PATH, which unpickles a whole model (runs code from the file)")
     return worker_main.serve("pt", parser.parse_args(argv), make_adapter)
 
 

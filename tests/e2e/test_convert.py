@@ -213,3 +213,18 @@ def test_safetensors_in_and_out(tmp_path):
     ms.save_checkpoint(ms_net, str(tmp_path / "ms.ckpt"))
     same = run_cli("compare-ckpt", str(tmp_path / "ms.safetensors"), str(tmp_path / "ms.ckpt"))
     assert same.code == 0, same.stdout + same.stderr
+
+
+def test_pickled_model_is_refused_unless_trusted_then_a_pt_worker_loads_it(tmp_path):
+    pt_net, ms_net, x = build_pair("cnn")
+    torch.save(pt_net, tmp_path / "whole.pth")  # a pickled nn.Module, not a state dict
+    pt_worker.get_weight_map(pt_net, weight_map_save_path=tmp_path / "map.json")
+    args = ("convert", "--weight-map", str(tmp_path / "map.json"), "--pth", str(tmp_path / "whole.pth"),
+            "--out", str(tmp_path / "w.ckpt"))
+    refused = run_cli(*args)
+    assert refused.code == 3 and "refused to unpickle 'examples.cnn_pt.SmallCNN'" in refused.stderr
+    assert "--trust-pickle" in refused.stderr and not (tmp_path / "w.ckpt").exists()
+    trusted = run_cli(*args, "--trust-pickle")
+    assert trusted.code == 0, trusted.stderr
+    not_loaded, _ = ms.load_param_into_net(ms_net, ms.load_checkpoint(str(tmp_path / "w.ckpt")), strict_load=True)
+    assert not_loaded == [] and outputs_match(pt_net, ms_net, x) <= 1e-5
