@@ -14,7 +14,6 @@ import numpy as np
 
 from coordinator.errors import UsageError
 from proto.codec import NamedArray
-from proto.dtypes import FLOAT_DTYPES
 
 BLOCK_ELEMENTS = 1 << 22
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="msparity-metrics")
@@ -171,7 +170,3 @@ def compare_tensors(
         worst_index=worst_index,
         note=note,
     )
-
-
-def is_float_dtype(dtype: str) -> bool:
-    return dtype in FLOAT_DTYPES

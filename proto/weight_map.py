@@ -30,9 +30,6 @@ class WeightMap:
     name_map: dict[str, str]
     value_map: dict[str, str]
 
-    def as_tuple(self) -> tuple[dict[str, str], dict[str, str]]:
-        return dict(self.name_map), dict(self.value_map)
-
 
 def _transform_name(pt_name: str, value: object, source: str) -> str:
     if value in weight_rules.TRANSFORMS:
