@@ -19,6 +19,7 @@ from proto.adapter import WorkerAdapter
 from proto.tensor_pb2 import TensorSpec as TensorSpecPb
 
 log = logging.getLogger("msparity.worker")
+_END = object()
 
 
 def _rpc(method):
@@ -86,6 +87,22 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             log.exception("%s failed", rpc)
         context.abort(code, f"{self._name} worker {rpc}: {detail}")
 
+    def _unlocked_while_waiting(self, iterator: Iterator):
+        """Items of an incoming stream; the caller holds the lock, which is released while waiting for each.
+
+        A SetWeights stream may be fed by this very worker's GetWeights (weights streamed back into
+        the net they came from); holding the lock while waiting on the network would deadlock.
+        """
+        while True:
+            self._lock.release()
+            try:
+                item = next(iterator, _END)
+            finally:
+                self._lock.acquire()
+            if item is _END:
+                return
+            yield item
+
     def _locked(self, iterator: Iterator):
         """Iterate under the lock one item at a time."""
         while True:
@@ -152,9 +169,10 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     def SetWeights(self, request_iterator, context):
         options, chunks = _stream_items(request_iterator, "SetWeights")
         strict = bool(options and options.strict)
-        # Decoding happens as the adapter pulls tensors, so weights are applied while they stream.
+        # Decoding happens as the adapter pulls tensors, so weights are applied while they stream;
+        # the lock is held while a tensor is applied, not while the next one is on its way.
         with self._lock:
-            result = self._adapter.set_weights(codec.decode(chunks), strict=strict)
+            result = self._adapter.set_weights(self._unlocked_while_waiting(codec.decode(chunks)), strict=strict)
         return worker_pb2.SetWeightsReply(loaded=result.loaded, missing=list(result.missing))
 
     @_streaming_rpc

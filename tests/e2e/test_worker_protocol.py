@@ -69,6 +69,14 @@ def test_bad_weights_are_refused_with_every_problem_named(workers):
     assert "'p_half' is float32, the net's is float16" in message
 
 
+def test_weights_stream_from_a_worker_back_into_itself(workers):
+    """SetWeights fed by the same worker's GetWeights: once a deadlock, depending on timing."""
+    pt, ms = workers
+    for _ in range(3):
+        assert pt.set_weights(pt.get_weights(), strict=True).loaded == 7
+        assert ms.set_weights(ms.get_weights(), strict=True).loaded == 5
+
+
 def test_strict_set_names_what_was_not_sent(workers):
     pt, _ = workers
     with pytest.raises(WorkerError, match=r"not set: .*p_double"):
