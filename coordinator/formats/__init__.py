@@ -1,1 +1,0 @@
-"""Framework-free readers and writers of weight files."""
