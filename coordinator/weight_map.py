@@ -13,6 +13,7 @@ from coordinator.errors import WeightMapError
 from proto import weight_rules
 from proto.adapter import ParameterListing, TensorSpec
 from proto.codec import NamedArray
+from proto.conversion import ms_tensor_from_pt
 from proto.weight_map import WeightMap, listed
 
 __all__ = ["WeightMapping", "WeightPlan", "plan_against", "plan_from_listings", "rules_weight_map"]
@@ -39,8 +40,7 @@ class WeightPlan:
         by_pt = {m.pt_name: m for m in self.mappings}
         for tensor in pt_tensors:
             mapping = by_pt[tensor.name]
-            array = weight_rules.TRANSFORMS[mapping.transform](tensor.array)
-            yield NamedArray(mapping.ms_name, array, tensor.dtype)
+            yield ms_tensor_from_pt(tensor, mapping.ms_name, mapping.transform)
 
 
 def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: list[TensorSpec] | None) -> WeightPlan:

@@ -57,15 +57,20 @@ def check_keys(weight_map: WeightMap, pt_specs: list[TensorSpec], source: str) -
         raise MsparityError("; ".join(parts))
 
 
+def ms_tensor_from_pt(tensor: NamedArray, ms_name: str, transform: str) -> NamedArray:
+    """One torch tensor under its MindSpore name, its values transformed (a view where possible)."""
+    return NamedArray(ms_name, weight_rules.TRANSFORMS[transform](tensor.array), tensor.dtype)
+
+
 def convert_tensors(weight_map: WeightMap, tensors: Iterable[NamedArray], rows: list[ConversionRow]) -> Iterator[NamedArray]:
     """Rename and transform each torch tensor; append its table row to rows as it goes."""
     for tensor in tensors:
         ms_name = weight_map.name_map[tensor.name]
         transform = weight_map.value_map.get(tensor.name, "identity")
-        array = weight_rules.TRANSFORMS[transform](tensor.array)
+        converted = ms_tensor_from_pt(tensor, ms_name, transform)
         status = conversion_status(tensor.name, ms_name, transform != "identity")
-        rows.append(ConversionRow(tensor.name, ms_name, status, tensor.shape, tuple(array.shape)))
-        yield NamedArray(ms_name, array, tensor.dtype)
+        rows.append(ConversionRow(tensor.name, ms_name, status, tensor.shape, converted.shape))
+        yield converted
 
 
 def text_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

@@ -109,14 +109,17 @@ class CkptReader:
             raise CkptFormatError(f"{self.path}: empty checkpoint, nothing to read")
         return records
 
+    def _decode(self, start: int, end: int) -> tuple[str, str, tuple[int, ...], bytes]:
+        try:
+            return ms_checkpoint.decode_value(bytes(self._map[start:end]))
+        except ms_checkpoint.CheckpointValueError as exc:
+            raise CkptFormatError(f"{self.path}: {exc}") from None
+        except Exception as exc:  # protobuf's DecodeError and friends
+            raise CkptFormatError(f"{self.path}: corrupt record at offset {start} ({type(exc).__name__})") from None
+
     def _values(self) -> Iterator[tuple[str, str, tuple[int, ...], bytes]]:
         for start, end in self._records:
-            try:
-                yield ms_checkpoint.decode_value(bytes(self._map[start:end]))
-            except ms_checkpoint.CheckpointValueError as exc:
-                raise CkptFormatError(f"{self.path}: {exc}") from None
-            except Exception as exc:  # protobuf's DecodeError and friends
-                raise CkptFormatError(f"{self.path}: corrupt record at offset {start} ({type(exc).__name__})") from None
+            yield self._decode(start, end)
 
     def __iter__(self) -> Iterator[NamedArray]:
         """Tensors in file order; split parameters are joined back."""
@@ -159,13 +162,7 @@ class CkptReader:
         records = self._index().get(name)
         if records is None:
             raise CkptFormatError(f"{self.path}: no parameter {name!r}")
-        parts = []
-        for start, end in records:
-            try:
-                parts.append(ms_checkpoint.decode_value(bytes(self._map[start:end])))
-            except Exception as exc:
-                raise CkptFormatError(f"{self.path}: corrupt record for {name!r} ({exc})") from None
-        return self._join(parts)
+        return self._join([self._decode(start, end) for start, end in records])
 
     def close(self) -> None:
         if isinstance(self._map, mmap.mmap):
