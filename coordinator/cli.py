@@ -45,17 +45,18 @@ def handles_errors(command):
     return wrapper
 
 
-def worker_options(command):
-    """--pt/--pt-model, --ms/--ms-model and the connection security options."""
-    options = [
-        click.option("--pt", "pt_address", metavar="HOST:PORT", help="address of a running pt worker"),
-        click.option("--pt-model", metavar="SPEC", help="spawn a pt worker for pkg.module:factory or file.py:factory"),
-        click.option("--pt-python", metavar="PATH", help="python to run a spawned pt worker with (another env)"),
-        click.option("--ms", "ms_address", metavar="HOST:PORT", help="address of a running ms worker"),
-        click.option("--ms-model", metavar="SPEC", help="spawn an ms worker for pkg.module:factory or file.py:factory"),
-        click.option("--ms-python", metavar="PATH", help="python to run a spawned ms worker with (another env)"),
-        click.option("--ms-mode", type=click.Choice(["pynative", "graph"]), default="pynative", show_default=True,
-                     help="MindSpore execution mode of a spawned ms worker"),
+def _side_options(role: str) -> list:
+    return [
+        click.option(f"--{role}", f"{role}_address", metavar="HOST:PORT", help=f"address of a running {role} worker"),
+        click.option(f"--{role}-model", metavar="SPEC",
+                     help=f"spawn a {role} worker for pkg.module:factory or file.py:factory"),
+        click.option(f"--{role}-python", metavar="PATH", help=f"python to run a spawned {role} worker with (another env)"),
+    ]
+
+
+def security_options() -> list:
+    """Token and TLS options for dialing workers started by hand, plus -v."""
+    return [
         click.option("--token", envvar="MSPARITY_TOKEN", metavar="TOKEN",
                      help="shared token of workers started by hand (or set MSPARITY_TOKEN)"),
         click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -63,17 +64,36 @@ def worker_options(command):
         click.option("--tls-server-name", metavar="NAME", help="name to expect in the workers' TLS certificates"),
         click.option("-v", "--verbose", is_flag=True, help="show worker logs"),
     ]
+
+
+def _with_options(command, options: list):
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def worker_options(command):
+    """--pt/--pt-model, --ms/--ms-model and the connection security options."""
+    ms_mode = click.option("--ms-mode", type=click.Choice(["pynative", "graph"]), default="pynative",
+                           show_default=True, help="MindSpore execution mode of a spawned ms worker")
+    return _with_options(command, [*_side_options("pt"), *_side_options("ms"), ms_mode,
+                                   *security_options()])
+
+
+def pt_worker_options(command):
+    """--pt/--pt-model alone, with the connection security options."""
+    return _with_options(command, [*_side_options("pt"), *security_options()])
+
+
+def security_from(opts: dict) -> transport.Security:
+    return transport.Security(token=opts["token"], tls_ca=opts["tls_ca"], tls_server_name=opts["tls_server_name"])
 
 
 def targets_from(opts: dict) -> tuple[WorkerTarget, WorkerTarget, transport.Security]:
     pt = WorkerTarget(address=opts["pt_address"], model_spec=opts["pt_model"], python=opts["pt_python"])
     ms = WorkerTarget(address=opts["ms_address"], model_spec=opts["ms_model"], python=opts["ms_python"],
                       extra_args=("--mode", opts["ms_mode"]))
-    security = transport.Security(token=opts["token"], tls_ca=opts["tls_ca"], tls_server_name=opts["tls_server_name"])
-    return pt, ms, security
+    return pt, ms, security_from(opts)
 
 
 def tolerance_options(command):
@@ -85,9 +105,7 @@ def tolerance_options(command):
         click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="also write the report as JSON"),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _with_options(command, options)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -152,28 +170,29 @@ def compare(input_shape, inputs, sync_weights, weight_map_path, **opts):
 
 
 @main.command("weight-map")
-@click.option("--pt", "pt_address", metavar="HOST:PORT", help="address of a running pt worker")
-@click.option("--pt-model", metavar="SPEC", help="spawn a pt worker for pkg.module:factory or file.py:factory")
-@click.option("--pt-python", metavar="PATH", help="python to run a spawned pt worker with (another env)")
-@click.option("--token", envvar="MSPARITY_TOKEN", metavar="TOKEN", help="shared token of a worker started by hand")
 @click.option("--prefix", "weight_name_prefix", metavar="PREFIX", help="put PREFIX. before every MindSpore name")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="map file to write ([name_map, value_map] JSON, as TroubleShooter's get_weight_map)")
-@click.option("-v", "--verbose", is_flag=True, help="show worker logs")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="also write a report: one row per tensor (pt name, ms name, transform, shape, dtype)")
+@pt_worker_options
 @handles_errors
-def weight_map_command(pt_address, pt_model, pt_python, token, weight_name_prefix, out_path, verbose):
+def weight_map_command(weight_name_prefix, out_path, json_path, **opts):
     """Write the weight map of a torch net (layer rules over its state_dict), from its pt worker."""
     from coordinator.session import open_worker
     from coordinator.weight_map import rules_weight_map
     from proto.weight_map import weight_map_json
 
-    target = WorkerTarget(address=pt_address, model_spec=pt_model, python=pt_python)
-    with open_worker("pt", target, transport.Security(token=token), verbose) as worker:
-        weight_map = rules_weight_map(worker.list_parameters(), weight_name_prefix)
+    target = WorkerTarget(address=opts["pt_address"], model_spec=opts["pt_model"], python=opts["pt_python"])
+    with open_worker("pt", target, security_from(opts), opts["verbose"]) as worker:
+        listing = worker.list_parameters()
+    weight_map = rules_weight_map(listing, weight_name_prefix)
     report.write_atomic(out_path, weight_map_json(weight_map))
     renamed = sum(1 for k, v in weight_map.name_map.items() if k != v)
     click.echo(f"wrote {out_path}: {len(weight_map.name_map)} entries, {renamed} renamed, "
                f"{len(weight_map.value_map)} value transforms")
+    if json_path:
+        report.write_json(json_path, report.weight_map_to_dict(weight_map, listing, out_path))
 
 
 @main.command()

@@ -66,6 +66,18 @@ def weights_to_dict(result) -> dict:
     })
 
 
+def weight_map_to_dict(weight_map, listing, map_path: Path) -> dict:
+    """The JSON form of a written weight map: one row per torch tensor, with its owner and transform."""
+    specs = {p.name: p for p in listing.parameters}
+    rows = []
+    for pt_name, ms_name in weight_map.name_map.items():
+        spec = specs.get(pt_name)
+        rows.append({"pt": pt_name, "ms": ms_name, "transform": weight_map.value_map.get(pt_name),
+                     "shape": list(spec.shape) if spec else None, "dtype": spec.dtype if spec else None,
+                     "module_type": spec.module_type if spec else None})
+    return {"schema": REPORT_SCHEMA, "kind": "weight-map", "passed": True, "out": str(map_path), "tensors": rows}
+
+
 def _description_dict(description) -> dict:
     data = dataclasses.asdict(description)
     data["example_inputs"] = [{"name": s["name"], "dtype": s["dtype"], "shape": list(s["shape"])}

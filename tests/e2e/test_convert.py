@@ -160,12 +160,17 @@ def test_convert_weight_and_load_and_save_net_and_weight_params(tmp_path):
 
 def test_weight_map_cli_through_a_worker_matches_the_api(tmp_path):
     result = run_cli("weight-map", "--pt-model", "examples.cnn_pt:build", "--out", str(tmp_path / "m.json"),
-                     "--prefix", "backbone")
+                     "--prefix", "backbone", "--json", str(tmp_path / "r.json"))
     assert result.code == 0, result.stderr
     name_map, value_map = json.loads((tmp_path / "m.json").read_text())
     pt_net, _, _ = build_pair("cnn")
     assert [name_map, value_map] == list(pt_worker.get_weight_map(pt_net, weight_name_prefix="backbone"))
     assert name_map["bn1.running_mean"] == "backbone.bn1.moving_mean"
+    rows = json.loads((tmp_path / "r.json").read_text())["tensors"]
+    assert [r["pt"] for r in rows] == list(pt_net.state_dict())
+    bn_mean = next(r for r in rows if r["pt"] == "bn1.running_mean")
+    assert bn_mean == {"pt": "bn1.running_mean", "ms": "backbone.bn1.moving_mean", "transform": None,
+                       "shape": list(pt_net.bn1.running_mean.shape), "dtype": "float32", "module_type": "BatchNorm2d"}
 
 
 def test_compare_ckpt_cli_ckpt_vs_ckpt_and_pth_vs_ckpt(tmp_path):
