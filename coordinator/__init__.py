@@ -11,6 +11,16 @@ _EXPORTS = {
     "convert_weight": "coordinator.convert",
     "compare_ms_ckpt": "coordinator.ckpt_compare",
     "compare_pth_and_ckpt": "coordinator.ckpt_compare",
+    "compare_npy_dir": "coordinator.dir_api",
+    "compare_grads_dir": "coordinator.dir_api",
+    "compare_list_dir": "coordinator.dir_api",
+    "compare_dict_dir": "coordinator.dir_api",
+    "get_name_map_list_by_name": "coordinator.name_maps",
+    "get_name_map_list_by_number": "coordinator.name_maps",
+    "get_name_map_list_by_shape_edit_distance": "coordinator.name_maps",
+    "compare_dirs": "coordinator.dir_compare",
+    "LocalDir": "coordinator.tensor_dirs",
+    "RemoteDir": "coordinator.tensor_dirs",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -243,6 +243,75 @@ def compare_ckpt(orig, target, weight_map_path, rtol, atol, equal_nan, print_lev
     sys.exit(EXIT_OK if result.passed else EXIT_DIFFERENT)
 
 
+def dir_compare_options(default_map: str):
+    """Options shared by compare-dirs and compare-grads."""
+    options = [
+        click.argument("ref"),
+        click.argument("cand"),
+        click.option("--ref-worker", metavar="HOST:PORT",
+                     help="REF is a directory served by this worker (--serve-dir), not a local path"),
+        click.option("--cand-worker", metavar="HOST:PORT",
+                     help="CAND is a directory served by this worker (--serve-dir), not a local path"),
+        click.option("--map", "strategy", type=click.Choice(["name", "number", "shape"]), default=default_map,
+                     show_default=True, help="pair files by name, by position in save order, or by shape edit distance"),
+        click.option("--name-map", "name_map_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help='JSON list of [ref file, cand file] pairs (null for no partner); overrides --map'),
+        click.option("--rtol", type=float, default=1e-4, show_default=True, help="relative tolerance"),
+        click.option("--atol", type=float, default=1e-4, show_default=True, help="absolute tolerance"),
+        click.option("--equal-nan", is_flag=True, help="NaN in the same place counts as equal"),
+        click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="also write the result as JSON"),
+        click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="also write the table as CSV"),
+        *security_options(),
+    ]
+    return lambda command: _with_options(command, options)
+
+
+def _compare_dirs(kind: str, compare_shape: bool, ref, cand, ref_worker, cand_worker, strategy, name_map_path,
+                  rtol, atol, equal_nan, json_path, csv_path, **opts) -> int:
+    import json
+
+    from coordinator.dir_compare import compare_dirs
+    from coordinator.dir_report import print_dir_comparison, write_csv, write_dir_json
+    from coordinator.errors import UsageError
+    from coordinator.tensor_dirs import open_dir
+
+    name_map = None
+    if name_map_path is not None:
+        try:
+            name_map = json.loads(name_map_path.read_text())
+        except ValueError as exc:
+            raise UsageError(f"--name-map {name_map_path}: not JSON ({exc})") from None
+        if not isinstance(name_map, list):
+            raise UsageError(f"--name-map {name_map_path}: expected a JSON list of [ref, cand] pairs")
+    security = security_from(opts)
+    result = compare_dirs(open_dir(ref, ref_worker, security, "ref"), open_dir(cand, cand_worker, security, "cand"),
+                          rtol=rtol, atol=atol, equal_nan=equal_nan, strategy=strategy, name_map_list=name_map)
+    print_dir_comparison(result, compare_shape)
+    if json_path:
+        write_dir_json(json_path, result, kind)
+    if csv_path:
+        write_csv(csv_path, result, compare_shape)
+    return EXIT_OK if result.passed else EXIT_DIFFERENT
+
+
+@main.command("compare-dirs")
+@dir_compare_options("name")
+@handles_errors
+def compare_dirs_command(**opts):
+    """Compare two directories of saved .npy tensors (local, or served by workers on other hosts)."""
+    sys.exit(_compare_dirs("compare-dirs", False, **opts))
+
+
+@main.command("compare-grads")
+@dir_compare_options("shape")
+@handles_errors
+def compare_grads_command(**opts):
+    """Compare two gradient dumps; files pair by shape edit distance unless told otherwise."""
+    sys.exit(_compare_dirs("compare-grads", True, **opts))
+
+
 @main.command()
 @click.option("--example", type=click.Choice(EXAMPLES), default="vit", show_default=True, help="bundled model pair")
 @tolerance_options

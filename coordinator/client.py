@@ -18,6 +18,7 @@ from proto.adapter import (
     WorkerDescription,
 )
 from proto.codec import NamedArray
+from proto.npy_files import NpyEntry
 
 CONNECT_TIMEOUT_S = 15.0
 UNARY_TIMEOUT_S = 120.0
@@ -161,3 +162,14 @@ class WorkerClient:
 
         responses = self._stub.Forward(requests(), timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
         return list(self._decoded("Forward", responses))
+
+    def list_dir(self, path: str) -> tuple[str, list[NpyEntry]]:
+        """The resolved path of a served directory and its .npy files (described by header)."""
+        reply = self._unary("ListDir", worker_pb2.ListDirRequest(path=path))
+        return reply.path, [NpyEntry(e.name, e.dtype, tuple(e.shape), e.nbytes, e.ctime) for e in reply.entries]
+
+    def get_tensors(self, path: str, names: Sequence[str]) -> Iterator[NamedArray]:
+        """Stream the named .npy files of a served directory, in the order given."""
+        responses = self._stub.GetTensors(worker_pb2.GetTensorsRequest(path=path, names=list(names)),
+                                          timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
+        return self._decoded("GetTensors", responses)

@@ -124,6 +124,14 @@ def make_console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 160, soft_wrap=False)
 
 
+def print_unwrapped(console: Console, table: Table) -> None:
+    """Print a table at its natural width when stdout is a file or pipe (no wrapped cells in logs)."""
+    if not console.is_terminal:
+        natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+        console.width = max(console.width, natural)
+    console.print(table)
+
+
 def print_compare(report: CompareReport, console: Console | None = None) -> None:
     """Print the compare report: workers, weight sync, the output table and the verdict."""
     console = console or make_console()

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from proto.codec import NamedArray
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"  # 1.1: ListDir / GetTensors
 
 
 @dataclass(frozen=True)

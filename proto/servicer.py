@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import functools
 import logging
+import platform
+import socket
 import threading
 from collections.abc import Iterator
 
 import grpc
 
 from proto import codec, errors, worker_pb2, worker_pb2_grpc
-from proto.adapter import WorkerAdapter
+from proto.adapter import PROTOCOL_VERSION, WorkerAdapter
+from proto.npy_files import NpyFileError, ServedRoots, load_npy
 from proto.tensor_pb2 import TensorSpec as TensorSpecPb
 
 log = logging.getLogger("msparity.worker")
@@ -76,10 +79,18 @@ def _chunk_of(item, kind: str):
 class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     """Serves one adapter (one model) over the Worker service."""
 
-    def __init__(self, adapter: WorkerAdapter, worker_name: str):
-        self._adapter = adapter
+    def __init__(self, adapter: WorkerAdapter | None, worker_name: str, served: ServedRoots | None = None):
+        self._model = adapter
         self._name = worker_name
+        self._served = served or ServedRoots([])
         self._lock = threading.Lock()
+
+    @property
+    def _adapter(self) -> WorkerAdapter:
+        if self._model is None:
+            raise errors.FailedPrecondition("this worker serves directories only; start it with --model SPEC "
+                                            "to compare or convert a net")
+        return self._model
 
     def _abort(self, context, rpc: str, exc: BaseException):
         code, detail = errors.status_for(exc)
@@ -115,6 +126,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
 
     @_rpc
     def Describe(self, request, context):
+        if self._model is None:
+            return self._describe_without_model()
         with self._lock:
             d = self._adapter.describe()
         return worker_pb2.DescribeReply(
@@ -183,9 +196,39 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             outputs = self._adapter.forward(inputs, train_mode=bool(options and options.train_mode))
         yield from codec.encode(outputs)
 
+    def _describe_without_model(self):
+        return worker_pb2.DescribeReply(framework=self._name, python_version=platform.python_version(),
+                                        protocol_version=PROTOCOL_VERSION, hostname=socket.gethostname(),
+                                        model_spec="", model_class="(no model: serves directories)")
 
-def add_to_server(server: grpc.Server, adapter: WorkerAdapter, worker_name: str) -> WorkerServicer:
-    """Register a servicer for adapter on server and return it."""
-    servicer = WorkerServicer(adapter, worker_name)
+    @_rpc
+    def ListDir(self, request, context):
+        try:
+            directory, entries = self._served.list_dir(request.path)
+        except NpyFileError as exc:
+            raise errors.FailedPrecondition(str(exc)) from None
+        return worker_pb2.ListDirReply(path=str(directory), entries=[
+            worker_pb2.DirEntry(name=e.name, dtype=e.dtype, shape=e.shape, nbytes=e.nbytes, ctime=e.ctime)
+            for e in entries])
+
+    @_streaming_rpc
+    def GetTensors(self, request, context):
+        directory = self._served.resolve_dir(request.path)
+        files = [self._served.resolve_file(directory, name) for name in request.names]  # refuse before streaming
+
+        def arrays():
+            for name, path in zip(request.names, files):
+                try:
+                    yield load_npy(path, name)
+                except NpyFileError as exc:
+                    raise errors.FailedPrecondition(str(exc)) from None
+
+        yield from codec.encode(arrays())
+
+
+def add_to_server(server: grpc.Server, adapter: WorkerAdapter | None, worker_name: str,
+                  served: ServedRoots | None = None) -> WorkerServicer:
+    """Register a servicer for adapter (None: directories only) and the served roots on server."""
+    servicer = WorkerServicer(adapter, worker_name, served)
     worker_pb2_grpc.add_WorkerServicer_to_server(servicer, server)
     return servicer

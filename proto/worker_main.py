@@ -17,8 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from proto import servicer, transport
-from proto.errors import one_line
+from proto.errors import MsparityError, one_line
 from proto.model_spec import ModelSpecError
+from proto.npy_files import ServedRoots
 
 TOKEN_ENV = "MSPARITY_TOKEN"
 
@@ -28,7 +29,10 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--listen", default="127.0.0.1:0",
                         help="HOST:PORT to bind (default 127.0.0.1:0: loopback, any free port)")
-    parser.add_argument("--model", required=True, help="pkg.module:factory or path/to/file.py:factory")
+    parser.add_argument("--model", help="pkg.module:factory or path/to/file.py:factory (optional with --serve-dir)")
+    parser.add_argument("--serve-dir", type=Path, action="append", default=[], metavar="DIR",
+                        help="let the coordinator list and read the .npy files under DIR (repeatable); nothing "
+                             "outside these directories is served")
     parser.add_argument("--device", default=None, help="device to run on (default: the framework's CPU)")
     parser.add_argument("--token-file", type=Path, default=None,
                         help=f"file holding the shared token (or set {TOKEN_ENV})")
@@ -64,12 +68,16 @@ def serve(worker_name: str, args: argparse.Namespace, make_adapter: Callable[[ar
     real_stdout = os.dup(1)
     os.dup2(2, 1)
     try:
+        if args.model is None and not args.serve_dir:
+            print(f"{worker_name} worker: give --model SPEC, --serve-dir DIR, or both", file=sys.stderr)
+            return 2
         security = security_from_args(args)
-        adapter = make_adapter(args)
+        served = ServedRoots(args.serve_dir)
+        adapter = make_adapter(args) if args.model is not None else None
         server = transport.make_server(security)
-        servicer.add_to_server(server, adapter, worker_name)
+        servicer.add_to_server(server, adapter, worker_name, served)
         address = transport.bind(server, args.listen, security)
-    except (ModelSpecError, OSError) as exc:
+    except (ModelSpecError, MsparityError, OSError) as exc:
         print(f"{worker_name} worker: {one_line(str(exc))}", file=sys.stderr)
         return 3
     except Exception as exc:  # the user's factory may raise anything; say which model failed

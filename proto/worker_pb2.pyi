@@ -132,3 +132,39 @@ class ForwardRequest(_message.Message):
     options: ForwardOptions
     chunk: _tensor_pb2.TensorChunk
     def __init__(self, options: _Optional[_Union[ForwardOptions, _Mapping]] = ..., chunk: _Optional[_Union[_tensor_pb2.TensorChunk, _Mapping]] = ...) -> None: ...
+
+class ListDirRequest(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...
+
+class DirEntry(_message.Message):
+    __slots__ = ("name", "dtype", "shape", "nbytes", "ctime")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    NBYTES_FIELD_NUMBER: _ClassVar[int]
+    CTIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    nbytes: int
+    ctime: float
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., nbytes: _Optional[int] = ..., ctime: _Optional[float] = ...) -> None: ...
+
+class ListDirReply(_message.Message):
+    __slots__ = ("path", "entries")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    entries: _containers.RepeatedCompositeFieldContainer[DirEntry]
+    def __init__(self, path: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[DirEntry, _Mapping]]] = ...) -> None: ...
+
+class GetTensorsRequest(_message.Message):
+    __slots__ = ("path", "names")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, path: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -65,6 +65,16 @@ class WorkerStub:
                 request_serializer=proto_dot_worker__pb2.ForwardRequest.SerializeToString,
                 response_deserializer=proto_dot_tensor__pb2.TensorChunk.FromString,
                 _registered_method=True)
+        self.ListDir = channel.unary_unary(
+                '/msparity.v1.Worker/ListDir',
+                request_serializer=proto_dot_worker__pb2.ListDirRequest.SerializeToString,
+                response_deserializer=proto_dot_worker__pb2.ListDirReply.FromString,
+                _registered_method=True)
+        self.GetTensors = channel.unary_stream(
+                '/msparity.v1.Worker/GetTensors',
+                request_serializer=proto_dot_worker__pb2.GetTensorsRequest.SerializeToString,
+                response_deserializer=proto_dot_tensor__pb2.TensorChunk.FromString,
+                _registered_method=True)
 
 
 class WorkerServicer:
@@ -106,6 +116,19 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDir(self, request, context):
+        """Directories of saved .npy tensors, only under the roots the worker was started with (--serve-dir).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTensors(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +160,16 @@ def add_WorkerServicer_to_server(servicer, server):
             'Forward': grpc.stream_stream_rpc_method_handler(
                     servicer.Forward,
                     request_deserializer=proto_dot_worker__pb2.ForwardRequest.FromString,
+                    response_serializer=proto_dot_tensor__pb2.TensorChunk.SerializeToString,
+            ),
+            'ListDir': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDir,
+                    request_deserializer=proto_dot_worker__pb2.ListDirRequest.FromString,
+                    response_serializer=proto_dot_worker__pb2.ListDirReply.SerializeToString,
+            ),
+            'GetTensors': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetTensors,
+                    request_deserializer=proto_dot_worker__pb2.GetTensorsRequest.FromString,
                     response_serializer=proto_dot_tensor__pb2.TensorChunk.SerializeToString,
             ),
     }
@@ -301,6 +334,60 @@ class Worker:
             target,
             '/msparity.v1.Worker/Forward',
             proto_dot_worker__pb2.ForwardRequest.SerializeToString,
+            proto_dot_tensor__pb2.TensorChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDir(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/msparity.v1.Worker/ListDir',
+            proto_dot_worker__pb2.ListDirRequest.SerializeToString,
+            proto_dot_worker__pb2.ListDirReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTensors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/msparity.v1.Worker/GetTensors',
+            proto_dot_worker__pb2.GetTensorsRequest.SerializeToString,
             proto_dot_tensor__pb2.TensorChunk.FromString,
             options,
             channel_credentials,

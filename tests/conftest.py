@@ -41,10 +41,11 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 
 
 @contextlib.contextmanager
-def hand_started_worker(role: str, spec: str, *args: str, env: dict | None = None, cwd: Path | None = None):
-    """Start ``python -m {role}_worker`` as a person would in a shell; yield its address."""
+def hand_started_worker(role: str, spec: str | None, *args: str, env: dict | None = None, cwd: Path | None = None):
+    """Start ``python -m {role}_worker`` as a person would in a shell (spec None: no --model); yield its address."""
+    model = ["--model", spec] if spec is not None else []
     proc = subprocess.Popen(
-        [PYTHON, "-m", f"{role}_worker", "--listen", "127.0.0.1:0", "--model", spec, *args],
+        [PYTHON, "-m", f"{role}_worker", "--listen", "127.0.0.1:0", *model, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         env=env or repo_env(), cwd=cwd or REPO, text=True,
     )
