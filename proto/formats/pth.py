@@ -2,7 +2,8 @@
 
 A restricted unpickler admits only torch's tensor-rebuild functions and storage types, mapped to
 inert stand-ins; anything else (a pickled nn.Module, a code-executing reduce) is refused before it
-is called. Tensors are read lazily from the zip's storage entries, one at a time.
+is called. Tensors are read lazily from the zip's storage entries (or, for torch's legacy non-zip
+format, from the storage bytes after the pickles: see pth_legacy), one at a time.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class _Storage:
     key: str
     dtype: str
     numel: int
+    offset: int = 0  # legacy storage views: where this storage starts in its root storage, in elements
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ def _rebuild_parameter(data, *_ignored):
 _ALLOWED = {
     ("collections", "OrderedDict"): OrderedDict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,  # torch < 0.4 (legacy files)
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch", "Size"): tuple,
@@ -82,7 +85,7 @@ _ALLOWED = {
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file, path: Path):
-        super().__init__(file)
+        super().__init__(file, encoding="utf-8")  # as torch.load: Python 2 str pickles as text
         self._path = path
 
     def find_class(self, module: str, name: str):
@@ -118,30 +121,66 @@ def _state_dict(top: object, path: Path, key: str | None) -> dict[str, _TensorRe
     return tensors
 
 
+def _tensor_from_storage(path: Path, name: str, ref: _TensorRef, raw, big_endian: bool = False) -> NamedArray:
+    """One tensor from its storage's bytes: a read-only view of them when it is the whole storage in C order,
+    else a C-contiguous copy (views of a shared storage are resolved)."""
+    storage = ref.storage
+    np_dtype = dtypes.numpy_dtype_from_wire(storage.dtype)
+    if len(raw) != storage.numel * np_dtype.itemsize:
+        raise PthFormatError(f"{path}: tensor {name!r}: storage holds {len(raw)} bytes, "
+                             f"expected {storage.numel * np_dtype.itemsize}")
+    count = int(np.prod(ref.shape, dtype=np.int64))
+    extent = ref.offset + 1 + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride)) if count else 0
+    if count and (ref.offset < 0 or extent > storage.numel or min(ref.stride, default=0) < 0):
+        raise PthFormatError(f"{path}: tensor {name!r}: view runs outside its storage")
+    flat = np.frombuffer(raw, dtype=np_dtype.newbyteorder(">") if big_endian else np_dtype)
+    if not count:
+        return NamedArray(name, np.empty(ref.shape, np_dtype), storage.dtype)
+    c_strides = tuple(int(s) for s in np.empty(ref.shape, dtype=np.int8).strides)
+    if ref.offset == 0 and count == storage.numel and ref.stride == c_strides and not big_endian:
+        return NamedArray(name, flat.reshape(ref.shape), storage.dtype)  # read-only view of the mapped file
+    view = np.lib.stride_tricks.as_strided(
+        flat[ref.offset:], shape=ref.shape, strides=tuple(s * np_dtype.itemsize for s in ref.stride))
+    return NamedArray(name, np.array(view, dtype=np_dtype, order="C"), storage.dtype)
+
+
 class PthReader:
-    """Reads a zip-format torch .pth state dict tensor by tensor; ``specs()`` reads no tensor data."""
+    """Reads a torch .pth state dict (zip, or torch's legacy non-zip format) tensor by tensor;
+    ``specs()`` reads no tensor data."""
 
     def __init__(self, path: str | Path, key: str | None = None):
         self.path = Path(path)
+        self._zip: zipfile.ZipFile | None = None
+        self._legacy_spans: dict[str, int] = {}  # legacy format: root storage key -> file offset of its bytes
+        self._last_range: tuple[int, int] | None = None
         try:
-            self._zip = zipfile.ZipFile(self.path)
+            self._raw = open(self.path, "rb")
         except FileNotFoundError:
             raise PthFormatError(f"{self.path}: no such file") from None
-        except zipfile.BadZipFile:
-            raise PthFormatError(
-                f"{self.path}: not a torch zip checkpoint (truncated, another format, or torch's legacy "
-                "format: re-save it with torch.save(state_dict, path) from torch >= 1.6)"
-            ) from None
         except OSError as exc:
             raise PthFormatError(f"{self.path}: cannot read ({exc.strerror})") from None
         try:
-            self._tensors = self._load_index(key)
-            self._last_range: tuple[int, int] | None = None
-            self._raw = open(self.path, "rb")
+            try:
+                self._zip = zipfile.ZipFile(self._raw)
+            except zipfile.BadZipFile:
+                self._tensors = self._load_legacy_index(key)
+            except OSError as exc:
+                raise PthFormatError(f"{self.path}: cannot read ({exc.strerror})") from None
+            else:
+                self._tensors = self._load_index(key)
             self._map = mmap.mmap(self._raw.fileno(), 0, access=mmap.ACCESS_READ)
         except BaseException:
-            self._zip.close()
+            self._close_files()
             raise
+
+    def _load_legacy_index(self, key: str | None) -> dict[str, _TensorRef]:
+        from proto.formats import pth_legacy  # the rare path; it builds on this module
+
+        if not pth_legacy.is_legacy(self._raw, self.path):
+            raise PthFormatError(f"{self.path}: not a torch zip checkpoint nor a legacy one (truncated, or another "
+                                 "format)")
+        tensors, self._legacy_spans = pth_legacy.load_index(self._raw, self.path, key)
+        return tensors
 
     def _storage_bytes(self, info: zipfile.ZipInfo, name: str):
         """The storage's bytes: a zero-copy slice of the memory-mapped file for stored (uncompressed) entries."""
@@ -181,37 +220,25 @@ class PthReader:
         return [TensorSpec(name, ref.storage.dtype, ref.shape) for name, ref in self._tensors.items()]
 
     def read(self, name: str) -> NamedArray:
-        """One tensor, as a C-contiguous copy (views of a shared storage are resolved)."""
+        """One tensor: a read-only view of the mapped file where it is a whole storage, else a C-contiguous copy."""
         ref = self._tensors.get(name)
         if ref is None:
             raise PthFormatError(f"{self.path}: no tensor {name!r}")
         storage = ref.storage
-        np_dtype = dtypes.numpy_dtype_from_wire(storage.dtype)
-        entry = f"{self._root}data/{storage.key}"
+        if self._zip is None:  # legacy: the storage's bytes lie in the file at a scanned offset, little-endian
+            itemsize = dtypes.numpy_dtype_from_wire(storage.dtype).itemsize
+            start, length = self._legacy_spans[storage.key] + storage.offset * itemsize, storage.numel * itemsize
+            self._last_range = (start, length) if length else None
+            return _tensor_from_storage(self.path, name, ref, memoryview(self._map)[start : start + length])
         try:
-            info = self._zip.getinfo(entry)
+            info = self._zip.getinfo(f"{self._root}data/{storage.key}")
         except KeyError:
             raise PthFormatError(f"{self.path}: tensor {name!r}: storage {storage.key} is missing") from None
-        if info.file_size != storage.numel * np_dtype.itemsize:
-            raise PthFormatError(f"{self.path}: tensor {name!r}: storage holds {info.file_size} bytes, "
-                                 f"expected {storage.numel * np_dtype.itemsize}")
-        count = int(np.prod(ref.shape, dtype=np.int64))
-        extent = ref.offset + 1 + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride)) if count else 0
-        if count and (ref.offset < 0 or extent > storage.numel or min(ref.stride, default=0) < 0):
-            raise PthFormatError(f"{self.path}: tensor {name!r}: view runs outside its storage")
         try:
             raw = self._storage_bytes(info, name)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise PthFormatError(f"{self.path}: tensor {name!r}: cannot read its storage ({exc})") from None
-        flat = np.frombuffer(raw, dtype=np_dtype.newbyteorder(">") if self._big_endian else np_dtype)
-        if not count:
-            return NamedArray(name, np.empty(ref.shape, np_dtype), storage.dtype)
-        c_strides = tuple(int(s) for s in np.empty(ref.shape, dtype=np.int8).strides)
-        if ref.offset == 0 and count == storage.numel and ref.stride == c_strides and not self._big_endian:
-            return NamedArray(name, flat.reshape(ref.shape), storage.dtype)  # read-only view of the mapped file
-        view = np.lib.stride_tricks.as_strided(
-            flat[ref.offset:], shape=ref.shape, strides=tuple(s * np_dtype.itemsize for s in ref.stride))
-        return NamedArray(name, np.array(view, dtype=np_dtype, order="C"), storage.dtype)
+        return _tensor_from_storage(self.path, name, ref, raw, self._big_endian)
 
     def __iter__(self) -> Iterator[NamedArray]:
         """Tensors in file order; a consumed tensor's mapped pages leave this process's RSS."""
@@ -229,13 +256,17 @@ class PthReader:
         if hasattr(self._map, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
             self._map.madvise(mmap.MADV_DONTNEED, aligned, length + start - aligned)
 
+    def _close_files(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+        self._raw.close()
+
     def close(self) -> None:
-        self._zip.close()
         try:
             self._map.close()
         except BufferError:
             pass  # arrays handed out still view the map; it is released with the last of them
-        self._raw.close()
+        self._close_files()
 
     def __enter__(self):
         return self

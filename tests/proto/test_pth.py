@@ -88,7 +88,6 @@ def test_broken_files_give_one_line_errors_naming_the_file(tmp_path):
     data = (tmp_path / "ok.pth").read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
     (tmp_path / "noise.pth").write_bytes(np.random.default_rng(0).bytes(1000))
-    torch.save({"w": torch.randn(3)}, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
     # a storage whose size does not match its declared element count
     buffer = io.BytesIO()
     with zipfile.ZipFile(tmp_path / "ok.pth") as src, zipfile.ZipFile(buffer, "w") as dst:
@@ -97,7 +96,7 @@ def test_broken_files_give_one_line_errors_naming_the_file(tmp_path):
             dst.writestr(item, content[:-4] if "/data/" in item.filename else content)
     (tmp_path / "short.pth").write_bytes(buffer.getvalue())
     for name, message in [("cut.pth", "not a torch zip"), ("noise.pth", "not a torch zip"),
-                          ("legacy.pth", "legacy format"), ("missing.pth", "no such file")]:
+                          ("missing.pth", "no such file")]:
         with pytest.raises(PthFormatError, match=message) as info:
             read_pth(tmp_path / name)
         assert name in str(info.value) and "\n" not in str(info.value)
