@@ -3,5 +3,6 @@
 from ms_worker.determinism import fix_random
 from ms_worker.loading import convert_weight_and_load
 from ms_worker.net_files import save_net_and_weight_params
+from ms_worker.saving import save
 
-__all__ = ["convert_weight_and_load", "fix_random", "save_net_and_weight_params"]
+__all__ = ["convert_weight_and_load", "fix_random", "save", "save_net_and_weight_params"]

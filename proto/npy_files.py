@@ -86,6 +86,22 @@ def load_npy(path: Path, name: str | None = None) -> NamedArray:
     return NamedArray(name or path.name, array, _wire_dtype(array.dtype, path))
 
 
+def save_npy(path: str | Path, array: np.ndarray) -> None:
+    """Write array to path as .npy, atomically (a reader never sees half a file).
+
+    No fsync: saves run inside training loops, and a crash leaves either the old file or none.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with open(tmp, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def list_npy_dir(directory: Path) -> list[NpyEntry]:
     """The .npy files directly inside directory, described by header, in name order."""
     if not directory.is_dir():
