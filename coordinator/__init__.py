@@ -19,6 +19,7 @@ _EXPORTS = {
     "get_name_map_list_by_number": "coordinator.name_maps",
     "get_name_map_list_by_shape_edit_distance": "coordinator.name_maps",
     "compare_dirs": "coordinator.dir_compare",
+    "NetDifferenceFinder": "coordinator.finder",
     "LocalDir": "coordinator.tensor_dirs",
     "RemoteDir": "coordinator.tensor_dirs",
 }

@@ -1,0 +1,365 @@
+"""NetDifferenceFinder: TroubleShooter's network comparison, over two workers (or live nets in this process).
+
+Same constructor and ``compare`` parameters as TroubleShooter 1.0.18 (docs/troubleshooter-finder.md).
+``pt_net`` / ``ms_net`` may be live nets (wrapped in-process by coordinator/local.py), worker
+addresses (``host:port``) or model specs (``pkg.module:factory`` / ``file.py:factory``, spawned).
+Weights stream pt -> coordinator -> ms through the weight map; inputs are generated once here and
+sent to both; both forwards run at the same time, in eval mode. ``compare`` prints TroubleShooter's
+tables and returns a FinderResult (``bool()`` is the verdict) instead of None.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from coordinator import metrics
+from coordinator.ckpt_compare import PTH_SHAPE_FIELDS, PTH_VALUE_FIELDS, WeightsComparison, _compare
+from coordinator.errors import MsparityError, UsageError
+from coordinator.metrics import TensorComparison
+from coordinator.session import Session, SyncSummary, WorkerTarget, open_session
+from proto import dtypes, transport
+from proto.codec import NamedArray
+from proto.conversion import ConversionRow, conversion_status
+from proto.formats import open_weights
+from proto.weight_map import WeightMap
+
+log = logging.getLogger("msparity")
+_KWARGS = {"pt_params_path", "ms_params_path", "auto_conv_ckpt", "compare_params", "fix_seed"}
+_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
+SEPARATOR_WIDTH = 141
+RESULT_TITLE = "The comparison results of Net"
+RESULT_FIELDS = ("PyTorch out", "MindSpore out", "result of allclose", "ratio of allclose", "cosine similarity",
+                 "mean & max diffs")
+
+
+@dataclass(frozen=True)
+class OutputRow:
+    """One compared output of one input case."""
+
+    case: int
+    pt_name: str  # TroubleShooter's naming: step_{case}_out, step_{case}_out_0, step_{case}_{key}
+    ms_name: str
+    comparison: TensorComparison | None  # None: the shapes differ
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.comparison is not None and self.comparison.passed
+
+
+@dataclass(frozen=True)
+class FinderResult:
+    """What one compare() found: weight sync, parameter tables, output rows; ``bool()`` is the verdict."""
+
+    rows: tuple[OutputRow, ...]
+    params: WeightsComparison | None
+    weights: SyncSummary | None
+    seconds: dict
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.rows) and all(r.passed for r in self.rows) and (self.params is None or self.params.passed)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def _target(net, role: str) -> WorkerTarget:
+    if isinstance(net, WorkerTarget):
+        return net
+    if isinstance(net, (str, os.PathLike)):
+        text = os.fspath(net)
+        return WorkerTarget(address=text) if _ADDRESS.match(text) else WorkerTarget(model_spec=text)
+    return WorkerTarget(live=net)
+
+
+def separator(text: str, fill: str) -> str:
+    """TroubleShooter's centred separator line."""
+    return f"{text:{fill}^{SEPARATOR_WIDTH}}"
+
+
+def _as_array(item, where: str) -> np.ndarray:
+    if isinstance(item, np.ndarray):
+        return item
+    if isinstance(item, (str, os.PathLike)):
+        from proto.npy_files import load_npy
+
+        return load_npy(Path(item)).array
+    if hasattr(item, "asnumpy"):  # mindspore.Tensor
+        return item.asnumpy()
+    if hasattr(item, "detach") and hasattr(item, "cpu"):  # torch.Tensor
+        return item.detach().cpu().numpy()
+    raise UsageError(f"{where}: inputs must be numpy arrays, .npy paths, torch or mindspore tensors; "
+                     f"got {type(item).__name__}")
+
+
+def _named(arrays: list[np.ndarray]) -> list[NamedArray]:
+    named = []
+    for index, array in enumerate(arrays):
+        try:
+            named.append(NamedArray(f"input{index}", np.ascontiguousarray(array),
+                                    dtypes.wire_dtype_from_numpy(array.dtype)))
+        except dtypes.UnknownDtypeError as exc:
+            raise UsageError(f"input {index}: {exc}") from None
+    return named
+
+
+def input_cases(inputs) -> list[list[NamedArray]]:
+    """TroubleShooter's inputs forms: one item, a tuple of items (one case), or a list of tuples (cases)."""
+    if isinstance(inputs, list):
+        cases = []
+        for i, case in enumerate(inputs):
+            if not isinstance(case, tuple):
+                case = (case,)
+            cases.append(_named([_as_array(x, f"inputs[{i}]") for x in case]))
+        return cases
+    if isinstance(inputs, tuple):
+        return [_named([_as_array(x, "inputs") for x in inputs])]
+    if inputs is None:
+        raise UsageError("compare: give inputs=... or auto_inputs=...")
+    return [_named([_as_array(inputs, "inputs")])]
+
+
+def auto_input_cases(auto_inputs, seed: int) -> list[list[NamedArray]]:
+    """TroubleShooter's auto_inputs: ``((shape, dtype), ...)`` or ``{'input': ((shape, dtype), ...), 'num': N}``.
+
+    Generated here once, from numpy's Generator(seed), and sent to both sides bit-identically.
+    """
+    if isinstance(auto_inputs, dict):
+        if "input" not in auto_inputs or "num" not in auto_inputs:
+            raise UsageError("auto_inputs as a dict needs the keys 'input' and 'num'")
+        specs, num = auto_inputs["input"], auto_inputs["num"]
+        if not isinstance(num, int) or isinstance(num, bool) or num < 0:
+            raise UsageError(f"auto_inputs['num'] must be a non-negative int, got {num!r}")
+    elif isinstance(auto_inputs, tuple):
+        specs, num = auto_inputs, 1
+    else:
+        raise UsageError(f"auto_inputs must be a tuple or a dict, got {type(auto_inputs).__name__}")
+    for i, spec in enumerate(specs):
+        if not (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], (tuple, list))):
+            raise UsageError(f"auto_inputs input {i} must be ((shape...), dtype), got {spec!r}")
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(num):
+        arrays = []
+        for shape, dtype in specs:
+            dtype = np.dtype(dtype)
+            values = rng.standard_normal(tuple(shape))
+            arrays.append(values.astype(dtype) if dtype.kind in "fc" else
+                          rng.integers(0, 2 if dtype.kind == "b" else 100, tuple(shape)).astype(dtype))
+        cases.append(_named(arrays))
+    return cases
+
+
+def _ts_output_names(names: list[str]) -> list[str]:
+    """Our flattened names (output, output.0, output.key) in TroubleShooter's form (out, out_0, key)."""
+    shown = []
+    for name in names:
+        if name == "output":
+            shown.append("out")
+        else:
+            rest = name.partition(".")[2]
+            shown.append(f"out_{rest}" if rest.isdigit() else rest)
+    return shown
+
+
+class _HeldWeights:
+    """A name -> tensor table with the reader interface the weight comparison takes."""
+
+    def __init__(self, tensors):
+        self._tensors = {t.name: t for t in tensors}
+
+    def specs(self):
+        from proto.adapter import spec_of
+
+        return [spec_of(t) for t in self._tensors.values()]
+
+    def read(self, name: str) -> NamedArray:
+        return self._tensors[name]
+
+
+class NetDifferenceFinder:
+    """Compare a PyTorch net and its MindSpore port: weights, then outputs on the same inputs."""
+
+    def __init__(self, pt_net, ms_net, print_level=1, **kwargs):
+        unknown = set(kwargs) - _KWARGS - {"security", "verbose"}
+        if unknown:
+            raise UsageError(f"NetDifferenceFinder: unknown parameter(s) {', '.join(sorted(unknown))} "
+                             f"(accepted: {', '.join(sorted(_KWARGS))})")
+        self.print_level = print_level
+        self.pt_params_path = kwargs.get("pt_params_path")
+        self.ms_params_path = kwargs.get("ms_params_path")
+        self.auto_conv_ckpt = kwargs.get("auto_conv_ckpt", 1)
+        self.compare_params = kwargs.get("compare_params", True)
+        self.fix_seed = kwargs.get("fix_seed", 16)
+        if self.auto_conv_ckpt not in (0, 1, 2):
+            raise UsageError(f"auto_conv_ckpt must be 0, 1 or 2, got {self.auto_conv_ckpt!r}")
+        if self.ms_params_path and not self.pt_params_path and self.auto_conv_ckpt:
+            raise UsageError("only torch -> MindSpore conversion exists: with only ms_params_path, "
+                             "set auto_conv_ckpt=0 and make sure both nets start from the same weights")
+        self._stack = contextlib.ExitStack()
+        try:
+            self.session: Session = self._stack.enter_context(open_session(
+                _target(pt_net, "pt"), _target(ms_net, "ms"), kwargs.get("security") or transport.Security(),
+                verbose=kwargs.get("verbose", False)))
+            if self.fix_seed:
+                self.session.seed(int(self.fix_seed))
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def close(self) -> None:
+        """Stop spawned workers and close connections."""
+        self._stack.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self._stack.close()
+
+    def _print(self, text: str) -> None:
+        print(text, flush=True)
+
+    def _weight_map(self) -> WeightMap | None:
+        if self.auto_conv_ckpt == 2:  # MSAdapter / mindtorch: names are the same on both sides
+            names = [p.name for p in self.session.pt.list_parameters().parameters]
+            return WeightMap({n: n for n in names}, {})
+        return None
+
+    def _load_file(self, role: str, path) -> None:
+        worker = self.session.pt if role == "pt" else self.session.ms
+        with open_weights(path) as reader:
+            result = worker.set_weights(iter(reader), strict=role == "pt")
+        if result.missing:
+            log.warning("%s: the %s net has parameters the file lacks: %s", path, role, ", ".join(result.missing[:10]))
+
+    def _handle_weights(self) -> SyncSummary | None:
+        if self.pt_params_path and self.ms_params_path:
+            self._load_file("pt", self.pt_params_path)
+            self._load_file("ms", self.ms_params_path)
+            return None
+        if self.pt_params_path:
+            self._load_file("pt", self.pt_params_path)
+        if self.ms_params_path:
+            self._load_file("ms", self.ms_params_path)
+        if not self.auto_conv_ckpt:
+            log.warning("auto_conv_ckpt=0: make sure both nets start from the same weights")
+            return None
+        plan = self.session.plan_weights(self._weight_map())
+        if self.auto_conv_ckpt == 1 and self.print_level:
+            self._print(separator("Start Converting PyTorch Weights to MindSpore", "="))
+        if self.auto_conv_ckpt == 1:
+            from coordinator import weight_report
+
+            pt_specs = {p.name: p for p in self.session.pt.list_parameters().parameters}
+            ms_specs = {p.name: p for p in self.session.ms.list_parameters().parameters}
+            weight_report.print_conversion([
+                ConversionRow(m.pt_name, m.ms_name, conversion_status(m.pt_name, m.ms_name, m.transform != "identity"),
+                              pt_specs[m.pt_name].shape, ms_specs[m.ms_name].shape) for m in plan.mappings])
+        return self.session.sync_weights(self._weight_map())
+
+    def _compare_params(self) -> WeightsComparison:
+        self._print(separator(f"Start comparing PyTorch and {'MindTorch' if self.auto_conv_ckpt == 2 else 'MindSpore'} "
+                              "parameters", "="))
+        plan = self.session.plan_weights(self._weight_map())
+        shown = {m.ms_name: m.pt_name for m in plan.mappings}
+        target = _HeldWeights(self.session.ms.get_weights())
+        result = _compare(plan.convert(self.session.pt.get_weights(plan.pt_names)), shown.get, target, True,
+                          1e-4, 1e-4, False)
+        from coordinator import weight_report
+
+        weight_report.print_weights_comparison(result, 1, PTH_SHAPE_FIELDS, PTH_VALUE_FIELDS,
+                                               "The list of comparison results for values")
+        return result
+
+    def compare(self, inputs=None, auto_inputs=None, rtol=1e-4, atol=1e-4, equal_nan=False) -> FinderResult:
+        """Sync weights, compare parameters, run both nets on the same inputs and compare every output."""
+        seed = int(self.fix_seed or 0)
+        cases = auto_input_cases(auto_inputs, seed) if auto_inputs else None
+        if cases is None:
+            cases = input_cases(inputs)
+        seconds: dict[str, float] = {}
+        start = time.perf_counter()
+        self.session.seed(seed)
+        weights = self._handle_weights()
+        seconds["weights"] = time.perf_counter() - start
+        params = self._compare_params() if self.compare_params is not False else None
+        if self.print_level:
+            self._print(separator("Start Performing Network Inference", "="))
+        rows: list[OutputRow] = []
+        seconds["forward"] = 0.0
+        for index, case in enumerate(cases):
+            if self.print_level:
+                self._print(separator(f"Start case {index} inference", "-"))
+            rows.extend(self._run_case(index, case, rtol, atol, equal_nan, seconds))
+        result = FinderResult(tuple(rows), params, weights, {k: round(v, 4) for k, v in seconds.items()})
+        self._print_rows(result)
+        return result
+
+    def _run_case(self, index, case, rtol, atol, equal_nan, seconds) -> list[OutputRow]:
+        timings = {}
+
+        def timed(role, worker):
+            start = time.perf_counter()
+            outputs = worker.forward(case)
+            timings[role] = time.perf_counter() - start
+            return outputs
+
+        start = time.perf_counter()
+        pt_out, ms_out = self.session.both(lambda: timed("pt", self.session.pt), lambda: timed("ms", self.session.ms))
+        seconds["forward"] += time.perf_counter() - start
+        other = "MindTorch" if self.auto_conv_ckpt == 2 else "MindSpore"
+        self._print(f"In test case {index}, the PyTorch net inference completed cost {timings['pt']:.5f} seconds.")
+        self._print(f"In test case {index}, the {other} net inference completed cost {timings['ms']:.5f} seconds.")
+        if len(pt_out) != len(ms_out):
+            raise MsparityError(f"case {index}: the nets return different numbers of outputs "
+                                f"(PyTorch {len(pt_out)}, MindSpore {len(ms_out)})")
+        rows = []
+        pt_names = _ts_output_names([t.name for t in pt_out])
+        ms_names = _ts_output_names([t.name for t in ms_out])
+        for pt_t, ms_t, pt_name, ms_name in zip(pt_out, ms_out, pt_names, ms_names):
+            shown_pt, shown_ms = f"step_{index}_{pt_name}", f"step_{index}_{ms_name}"
+            if pt_t.shape != ms_t.shape:
+                log.warning("case %d: output %s has shape %s in PyTorch, %s in MindSpore", index, pt_name,
+                            pt_t.shape, ms_t.shape)
+                rows.append(OutputRow(index, shown_pt, shown_ms, None, f"shape {pt_t.shape} vs {ms_t.shape}"))
+                continue
+            comparison = metrics.compare_tensors(pt_t, ms_t, rtol, atol, equal_nan)
+            rows.append(OutputRow(index, shown_pt, shown_ms, comparison))
+        return rows
+
+    def _print_rows(self, result: FinderResult) -> None:
+        if not result.rows:
+            return
+        from rich.table import Table
+
+        from coordinator.dir_report import _trunc
+        from coordinator.report import make_console, print_unwrapped
+
+        table = Table(title=RESULT_TITLE)
+        for field in (*RESULT_FIELDS, "max rel diff"):
+            table.add_column(field, justify="center", no_wrap=True)
+        for row in result.rows:
+            c = row.comparison
+            if c is None:
+                table.add_row(row.pt_name, row.ms_name, "Shape is inconsistent", "0.00%", "nan", "nan, nan", "nan",
+                              style="red")
+                continue
+            table.add_row(row.pt_name, row.ms_name, str(c.passed), f"{_trunc(c.allclose_ratio, 4):.2%}",
+                          f"{_trunc(c.cosine_similarity, 5):.5f}",
+                          f"{_trunc(c.mean_abs_diff, 5):.5f}, {_trunc(c.max_abs_diff, 5):.5f}", f"{c.max_rel_diff:.3g}",
+                          style=None if c.passed else "red")
+        print_unwrapped(make_console(), table)
