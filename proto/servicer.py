@@ -197,7 +197,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         yield from codec.encode(outputs)
 
     def _describe_without_model(self):
-        return worker_pb2.DescribeReply(framework=self._name, python_version=platform.python_version(),
+        framework = {"pt": "pytorch", "ms": "mindspore"}.get(self._name, self._name)
+        return worker_pb2.DescribeReply(framework=framework, python_version=platform.python_version(),
                                         protocol_version=PROTOCOL_VERSION, hostname=socket.gethostname(),
                                         model_spec="", model_class="(no model: serves directories)")
 
