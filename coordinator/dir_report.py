@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 
 from rich.table import Table
@@ -12,19 +11,13 @@ from rich.table import Table
 from coordinator.compare import REPORT_SCHEMA
 from coordinator.dir_compare import DirComparison, PairRow
 from coordinator.report import _finite, make_console, print_unwrapped, write_atomic, write_json
+from coordinator.weight_report import value_cells
 
 TITLE = "The list of comparison results"
 NAME_FIELDS = ("orig array name", "target array name")
 SHAPE_FIELDS = ("shape of orig", "shape of target")
 VALUE_FIELDS = ("result of allclose", "ratio of allclose", "cosine similarity", "mean & max diffs")
 EXTRA_FIELDS = ("max rel diff", "dtype")
-
-
-def _trunc(value: float, digits: int) -> float:
-    """Truncate toward zero like TroubleShooter (0.999999 shows as 0.99999, never rounds up to 1)."""
-    if not math.isfinite(value):
-        return value
-    return int(value * 10**digits) / 10**digits
 
 
 def _cells(row: PairRow, compare_shape: bool) -> list[str]:
@@ -34,9 +27,7 @@ def _cells(row: PairRow, compare_shape: bool) -> list[str]:
     if c is None:
         values = ["False", "0.00%", "nan", "nan, nan", "nan"]
     else:
-        allclose = "Shape is inconsistent" if c.ref_shape != c.cand_shape else str(c.passed)
-        values = [allclose, f"{_trunc(c.allclose_ratio, 4):.2%}", f"{_trunc(c.cosine_similarity, 5):.5f}",
-                  f"{_trunc(c.mean_abs_diff, 5):.5f}, {_trunc(c.max_abs_diff, 5):.5f}", f"{c.max_rel_diff:.3g}"]
+        values = [*value_cells(c), f"{c.max_rel_diff:.3g}"]
     dtypes = [row.orig.dtype if row.orig else "", row.target.dtype if row.target else ""]
     dtype = dtypes[0] if dtypes[0] == dtypes[1] else " / ".join(d or "None" for d in dtypes)
     return names + (shapes if compare_shape else []) + values + [dtype]

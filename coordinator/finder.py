@@ -33,7 +33,7 @@ from proto.weight_map import WeightMap
 
 log = logging.getLogger("msparity")
 _KWARGS = {"pt_params_path", "ms_params_path", "auto_conv_ckpt", "compare_params", "fix_seed"}
-_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
+_ADDRESS = re.compile(f"^{transport.ADDRESS_PATTERN}$")
 SEPARATOR_WIDTH = 141
 RESULT_TITLE = "The comparison results of Net"
 RESULT_FIELDS = ("PyTorch out", "MindSpore out", "result of allclose", "ratio of allclose", "cosine similarity",
@@ -346,8 +346,8 @@ class NetDifferenceFinder:
             return
         from rich.table import Table
 
-        from coordinator.dir_report import _trunc
         from coordinator.report import make_console, print_unwrapped
+        from coordinator.weight_report import value_cells
 
         table = Table(title=RESULT_TITLE)
         for field in (*RESULT_FIELDS, "max rel diff"):
@@ -358,8 +358,6 @@ class NetDifferenceFinder:
                 table.add_row(row.pt_name, row.ms_name, "Shape is inconsistent", "0.00%", "nan", "nan, nan", "nan",
                               style="red")
                 continue
-            table.add_row(row.pt_name, row.ms_name, str(c.passed), f"{_trunc(c.allclose_ratio, 4):.2%}",
-                          f"{_trunc(c.cosine_similarity, 5):.5f}",
-                          f"{_trunc(c.mean_abs_diff, 5):.5f}, {_trunc(c.max_abs_diff, 5):.5f}", f"{c.max_rel_diff:.3g}",
+            table.add_row(row.pt_name, row.ms_name, *value_cells(c), f"{c.max_rel_diff:.3g}",
                           style=None if c.passed else "red")
         print_unwrapped(make_console(), table)

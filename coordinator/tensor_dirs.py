@@ -21,7 +21,7 @@ from proto.codec import NamedArray
 from proto.npy_files import NpyEntry, list_npy_dir, load_npy
 
 # "host:port:dir" or "[v6]:port:dir" names a directory served by a worker (--serve-dir).
-_REMOTE = re.compile(r"^(?P<address>(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}):(?P<path>.*)$")
+_REMOTE = re.compile(f"^(?P<address>{transport.ADDRESS_PATTERN}):(?P<path>.*)$")
 READ_AHEAD = 4  # tensors buffered per side
 
 

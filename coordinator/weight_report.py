@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.table import Table
 
 from coordinator.report import make_console
@@ -23,8 +25,16 @@ def print_conversion(rows, console=None) -> None:
     (console or make_console()).print(table)
 
 
-def _ratio(value: float) -> str:
-    return f"{int(value * 10000) / 100:.2f}%"  # truncated like TroubleShooter (91.666% -> 91.66%)
+def trunc(value: float, digits: int) -> float:
+    """Truncate toward zero like TroubleShooter (91.666% shows as 91.66%, 0.999999 as 0.99999)."""
+    return int(value * 10**digits) / 10**digits if math.isfinite(value) else value
+
+
+def value_cells(c) -> list[str]:
+    """TroubleShooter's value columns for one comparison: allclose, ratio, cosine, "mean, max" diffs."""
+    allclose = "Shape is inconsistent" if c.ref_shape != c.cand_shape else str(c.passed)
+    return [allclose, f"{trunc(c.allclose_ratio, 4):.2%}", f"{trunc(c.cosine_similarity, 5):.5f}",
+            f"{trunc(c.mean_abs_diff, 5):.5f}, {trunc(c.max_abs_diff, 5):.5f}"]
 
 
 def print_weights_comparison(result, print_level: int, shape_fields, value_fields, title, console=None) -> None:
@@ -43,7 +53,5 @@ def print_weights_comparison(result, print_level: int, shape_fields, value_field
     for c in result.values:
         if print_level == 2 and c.passed:
             continue
-        allclose = "Shape is inconsistent" if c.ref_shape != c.cand_shape else str(c.passed)
-        values.add_row(c.ref_name, c.cand_name, allclose, _ratio(c.allclose_ratio), f"{c.cosine_similarity:.5f}",
-                       f"{c.mean_abs_diff:.5f}, {c.max_abs_diff:.5f}")
+        values.add_row(c.ref_name, c.cand_name, *value_cells(c))
     console.print(values)

@@ -110,6 +110,10 @@ def bind(server: grpc.Server, listen: str, security: Security = Security()) -> s
     return f"{host}:{port}"
 
 
+# host:port or [v6]:port, as workers are dialled
+ADDRESS_PATTERN = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}"
+
+
 def make_channel(address: str, security: Security = Security()) -> grpc.Channel:
     """A channel to address with our options; TLS when the security settings ask for it."""
     if security.tls:
