@@ -169,6 +169,58 @@ def compare(input_shape, inputs, sync_weights, weight_map_path, **opts):
     sys.exit(_compare(opts, input_shape, inputs, sync_weights, weight_map_path))
 
 
+@main.command("train-step")
+@worker_options
+@tolerance_options
+@click.option("--input-shape", multiple=True, metavar="SHAPE[:DTYPE]",
+              help="an input to generate per batch, e.g. 8,3,224,224:float32 (repeat for several inputs)")
+@click.option("--inputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npy",
+              help="an input from a .npy file, the same batch every step (repeat for several inputs)")
+@click.option("--steps", type=int, default=1, show_default=True, help="training steps to run and compare")
+@click.option("--lr", type=float, default=0.01, show_default=True, help="learning rate, the same on both sides")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "factory"]), default=None,
+              help="sgd (plain, no momentum) or adam (torch's formula on both sides); default: the factories' "
+                   "own when both supply one, else sgd")
+@click.option("--loss", type=click.Choice(["mse", "cross-entropy", "factory"]), default=None,
+              help="mse against generated targets, cross-entropy against generated class indices; default: the "
+                   "factories' own when both supply one, else mse")
+@click.option("--free-running", is_flag=True,
+              help="let each side follow its own trajectory (default: re-sync the pt state into ms before each step)")
+@click.option("--sync-weights/--no-sync-weights", default=True, show_default=True,
+              help="stream the pt weights into the ms net first (off: each side keeps its own)")
+@click.option("--weight-map", "weight_map_path", type=click.Path(path_type=Path),
+              help="map file for names the layer rules cannot pair (start from `msparity weight-map`)")
+@handles_errors
+def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, sync_weights, weight_map_path, **opts):
+    """Same weights, same batches: run training steps on both sides, compare loss, grads, weights, buffers."""
+    from coordinator.train import TrainOptions, check_options, resolve_choice, run_train_step
+    from coordinator.train_report import print_train, train_to_dict
+    from proto.weight_map import load_weight_map
+
+    metrics.resolve_tolerance("float32", opts["rtol"], opts["atol"])
+    check_options(TrainOptions(loss=loss or "mse", optimizer=optimizer or "sgd", lr=lr), steps)
+    pt, ms, security = targets_from(opts)
+    user_map = load_weight_map(weight_map_path) if weight_map_path else None
+    shapes = [randomness.parse_input_shape(text, i) for i, text in enumerate(input_shape)]
+    arrays = randomness.load_input_files(list(inputs)) if inputs else None
+    if shapes and arrays:
+        raise click.UsageError("give --input-shape or --inputs, not both")
+    with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
+        pt_desc, ms_desc = session.pt_description, session.ms_description
+        options = TrainOptions(
+            loss=resolve_choice("loss", loss, pt_desc.factory_loss, ms_desc.factory_loss, "mse"),
+            optimizer=resolve_choice("optimizer", optimizer, pt_desc.factory_optimizer, ms_desc.factory_optimizer,
+                                     "sgd"),
+            lr=lr)
+        result = run_train_step(session, shapes, arrays, steps=steps, options=options, seed=opts["seed"],
+                                rtol=opts["rtol"], atol=opts["atol"], sync_weights=sync_weights,
+                                weight_map=user_map, lockstep=not free_running)
+    print_train(result)
+    if opts["json_path"]:
+        report.write_json(opts["json_path"], train_to_dict(result))
+    sys.exit(EXIT_OK if result.passed else EXIT_DIFFERENT)
+
+
 @main.command("weight-map")
 @click.option("--prefix", "weight_name_prefix", metavar="PREFIX", help="put PREFIX. before every MindSpore name")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),

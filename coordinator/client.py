@@ -15,6 +15,7 @@ from proto.adapter import (
     ParameterSpec,
     SetWeightsResult,
     TensorSpec,
+    TrainOptions,
     WorkerDescription,
 )
 from proto.codec import NamedArray
@@ -104,6 +105,8 @@ class WorkerClient:
             example_inputs=tuple(TensorSpec(s.name, s.dtype, tuple(s.shape)) for s in reply.example_inputs),
             hostname=reply.hostname,
             execution_mode=reply.execution_mode,
+            factory_loss=reply.factory_loss,
+            factory_optimizer=reply.factory_optimizer,
         )
 
     def seed(self, seed: int) -> None:
@@ -162,6 +165,19 @@ class WorkerClient:
 
         responses = self._stub.Forward(requests(), timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
         return list(self._decoded("Forward", responses))
+
+    def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions) -> Iterator[NamedArray]:
+        """Run one training step on the worker; streams back loss, grads, and state / moments when asked."""
+
+        def requests():
+            yield worker_pb2.TrainStepRequest(options=worker_pb2.TrainOptions(
+                loss=options.loss, optimizer=options.optimizer, lr=options.lr, reset=options.reset,
+                return_state=options.return_state, return_moments=options.return_moments))
+            for chunk in codec.encode([*inputs, target]):
+                yield worker_pb2.TrainStepRequest(chunk=chunk)
+
+        responses = self._stub.TrainStep(requests(), timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
+        return self._decoded("TrainStep", responses)
 
     def list_dir(self, path: str) -> tuple[str, list[NpyEntry]]:
         """The resolved path of a served directory and its .npy files (described by header)."""

@@ -309,6 +309,39 @@ class NetDifferenceFinder:
         self._print_rows(result)
         return result
 
+    def train_step(self, inputs=None, auto_inputs=None, steps=1, loss=None, optimizer=None, lr=0.01, rtol=None,
+                   atol=None, lockstep=True):
+        """Sync weights as compare() does, then run ``steps`` training steps on both sides and compare them.
+
+        ``inputs``: one batch (any form compare() takes; the first case is used for every step);
+        ``auto_inputs``: shapes, a fresh batch per step. ``loss``/``optimizer``: "mse" | "cross-entropy"
+        and "sgd" | "adam", or "factory" / None for the factories' own when both supply one. Prints the
+        loss curves and the tensors that differ; returns a TrainReport (``bool()`` is the verdict).
+        """
+        from coordinator.train import TrainOptions, resolve_choice, run_train_step
+        from coordinator.train_report import print_train
+        from proto.adapter import TensorSpec
+
+        seed = int(self.fix_seed or 0)
+        shapes, arrays = None, None
+        if auto_inputs:
+            case = auto_input_cases(auto_inputs, seed)[0]
+            shapes = [TensorSpec(t.name, t.dtype, t.shape) for t in case]
+        else:
+            arrays = input_cases(inputs)[0]
+        pt_desc, ms_desc = self.session.pt_description, self.session.ms_description
+        options = TrainOptions(
+            loss=resolve_choice("loss", loss, pt_desc.factory_loss, ms_desc.factory_loss, "mse"),
+            optimizer=resolve_choice("optimizer", optimizer, pt_desc.factory_optimizer, ms_desc.factory_optimizer,
+                                     "sgd"),
+            lr=lr)
+        self.session.seed(seed)
+        self._handle_weights()
+        report = run_train_step(self.session, shapes, arrays, steps=steps, options=options, seed=seed, rtol=rtol,
+                                atol=atol, sync_weights=False, weight_map=self._weight_map(), lockstep=lockstep)
+        print_train(report)
+        return report
+
     def _run_case(self, index, case, rtol, atol, equal_nan, seconds) -> list[OutputRow]:
         timings = {}
 

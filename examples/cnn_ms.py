@@ -26,3 +26,16 @@ class SmallCNN(nn.Cell):
 
 def build():
     return SmallCNN(), (Tensor(np.zeros((2, 3, 32, 32), np.float32)),)
+
+
+class _BnMomentumBugCNN(SmallCNN):
+    def __init__(self):
+        super().__init__()
+        # torch's momentum=0.1 copied verbatim: MindSpore's momentum weights the OLD statistics.
+        self.bn1 = nn.BatchNorm2d(8, momentum=0.1)
+        self.bn2 = nn.BatchNorm2d(16, momentum=0.1)
+
+
+def build_bn_momentum_bug():
+    """BatchNorm given torch's momentum=0.1 verbatim (MindSpore's meaning is inverted: should be 0.9)."""
+    return _BnMomentumBugCNN(), (Tensor(np.zeros((2, 3, 32, 32), np.float32)),)

@@ -11,14 +11,15 @@ def make_adapter(args):
     import mindspore as ms
 
     from ms_worker.adapter import MindSporeAdapter
-    from proto.model_spec import build_model
+    from proto.model_spec import build_parts
 
     ms.set_context(mode=ms.GRAPH_MODE if args.mode == "graph" else ms.PYNATIVE_MODE)
     if args.device:
         target, _, device_id = args.device.partition(":")
         ms.set_device(target, int(device_id) if device_id else None)
-    net, example_inputs = build_model(args.model)
-    return MindSporeAdapter(net, example_inputs, model_spec=args.model)
+    parts = build_parts(args.model)
+    return MindSporeAdapter(parts.net, parts.example_inputs, model_spec=args.model, loss=parts.loss,
+                            optimizer=parts.optimizer)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,12 +9,14 @@ from collections.abc import Iterable, Sequence
 import mindspore as ms
 
 from ms_worker import determinism, tensors
+from ms_worker.training import MindSporeTrainer
 from proto.adapter import (
     PROTOCOL_VERSION,
     ModuleSpec,
     ParameterListing,
     ParameterSpec,
     SetWeightsResult,
+    TrainOptions,
     WorkerDescription,
     apply_weights,
     as_input_list,
@@ -32,7 +34,7 @@ FRAMEWORK = "mindspore"
 class MindSporeAdapter:
     """Serves one cell: its Parameters (keyed by Parameter.name, the checkpoint key) are the state."""
 
-    def __init__(self, net: ms.nn.Cell, example_inputs=None, model_spec: str = ""):
+    def __init__(self, net: ms.nn.Cell, example_inputs=None, model_spec: str = "", loss=None, optimizer=None):
         if not isinstance(net, ms.nn.Cell):
             raise TypeError(f"the ms model must be a mindspore.nn.Cell, got {type(net).__name__}")
         self.net = net
@@ -41,6 +43,7 @@ class MindSporeAdapter:
             tensors.numpy_from_ms(f"input{i}", x if tensors.is_ms_tensor(x) else ms.Tensor(x))
             for i, x in enumerate(as_input_list(example_inputs))
         ]
+        self.trainer = MindSporeTrainer(net, loss, optimizer)
 
     def _state(self) -> dict[str, ms.Parameter]:
         return {p.name: p for p in self.net.get_parameters()}
@@ -62,6 +65,8 @@ class MindSporeAdapter:
             example_inputs=tuple(spec_of(x) for x in self.example_inputs),
             hostname=socket.gethostname(),
             execution_mode=mode,
+            factory_loss=type(self.trainer.factory_loss).__name__ if self.trainer.factory_loss is not None else "",
+            factory_optimizer=type(self.trainer.factory_optimizer).__name__ if self.trainer.factory_optimizer is not None else "",
         )
 
     def seed(self, seed: int) -> None:
@@ -99,7 +104,9 @@ class MindSporeAdapter:
         specs = {p.name: p for p in self.list_parameters().parameters}
 
         def assign(tensor: NamedArray) -> None:
-            state[tensor.name].set_data(tensors.ms_from_numpy(tensor))
+            # In place, not set_data: after set_data a second time, an optimizer that already ran (nn.SGD on
+            # CPU, PyNative, mindspore 2.10) keeps updating the old buffer and the net never sees its steps.
+            ms.ops.assign(state[tensor.name], tensors.ms_from_numpy(tensor))
 
         return apply_weights(incoming, specs, assign, strict, FRAMEWORK)
 
@@ -117,3 +124,7 @@ class MindSporeAdapter:
         except (RuntimeError, TypeError, ValueError) as exc:
             shapes = ", ".join(f"{x.name} {list(x.shape)} {x.dtype}" for x in inputs)
             raise BadRequest(f"forward failed on inputs ({shapes}): {type(exc).__name__}: {exc}") from exc
+
+    def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions):
+        """One training step (see ms_worker.training); yields loss, grads, state and moments lazily."""
+        return self.trainer.step(inputs, target, options)

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from proto.codec import NamedArray
 
-PROTOCOL_VERSION = "1.1"  # 1.1: ListDir / GetTensors
+PROTOCOL_VERSION = "1.2"  # 1.1: ListDir / GetTensors; 1.2: TrainStep
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,44 @@ class WorkerDescription:
     example_inputs: tuple[TensorSpec, ...] = ()
     hostname: str = ""
     execution_mode: str = ""
+    factory_loss: str = ""
+    factory_optimizer: str = ""
 
 
 @dataclass(frozen=True)
 class SetWeightsResult:
     loaded: int
     missing: tuple[str, ...] = field(default=())
+
+
+LOSSES = ("mse", "cross-entropy", "factory")
+OPTIMIZERS = ("sgd", "adam", "factory")
+TARGET_NAME = "target"
+LOSS_NAME = "loss"
+GRAD_PREFIX = "grad:"
+STATE_PREFIX = "state:"
+MOMENT_PREFIXES = ("moment1:", "moment2:")  # Adam's first and second moments (torch exp_avg / exp_avg_sq)
+
+
+DROPOUT_WORDS = ("dropout", "droppath", "drop_path", "stochasticdepth")
+
+
+def is_dropout_class(class_name: str) -> bool:
+    """Whether a module / cell class is a dropout (or drop-path) layer, which a training step turns off."""
+    lowered = class_name.lower()
+    return any(word in lowered for word in DROPOUT_WORDS)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How a worker runs one training step; both sides get the same options."""
+
+    loss: str = "mse"
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    reset: bool = False
+    return_state: bool = True
+    return_moments: bool = True
 
 
 class WorkerAdapter(Protocol):
@@ -95,6 +127,8 @@ class WorkerAdapter(Protocol):
     def set_weights(self, tensors: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult: ...
 
     def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> list[NamedArray]: ...
+
+    def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions) -> list[NamedArray]: ...
 
 
 def as_input_list(inputs) -> list:

@@ -1,6 +1,10 @@
 """Load a model from a spec: ``pkg.module:factory`` or ``path/to/file.py:factory``.
 
-The factory is called with no arguments and returns the net, or ``(net, example_inputs)``.
+The factory is called with no arguments and returns the net, ``(net, example_inputs)``, or a dict
+``{"net": net, "inputs": example_inputs, "loss": loss_fn, "optimizer": optimizer}`` (all but "net"
+optional) when training-step comparison should use the model's own loss and optimizer: ``loss_fn``
+is called as ``loss_fn(outputs, target)``; ``optimizer`` is an optimizer over the net's parameters,
+or a callable that builds one from them.
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -56,9 +61,38 @@ def load_factory(spec: str):
     return factory
 
 
+@dataclass(frozen=True)
+class ModelParts:
+    """What a factory returned, normalised."""
+
+    net: object
+    example_inputs: object = None
+    loss: object = None
+    optimizer: object = None
+
+
+FACTORY_KEYS = ("net", "inputs", "loss", "optimizer")
+
+
+def parts_from(built, spec: str = "<factory>") -> ModelParts:
+    """Normalise a factory's return value (net, (net, inputs) or a dict) into ModelParts."""
+    if isinstance(built, dict):
+        unknown = sorted(set(built) - set(FACTORY_KEYS))
+        if unknown or "net" not in built:
+            raise ModelSpecError(f"model spec {spec!r}: the factory's dict needs 'net' and may hold "
+                                 f"{', '.join(FACTORY_KEYS[1:])}; got {', '.join(map(str, built))}")
+        return ModelParts(built["net"], built.get("inputs"), built.get("loss"), built.get("optimizer"))
+    if isinstance(built, tuple) and len(built) == 2:
+        return ModelParts(built[0], built[1])
+    return ModelParts(built)
+
+
+def build_parts(spec: str) -> ModelParts:
+    """Call the spec's factory; return its net, example inputs, loss and optimizer (None when not given)."""
+    return parts_from(load_factory(spec)(), spec)
+
+
 def build_model(spec: str):
     """Call the spec's factory; return (net, example_inputs or None)."""
-    built = load_factory(spec)()
-    if isinstance(built, tuple) and len(built) == 2:
-        return built[0], built[1]
-    return built, None
+    parts = build_parts(spec)
+    return parts.net, parts.example_inputs

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import grpc
 
 from proto import codec, errors, worker_pb2, worker_pb2_grpc
-from proto.adapter import PROTOCOL_VERSION, WorkerAdapter
+from proto.adapter import LOSSES, OPTIMIZERS, PROTOCOL_VERSION, TARGET_NAME, TrainOptions, WorkerAdapter
 from proto.npy_files import NpyFileError, ServedRoots, load_npy
 from proto.tensor_pb2 import TensorSpec as TensorSpecPb
 
@@ -143,6 +143,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             example_inputs=[TensorSpecPb(name=s.name, dtype=s.dtype, shape=s.shape) for s in d.example_inputs],
             hostname=d.hostname,
             execution_mode=d.execution_mode,
+            factory_loss=d.factory_loss,
+            factory_optimizer=d.factory_optimizer,
         )
 
     @_rpc
@@ -196,6 +198,22 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             outputs = self._adapter.forward(inputs, train_mode=bool(options and options.train_mode))
         yield from codec.encode(outputs)
 
+    @_streaming_rpc
+    def TrainStep(self, request_iterator, context):
+        options, chunks = _stream_items(request_iterator, "TrainStep")
+        if options is None:
+            raise errors.BadRequest("TrainStep: the first message must carry the options")
+        train_options = train_options_from(options)
+        tensors = list(codec.decode(chunks))
+        targets = [t for t in tensors if t.name == TARGET_NAME]
+        if len(targets) != 1:
+            raise errors.BadRequest(f"TrainStep: send exactly one tensor named {TARGET_NAME!r} besides the inputs")
+        inputs = [t for t in tensors if t.name != TARGET_NAME]
+        with self._lock:
+            results = self._adapter.train_step(inputs, targets[0], train_options)
+        # The step runs as the first result is pulled; each pull holds the lock, so no other call interleaves.
+        yield from codec.encode(self._locked(iter(results)))
+
     def _describe_without_model(self):
         framework = {"pt": "pytorch", "ms": "mindspore"}.get(self._name, self._name)
         return worker_pb2.DescribeReply(framework=framework, python_version=platform.python_version(),
@@ -225,6 +243,18 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                     raise errors.FailedPrecondition(str(exc)) from None
 
         yield from codec.encode(arrays())
+
+
+def train_options_from(options) -> TrainOptions:
+    """Check a TrainOptions message and turn it into the adapter's dataclass."""
+    if options.loss not in LOSSES:
+        raise errors.BadRequest(f"TrainStep: unknown loss {options.loss!r}; known: {', '.join(LOSSES)}")
+    if options.optimizer not in OPTIMIZERS:
+        raise errors.BadRequest(f"TrainStep: unknown optimizer {options.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    if not options.lr > 0:
+        raise errors.BadRequest(f"TrainStep: the learning rate must be positive, got {options.lr}")
+    return TrainOptions(loss=options.loss, optimizer=options.optimizer, lr=options.lr, reset=options.reset,
+                        return_state=options.return_state, return_moments=options.return_moments)
 
 
 def add_to_server(server: grpc.Server, adapter: WorkerAdapter | None, worker_name: str,

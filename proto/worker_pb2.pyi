@@ -12,7 +12,7 @@ class DescribeRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeReply(_message.Message):
-    __slots__ = ("framework", "framework_version", "python_version", "device", "protocol_version", "model_spec", "model_class", "parameter_count", "parameter_elements", "example_inputs", "hostname", "execution_mode")
+    __slots__ = ("framework", "framework_version", "python_version", "device", "protocol_version", "model_spec", "model_class", "parameter_count", "parameter_elements", "example_inputs", "hostname", "execution_mode", "factory_loss", "factory_optimizer")
     FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
     FRAMEWORK_VERSION_FIELD_NUMBER: _ClassVar[int]
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,8 @@ class DescribeReply(_message.Message):
     EXAMPLE_INPUTS_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_MODE_FIELD_NUMBER: _ClassVar[int]
+    FACTORY_LOSS_FIELD_NUMBER: _ClassVar[int]
+    FACTORY_OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
     framework: str
     framework_version: str
     python_version: str
@@ -37,7 +39,9 @@ class DescribeReply(_message.Message):
     example_inputs: _containers.RepeatedCompositeFieldContainer[_tensor_pb2.TensorSpec]
     hostname: str
     execution_mode: str
-    def __init__(self, framework: _Optional[str] = ..., framework_version: _Optional[str] = ..., python_version: _Optional[str] = ..., device: _Optional[str] = ..., protocol_version: _Optional[str] = ..., model_spec: _Optional[str] = ..., model_class: _Optional[str] = ..., parameter_count: _Optional[int] = ..., parameter_elements: _Optional[int] = ..., example_inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., hostname: _Optional[str] = ..., execution_mode: _Optional[str] = ...) -> None: ...
+    factory_loss: str
+    factory_optimizer: str
+    def __init__(self, framework: _Optional[str] = ..., framework_version: _Optional[str] = ..., python_version: _Optional[str] = ..., device: _Optional[str] = ..., protocol_version: _Optional[str] = ..., model_spec: _Optional[str] = ..., model_class: _Optional[str] = ..., parameter_count: _Optional[int] = ..., parameter_elements: _Optional[int] = ..., example_inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., hostname: _Optional[str] = ..., execution_mode: _Optional[str] = ..., factory_loss: _Optional[str] = ..., factory_optimizer: _Optional[str] = ...) -> None: ...
 
 class SeedRequest(_message.Message):
     __slots__ = ("seed",)
@@ -132,6 +136,30 @@ class ForwardRequest(_message.Message):
     options: ForwardOptions
     chunk: _tensor_pb2.TensorChunk
     def __init__(self, options: _Optional[_Union[ForwardOptions, _Mapping]] = ..., chunk: _Optional[_Union[_tensor_pb2.TensorChunk, _Mapping]] = ...) -> None: ...
+
+class TrainOptions(_message.Message):
+    __slots__ = ("loss", "optimizer", "lr", "reset", "return_state", "return_moments")
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
+    LR_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    RETURN_STATE_FIELD_NUMBER: _ClassVar[int]
+    RETURN_MOMENTS_FIELD_NUMBER: _ClassVar[int]
+    loss: str
+    optimizer: str
+    lr: float
+    reset: bool
+    return_state: bool
+    return_moments: bool
+    def __init__(self, loss: _Optional[str] = ..., optimizer: _Optional[str] = ..., lr: _Optional[float] = ..., reset: _Optional[bool] = ..., return_state: _Optional[bool] = ..., return_moments: _Optional[bool] = ...) -> None: ...
+
+class TrainStepRequest(_message.Message):
+    __slots__ = ("options", "chunk")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    options: TrainOptions
+    chunk: _tensor_pb2.TensorChunk
+    def __init__(self, options: _Optional[_Union[TrainOptions, _Mapping]] = ..., chunk: _Optional[_Union[_tensor_pb2.TensorChunk, _Mapping]] = ...) -> None: ...
 
 class ListDirRequest(_message.Message):
     __slots__ = ("path",)

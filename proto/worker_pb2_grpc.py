@@ -65,6 +65,11 @@ class WorkerStub:
                 request_serializer=proto_dot_worker__pb2.ForwardRequest.SerializeToString,
                 response_deserializer=proto_dot_tensor__pb2.TensorChunk.FromString,
                 _registered_method=True)
+        self.TrainStep = channel.stream_stream(
+                '/msparity.v1.Worker/TrainStep',
+                request_serializer=proto_dot_worker__pb2.TrainStepRequest.SerializeToString,
+                response_deserializer=proto_dot_tensor__pb2.TensorChunk.FromString,
+                _registered_method=True)
         self.ListDir = channel.unary_unary(
                 '/msparity.v1.Worker/ListDir',
                 request_serializer=proto_dot_worker__pb2.ListDirRequest.SerializeToString,
@@ -116,6 +121,14 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TrainStep(self, request_iterator, context):
+        """One training step: inputs and "target" stream in; "loss", "grad:NAME", and (when asked) "state:NAME"
+        and "moment1:NAME" / "moment2:NAME" stream out, NAME being the net's own parameter name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListDir(self, request, context):
         """Directories of saved .npy tensors, only under the roots the worker was started with (--serve-dir).
         """
@@ -160,6 +173,11 @@ def add_WorkerServicer_to_server(servicer, server):
             'Forward': grpc.stream_stream_rpc_method_handler(
                     servicer.Forward,
                     request_deserializer=proto_dot_worker__pb2.ForwardRequest.FromString,
+                    response_serializer=proto_dot_tensor__pb2.TensorChunk.SerializeToString,
+            ),
+            'TrainStep': grpc.stream_stream_rpc_method_handler(
+                    servicer.TrainStep,
+                    request_deserializer=proto_dot_worker__pb2.TrainStepRequest.FromString,
                     response_serializer=proto_dot_tensor__pb2.TensorChunk.SerializeToString,
             ),
             'ListDir': grpc.unary_unary_rpc_method_handler(
@@ -334,6 +352,33 @@ class Worker:
             target,
             '/msparity.v1.Worker/Forward',
             proto_dot_worker__pb2.ForwardRequest.SerializeToString,
+            proto_dot_tensor__pb2.TensorChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrainStep(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/msparity.v1.Worker/TrainStep',
+            proto_dot_worker__pb2.TrainStepRequest.SerializeToString,
             proto_dot_tensor__pb2.TensorChunk.FromString,
             options,
             channel_credentials,

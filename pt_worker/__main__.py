@@ -8,15 +8,16 @@ from proto import worker_main
 
 
 def make_adapter(args):
-    from proto.model_spec import build_model
+    from proto.model_spec import ModelParts, build_parts
     from pt_worker.adapter import TorchAdapter
     from pt_worker.loading import PICKLE_SPEC_PREFIX, load_pickled
 
     if args.model.startswith(PICKLE_SPEC_PREFIX):
-        net, example_inputs = load_pickled(args.model[len(PICKLE_SPEC_PREFIX):], args.trust_pickle), None
+        parts = ModelParts(load_pickled(args.model[len(PICKLE_SPEC_PREFIX):], args.trust_pickle))
     else:
-        net, example_inputs = build_model(args.model)
-    return TorchAdapter(net, example_inputs, model_spec=args.model, device=args.device)
+        parts = build_parts(args.model)
+    return TorchAdapter(parts.net, parts.example_inputs, model_spec=args.model, device=args.device, loss=parts.loss,
+                        optimizer=parts.optimizer)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from proto.adapter import (
     ParameterListing,
     ParameterSpec,
     SetWeightsResult,
+    TrainOptions,
     WorkerDescription,
     apply_weights,
     as_input_list,
@@ -24,6 +25,7 @@ from proto.adapter import (
 from proto.codec import NamedArray
 from proto.errors import BadRequest
 from pt_worker import determinism, tensors
+from pt_worker.training import TorchTrainer
 
 FRAMEWORK = "pytorch"
 
@@ -32,7 +34,8 @@ FRAMEWORK = "pytorch"
 class TorchAdapter:
     """Serves one torch module: its state_dict entries are the parameters."""
 
-    def __init__(self, net: torch.nn.Module, example_inputs=None, model_spec: str = "", device: str | None = None):
+    def __init__(self, net: torch.nn.Module, example_inputs=None, model_spec: str = "", device: str | None = None,
+                 loss=None, optimizer=None):
         if not isinstance(net, torch.nn.Module):
             raise TypeError(f"the pt model must be a torch.nn.Module, got {type(net).__name__}")
         self.device = torch.device(device) if device else _device_of(net)
@@ -41,6 +44,7 @@ class TorchAdapter:
         self.example_inputs = [
             tensors.numpy_from_pt(f"input{i}", torch.as_tensor(x)) for i, x in enumerate(as_input_list(example_inputs))
         ]
+        self.trainer = TorchTrainer(self.net, self.device, loss, optimizer)
 
     def _state(self) -> dict[str, torch.Tensor]:
         return self.net.state_dict(keep_vars=True)
@@ -60,6 +64,8 @@ class TorchAdapter:
             example_inputs=tuple(spec_of(x) for x in self.example_inputs),
             hostname=socket.gethostname(),
             execution_mode="eager",
+            factory_loss=type(self.trainer.factory_loss).__name__ if self.trainer.factory_loss is not None else "",
+            factory_optimizer=type(self.trainer.factory_optimizer).__name__ if self.trainer.factory_optimizer is not None else "",
         )
 
     def seed(self, seed: int) -> None:
@@ -120,6 +126,11 @@ class TorchAdapter:
             tensors.numpy_from_pt(name, value if tensors.is_pt_tensor(value) else torch.as_tensor(value))
             for name, value in flatten_outputs(result, tensors.is_pt_tensor)
         ]
+
+
+    def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions):
+        """One training step (see pt_worker.training); yields loss, grads, state and moments lazily."""
+        return self.trainer.step(inputs, target, options)
 
 
 def _rule_type(module: torch.nn.Module) -> str:

@@ -1,0 +1,317 @@
+"""The train-step job: same weights, same batches, one optimizer step (or N) on both sides, compared.
+
+After each step the coordinator compares the loss, every gradient by parameter name, every updated
+weight, every non-trainable state tensor (BatchNorm running statistics) and, for Adam, both moments.
+Batches and targets are generated here once and sent to both workers; both steps run at the same
+time. Names pair through the weight plan (the same map that synced the weights), and gradients and
+moments go through the same value transform as their parameter.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from coordinator import metrics, randomness
+from coordinator.compare import choose_input_specs
+from coordinator.errors import MsparityError, UsageError
+from coordinator.metrics import TensorComparison
+from coordinator.session import Session, SyncSummary
+from coordinator.weight_map import WeightPlan
+from proto.adapter import (
+    GRAD_PREFIX,
+    LOSS_NAME,
+    MOMENT_PREFIXES,
+    STATE_PREFIX,
+    TARGET_NAME,
+    ParameterSpec,
+    TensorSpec,
+    TrainOptions,
+    WorkerDescription,
+    spec_of,
+)
+from proto.codec import NamedArray
+from proto.conversion import ms_tensor_from_pt
+from proto.weight_map import WeightMap
+
+KINDS = ("grad", "weight", "buffer", "moment1", "moment2")
+_TINY = 1e-30
+# Adam divides by sqrt(v): an element whose gradient is rounding noise (the loss does not depend on it, e.g.
+# a conv bias right before a BatchNorm, an attention key bias) gets a full +-lr step in a random direction on
+# each side. Such elements (|grad| <= NOISE_GRAD_RATIO x the step's largest |grad| on both sides) are left out
+# of the weight and moment comparisons of adaptive optimizers, and the row says how many.
+NOISE_GRAD_RATIO = 1e-6
+
+
+@dataclass(frozen=True)
+class TensorRow:
+    """One compared tensor of one step: a gradient, an updated weight, a buffer or an optimizer moment."""
+
+    kind: str
+    pt_name: str  # the torch parameter / buffer name
+    ms_name: str
+    module_type: str  # the torch module owning it (e.g. "BatchNorm2d")
+    comparison: TensorComparison | None  # None: one side did not produce it (see note)
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.comparison is not None and self.comparison.passed
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Loss and tensors of one step."""
+
+    step: int
+    pt_loss: float
+    ms_loss: float
+    loss_passed: bool
+    rows: tuple[TensorRow, ...]
+
+    @property
+    def loss_rel_diff(self) -> float:
+        return abs(self.ms_loss - self.pt_loss) / max(abs(self.pt_loss), _TINY)
+
+    @property
+    def passed(self) -> bool:
+        return self.loss_passed and all(r.passed for r in self.rows)
+
+    def failing(self, kind: str | None = None) -> list[TensorRow]:
+        return [r for r in self.rows if not r.passed and (kind is None or r.kind == kind)]
+
+    def count(self, kind: str) -> int:
+        return sum(1 for r in self.rows if r.kind == kind)
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """Every step of one train-step run; ``bool()`` is the verdict."""
+
+    steps: tuple[StepResult, ...]
+    options: TrainOptions
+    seed: int
+    inputs: tuple[TensorSpec, ...]
+    target: TensorSpec
+    order_note: str  # "" when torch and MindSpore list their trainable parameters in the same order
+    hints: tuple[str, ...]
+    pt: WorkerDescription
+    ms: WorkerDescription
+    weights: SyncSummary | None
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.steps) and all(s.passed for s in self.steps)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def check_options(options: TrainOptions, steps: int) -> None:
+    """Usage errors before any worker is touched."""
+    from proto.adapter import LOSSES, OPTIMIZERS
+
+    if options.loss not in LOSSES:
+        raise UsageError(f"--loss {options.loss!r}: choose one of {', '.join(LOSSES)}")
+    if options.optimizer not in OPTIMIZERS:
+        raise UsageError(f"--optimizer {options.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    if not options.lr > 0:
+        raise UsageError(f"--lr must be positive, got {options.lr}")
+    if steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {steps}")
+
+
+def resolve_choice(what: str, chosen: str | None, pt_supplied: str, ms_supplied: str, default: str) -> str:
+    """--loss / --optimizer when given; else the factories' own when both supply one; else the default."""
+    if chosen == "factory" or (chosen is None and (pt_supplied or ms_supplied)):
+        if pt_supplied and ms_supplied:
+            return "factory"
+        if chosen is None and not (pt_supplied and ms_supplied):
+            side = "pt" if pt_supplied else "ms"
+            raise UsageError(f"only the {side} factory supplies a {what}; supply one on both sides, or pass --{what} "
+                             f"to use the same built-in {what} on both")
+        missing = "pt" if not pt_supplied else "ms"
+        raise UsageError(f"--{what} factory: the {missing} factory supplies no {what} (return {{'net': ..., "
+                         f"'{what}': ...}} from it)")
+    return chosen or default
+
+
+def make_target(loss: str, prediction: TensorSpec, rng: np.random.Generator) -> NamedArray:
+    """A target for the net's first output: class indices for cross-entropy, N(0, 1) floats otherwise."""
+    if loss == "cross-entropy":
+        if len(prediction.shape) < 1 or prediction.shape[-1] < 1:
+            raise UsageError(f"cross-entropy needs logits (..., classes); the net's first output is {list(prediction.shape)}")
+        labels = rng.integers(0, prediction.shape[-1], size=prediction.shape[:-1]).astype(np.int64)
+        return NamedArray(TARGET_NAME, labels, "int64")
+    dtype = prediction.dtype if prediction.dtype in ("float16", "float32", "float64") else "float32"
+    return NamedArray(TARGET_NAME, rng.standard_normal(prediction.shape).astype(dtype), dtype)
+
+
+def parameter_order_note(plan: WeightPlan, pt_params: tuple[ParameterSpec, ...],
+                         ms_params: tuple[ParameterSpec, ...]) -> str:
+    """Say whether MindSpore's trainable_params order (which names its gradients) follows torch's."""
+    to_ms = {m.pt_name: m.ms_name for m in plan.mappings}
+    pt_order = [to_ms.get(p.name, p.name) for p in pt_params if p.trainable]
+    ms_order = [p.name for p in ms_params if p.trainable]
+    if pt_order == ms_order:
+        return ""
+    common = [n for n in pt_order if n in set(ms_order)]
+    ms_common = [n for n in ms_order if n in set(pt_order)]
+    first = next((i for i, (a, b) in enumerate(zip(common, ms_common)) if a != b), None)
+    where = (f"first difference at position {first}: torch {common[first]!r}, MindSpore {ms_common[first]!r}"
+             if first is not None else f"torch has {len(pt_order)}, MindSpore {len(ms_order)} trainable parameters")
+    return (f"the trainable parameters are in a different order ({where}); gradients are paired by name here, "
+            "but a comparison by position (e.g. compare_grads_dir by number) would mispair them")
+
+
+def _compare_named(kind: str, pt_key: str, ms_key: str, mapping, pt_by: dict, ms_by: dict, module_type: str,
+                   rtol, atol, keep: np.ndarray | None = None) -> TensorRow | None:
+    pt_tensor, ms_tensor = pt_by.get(pt_key), ms_by.get(ms_key)
+    if pt_tensor is None and ms_tensor is None:
+        return None
+    if pt_tensor is None or ms_tensor is None:
+        missing = "torch" if pt_tensor is None else "MindSpore"
+        return TensorRow(kind, mapping.pt_name, mapping.ms_name, module_type, None, f"{missing} produced none")
+    converted = ms_tensor_from_pt(pt_tensor, ms_key, mapping.transform)
+    note = ""
+    if keep is not None and keep.shape == ms_tensor.shape and not keep.all():
+        skipped = int(keep.size - keep.sum())
+        note = f"{skipped} of {keep.size} elements left out: their gradient is rounding noise"
+        converted = NamedArray(converted.name, converted.array[keep], converted.dtype)
+        ms_tensor = NamedArray(ms_tensor.name, ms_tensor.array[keep], ms_tensor.dtype)
+    return TensorRow(kind, mapping.pt_name, mapping.ms_name, module_type,
+                     metrics.compare_tensors(converted, ms_tensor, rtol, atol), note)
+
+
+def _signal_masks(plan: WeightPlan, pt_by: dict, ms_by: dict) -> dict[str, np.ndarray]:
+    """Per MindSpore parameter name: the elements whose gradient is more than rounding noise (in ms layout)."""
+    grads = {}
+    for m in plan.mappings:
+        pt_grad, ms_grad = pt_by.get(GRAD_PREFIX + m.pt_name), ms_by.get(GRAD_PREFIX + m.ms_name)
+        if pt_grad is not None and ms_grad is not None and pt_grad.array.dtype.kind == "f":
+            grads[m.ms_name] = (ms_tensor_from_pt(pt_grad, m.ms_name, m.transform).array, ms_grad.array)
+    if not grads:
+        return {}
+    scale = max(float(np.abs(g).max(initial=0.0)) for pair in grads.values() for g in pair)
+    limit = NOISE_GRAD_RATIO * scale
+    return {name: (np.abs(a) > limit) | (np.abs(b) > limit) for name, (a, b) in grads.items()
+            if a.shape == b.shape}
+
+
+def compare_step(step: int, pt_out: list[NamedArray], ms_out: list[NamedArray], plan: WeightPlan,
+                 pt_specs: dict[str, ParameterSpec], rtol, atol, adaptive: bool = False) -> StepResult:
+    """Pair one step's streamed tensors by name through the plan and compare them."""
+    pt_by = {t.name: t for t in pt_out}
+    ms_by = {t.name: t for t in ms_out}
+    if LOSS_NAME not in pt_by or LOSS_NAME not in ms_by:
+        raise MsparityError(f"step {step}: a worker returned no loss")
+    pt_loss = float(np.asarray(pt_by[LOSS_NAME].array, dtype=np.float64).reshape(-1)[0])
+    ms_loss = float(np.asarray(ms_by[LOSS_NAME].array, dtype=np.float64).reshape(-1)[0])
+    tol = metrics.resolve_tolerance("float32", rtol, atol)
+    loss_passed = bool(np.isclose(ms_loss, pt_loss, rtol=tol.rtol, atol=tol.atol))
+    rows: list[TensorRow] = []
+    masks = _signal_masks(plan, pt_by, ms_by) if adaptive else {}
+    for mapping in plan.mappings:
+        spec = pt_specs.get(mapping.pt_name)
+        module_type = spec.module_type if spec else ""
+        trainable = bool(spec and spec.trainable)
+        keys = [("weight" if trainable else "buffer", STATE_PREFIX)]
+        if trainable:
+            keys = [("grad", GRAD_PREFIX), *keys, *((p.rstrip(":"), p) for p in MOMENT_PREFIXES)]
+        for kind, prefix in keys:
+            keep = masks.get(mapping.ms_name) if kind != "grad" else None
+            row = _compare_named(kind, prefix + mapping.pt_name, prefix + mapping.ms_name, mapping, pt_by, ms_by,
+                                 module_type, rtol, atol, keep)
+            if row is not None:
+                rows.append(row)
+    return StepResult(step, pt_loss, ms_loss, loss_passed, tuple(sorted(rows, key=lambda r: KINDS.index(r.kind))))
+
+
+HINTS = (
+    # (kind, module types, message): the first failing row of that kind in such a module gives the hint.
+    ("buffer", ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"),
+     "BatchNorm moving statistics differ: MindSpore's momentum weights the OLD value (moving = momentum*moving + "
+     "(1-momentum)*batch), torch's the new one; torch momentum=0.1 is MindSpore momentum=0.9"),
+)
+
+
+def hints_for(steps: tuple[StepResult, ...]) -> tuple[str, ...]:
+    """Known causes for the failures seen, one line each."""
+    found: list[str] = []
+    for kind, types, message in HINTS:
+        if any(r.module_type in types for s in steps for r in s.failing(kind)) and message not in found:
+            found.append(message)
+    first = next((s for s in steps if not s.passed), None)
+    if first is not None and first.loss_passed and not first.failing("grad") and (
+            first.failing("weight") or first.failing("moment1") or first.failing("moment2")):
+        found.append(f"step {first.step}: loss and gradients agree but the update differs: check the optimizer "
+                     "and its hyperparameters (lr, momentum, betas, eps, weight decay) on both sides")
+    return tuple(found)
+
+
+def run_train_step(
+    session: Session,
+    input_shapes: list[TensorSpec] | None = None,
+    input_arrays: list[NamedArray] | None = None,
+    steps: int = 1,
+    options: TrainOptions = TrainOptions(),
+    seed: int = 0,
+    rtol: float | None = None,
+    atol: float | None = None,
+    sync_weights: bool = True,
+    weight_map: WeightMap | None = None,
+    lockstep: bool = True,
+) -> TrainReport:
+    """Sync weights, then run ``steps`` training steps on both sides with identical batches and compare each.
+
+    ``lockstep`` (default): before every step after the first, the torch weights and buffers are
+    streamed into the MindSpore net again, so each step is judged from identical states and a
+    difference is that step's own. Off: each side follows its own trajectory (loss curves of two
+    free-running trainings; small differences compound, most visibly under Adam).
+    """
+    check_options(options, steps)
+    seconds: dict[str, float] = {}
+    if session.pt_description is None or session.ms_description is None:
+        session.describe()
+    pt_desc, ms_desc = session.pt_description, session.ms_description
+    start = time.perf_counter()
+    session.seed(seed)
+    sync = session.sync_weights(weight_map) if sync_weights else None
+    pt_listing, ms_listing = session.both(session.pt.list_parameters, session.ms.list_parameters)
+    from coordinator.weight_map import plan_from_listings
+
+    plan = plan_from_listings(pt_listing, ms_listing, weight_map)
+    seconds["weights"] = time.perf_counter() - start
+    pt_specs = {p.name: p for p in pt_listing.parameters}
+    specs = None if input_arrays else choose_input_specs(input_shapes or [], pt_desc, ms_desc)
+    batches = [input_arrays or randomness.generate_inputs(specs, seed + step) for step in range(steps)]
+    probe = session.pt.forward(batches[0])  # eval mode, no grad: only the output's shape is wanted
+    if not probe:
+        raise MsparityError("the pt net returned no output to take a loss of")
+    rng = np.random.default_rng(seed)
+    targets = [make_target(options.loss, spec_of(probe[0]), rng) for _ in range(steps)]
+    results: list[StepResult] = []
+    seconds["steps"] = 0.0
+    for step in range(steps):
+        if lockstep and step > 0:
+            start = time.perf_counter()
+            session.sync_weights(weight_map)
+            seconds["resync"] = seconds.get("resync", 0.0) + time.perf_counter() - start
+        step_options = TrainOptions(options.loss, options.optimizer, options.lr, reset=step == 0,
+                                    return_state=options.return_state, return_moments=options.return_moments)
+        start = time.perf_counter()
+        pt_out, ms_out = session.both(
+            lambda: list(session.pt.train_step(batches[step], targets[step], step_options)),
+            lambda: list(session.ms.train_step(batches[step], targets[step], step_options)))
+        seconds["steps"] += time.perf_counter() - start
+        results.append(compare_step(step, pt_out, ms_out, plan, pt_specs, rtol, atol,
+                                    adaptive=options.optimizer != "sgd"))
+    steps_done = tuple(results)
+    return TrainReport(
+        steps=steps_done, options=options, seed=seed, inputs=tuple(spec_of(x) for x in batches[0]),
+        target=spec_of(targets[0]), order_note=parameter_order_note(plan, pt_listing.parameters, ms_listing.parameters),
+        hints=hints_for(steps_done), pt=pt_desc, ms=ms_desc, weights=sync,
+        seconds={k: round(v, 4) for k, v in seconds.items()})

@@ -1,0 +1,93 @@
+"""Rendering a TrainReport: loss curve table, failing tensors, hints; and its JSON form."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from coordinator.compare import REPORT_SCHEMA
+from coordinator.report import _description_dict, _finite, _num, make_console, print_unwrapped
+from coordinator.train import KINDS, TrainReport
+
+MAX_ROWS_SHOWN = 30
+
+
+def _kind_cell(step, kind: str) -> str:
+    total = step.count(kind)
+    if not total:
+        return "-"
+    bad = len(step.failing(kind))
+    return f"[green]{total}/{total}[/]" if not bad else f"[red]{total - bad}/{total}[/]"
+
+
+def print_train(report: TrainReport, console: Console | None = None) -> None:
+    """Print the loss curves, per-kind agreement per step, the first failing tensors and the hints."""
+    console = console or make_console()
+    o = report.options
+    for role, desc in (("pt", report.pt), ("ms", report.ms)):
+        console.print(f"{role}: {desc.framework} {desc.framework_version} on {desc.device} ({desc.hostname}), "
+                      f"model {desc.model_spec or desc.model_class}")
+    shapes = ", ".join(f"{s.name} {list(s.shape)}:{s.dtype}" for s in report.inputs)
+    console.print(f"training: loss {o.loss}, optimizer {o.optimizer}, lr {o.lr:g}, {len(report.steps)} step(s), "
+                  f"batches (seed {report.seed}): {shapes}; target {list(report.target.shape)}:{report.target.dtype}")
+    table = Table(title="loss and tensors per step (agreeing / compared)", title_justify="left")
+    for column in ("step", "PyTorch loss", "MindSpore loss", "rel diff", *KINDS):
+        table.add_column(column, no_wrap=True)
+    for step in report.steps:
+        loss_style = "" if step.loss_passed else "[red]"
+        table.add_row(str(step.step), f"{step.pt_loss:.7g}", f"{loss_style}{step.ms_loss:.7g}",
+                      f"{step.loss_rel_diff:.2e}", *(_kind_cell(step, k) for k in KINDS))
+    print_unwrapped(console, table)
+    failing = [(s.step, r) for s in report.steps for r in s.failing()]
+    if failing:
+        first_step = failing[0][0]
+        shown = [r for s, r in failing if s == first_step][:MAX_ROWS_SHOWN]
+        detail = Table(title=f"step {first_step}: tensors that differ (pt = reference)", title_justify="left")
+        for column in ("kind", "PyTorch name", "MindSpore name", "module", "max abs diff", "max rel diff",
+                       "cosine sim", "allclose ratio", "note"):
+            detail.add_column(column, no_wrap=True)
+        for row in shown:
+            c = row.comparison
+            cells = (("-",) * 4 if c is None else
+                     (_num(c.max_abs_diff), _num(c.max_rel_diff), f"{c.cosine_similarity:.7f}", f"{c.allclose_ratio:.2%}"))
+            detail.add_row(row.kind, row.pt_name, row.ms_name, row.module_type, *cells, row.note)
+        print_unwrapped(console, detail)
+    if report.order_note:
+        console.print(f"[yellow]note[/]: {report.order_note}")
+    for hint in report.hints:
+        console.print(f"[yellow]hint[/]: {hint}")
+    if report.passed:
+        console.print(f"[green]PASS[/]: {len(report.steps)} training step(s) agree: loss, gradients, updated weights "
+                      "and buffers" + (", optimizer moments" if any(s.count('moment1') for s in report.steps) else ""))
+    else:
+        bad = sorted({f"{r.kind} {r.pt_name}" for _, r in failing})
+        losses = [s.step for s in report.steps if not s.loss_passed]
+        what = (f"loss differs at step(s) {', '.join(map(str, losses))}; " if losses else "") + \
+            f"{len(bad)} tensor(s) differ: {', '.join(bad[:8])}{' ...' if len(bad) > 8 else ''}"
+        console.print(f"[red]FAIL[/]: {what}")
+
+
+def train_to_dict(report: TrainReport) -> dict:
+    """The JSON form of a train-step report (schema msparity.report/1, kind train-step)."""
+    o = report.options
+    return _finite({
+        "schema": REPORT_SCHEMA,
+        "kind": "train-step",
+        "passed": report.passed,
+        "seed": report.seed,
+        "options": {"loss": o.loss, "optimizer": o.optimizer, "lr": o.lr},
+        "inputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in report.inputs],
+        "loss_curve": {"pt": [s.pt_loss for s in report.steps], "ms": [s.ms_loss for s in report.steps]},
+        "steps": [{
+            "step": s.step, "passed": s.passed, "pt_loss": s.pt_loss, "ms_loss": s.ms_loss,
+            "loss_rel_diff": s.loss_rel_diff, "loss_passed": s.loss_passed,
+            "tensors": [{"kind": r.kind, "pt": r.pt_name, "ms": r.ms_name, "module_type": r.module_type,
+                         "passed": r.passed, "note": r.note,
+                         "comparison": r.comparison.to_dict() if r.comparison else None} for r in s.rows],
+        } for s in report.steps],
+        "order_note": report.order_note or None,
+        "hints": list(report.hints),
+        "workers": {"pt": _description_dict(report.pt), "ms": _description_dict(report.ms)},
+        "weights": report.weights.to_dict() if report.weights else None,
+        "seconds": report.seconds,
+    })
