@@ -169,6 +169,42 @@ def compare(input_shape, inputs, sync_weights, weight_map_path, **opts):
     sys.exit(_compare(opts, input_shape, inputs, sync_weights, weight_map_path))
 
 
+@main.command()
+@worker_options
+@tolerance_options
+@click.option("--input-shape", multiple=True, metavar="SHAPE[:DTYPE]",
+              help="an input to generate, e.g. 2,3,224,224:float32 (repeat for several inputs)")
+@click.option("--inputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npy",
+              help="an input from a .npy file (repeat for several inputs)")
+@click.option("--isolate", is_flag=True,
+              help="replay the blamed module on the exact inputs the other side's module saw, to confirm it")
+@click.option("--sync-weights/--no-sync-weights", default=True, show_default=True,
+              help="stream the pt weights into the ms net first (off: each side keeps its own)")
+@click.option("--weight-map", "weight_map_path", type=click.Path(path_type=Path),
+              help="map file for names the layer rules cannot pair (start from `msparity weight-map`)")
+@handles_errors
+def locate(input_shape, inputs, isolate, sync_weights, weight_map_path, **opts):
+    """Name the first module whose output diverges while its inputs match (judged against float32 noise)."""
+    from coordinator.locate import run_locate
+    from coordinator.locate_report import locate_to_dict, print_locate
+    from proto.weight_map import load_weight_map
+
+    metrics.resolve_tolerance("float32", opts["rtol"], opts["atol"])
+    pt, ms, security = targets_from(opts)
+    user_map = load_weight_map(weight_map_path) if weight_map_path else None
+    shapes = [randomness.parse_input_shape(text, i) for i, text in enumerate(input_shape)]
+    arrays = randomness.load_input_files(list(inputs)) if inputs else None
+    if shapes and arrays:
+        raise click.UsageError("give --input-shape or --inputs, not both")
+    with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
+        result = run_locate(session, shapes, arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
+                            sync_weights=sync_weights, weight_map=user_map, isolate_blamed=isolate)
+    print_locate(result)
+    if opts["json_path"]:
+        report.write_json(opts["json_path"], locate_to_dict(result))
+    sys.exit(EXIT_OK if result.passed else EXIT_DIFFERENT)
+
+
 @main.command("train-step")
 @worker_options
 @tolerance_options

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
+import numpy as np
 
 from coordinator.errors import WorkerError
 from proto import codec, transport, worker_pb2, worker_pb2_grpc
@@ -19,6 +20,7 @@ from proto.adapter import (
     WorkerDescription,
 )
 from proto.codec import NamedArray
+from proto.module_records import ModuleCall, TensorSummary
 from proto.npy_files import NpyEntry
 
 CONNECT_TIMEOUT_S = 15.0
@@ -179,6 +181,40 @@ class WorkerClient:
         responses = self._stub.TrainStep(requests(), timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
         return self._decoded("TrainStep", responses)
 
+    def record(self, inputs: Sequence[NamedArray], sketch_size: int, sketch_seed: int, float64_reference: bool):
+        """One hooked forward on the worker: (calls, float64 reference calls, why no reference)."""
+
+        def requests():
+            yield worker_pb2.RecordRequest(options=worker_pb2.RecordOptions(
+                sketch_size=sketch_size, sketch_seed=sketch_seed, float64_reference=float64_reference))
+            for chunk in codec.encode(inputs):
+                yield worker_pb2.RecordRequest(chunk=chunk)
+
+        try:
+            reply = self._stub.Record(requests(), timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise self._error("Record", exc) from None
+        return ([call_from_pb(c) for c in reply.calls], [call_from_pb(c) for c in reply.reference_calls],
+                reply.reference_note)
+
+    def get_activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool) -> Iterator[NamedArray]:
+        """Stream the recorded tensors of the calls asked for."""
+        responses = self._stub.GetActivations(
+            worker_pb2.GetActivationsRequest(run=run, keys=list(keys), inputs=inputs, outputs=outputs),
+            timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
+        return self._decoded("GetActivations", responses)
+
+    def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
+        """Replay one recorded module / cell call on the tensors given."""
+
+        def requests():
+            yield worker_pb2.RunModuleRequest(options=worker_pb2.RunModuleOptions(path=path, call=call, float64=float64))
+            for chunk in codec.encode(inputs):
+                yield worker_pb2.RunModuleRequest(chunk=chunk)
+
+        responses = self._stub.RunModule(requests(), timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
+        return list(self._decoded("RunModule", responses))
+
     def list_dir(self, path: str) -> tuple[str, list[NpyEntry]]:
         """The resolved path of a served directory and its .npy files (described by header)."""
         reply = self._unary("ListDir", worker_pb2.ListDirRequest(path=path))
@@ -189,3 +225,16 @@ class WorkerClient:
         responses = self._stub.GetTensors(worker_pb2.GetTensorsRequest(path=path, names=list(names)),
                                           timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
         return self._decoded("GetTensors", responses)
+
+
+def _summary_from_pb(s) -> TensorSummary:
+    return TensorSummary(name=s.name, dtype=s.dtype, shape=tuple(s.shape), min=s.min, max=s.max, mean=s.mean,
+                         norm=s.norm, finite=s.finite, sketch=np.asarray(s.sketch, dtype=np.float64),
+                         sketch_seed=s.sketch_seed)
+
+
+def call_from_pb(c) -> ModuleCall:
+    """A ModuleCall wire message as proto.module_records.ModuleCall."""
+    return ModuleCall(path=c.path, type=c.type, rule_type=c.rule_type, call=c.call, start=c.start, end=c.end,
+                      inputs=tuple(_summary_from_pb(s) for s in c.inputs),
+                      outputs=tuple(_summary_from_pb(s) for s in c.outputs), param_names=tuple(c.param_names))

@@ -342,6 +342,25 @@ class NetDifferenceFinder:
         print_train(report)
         return report
 
+    def locate(self, inputs=None, auto_inputs=None, rtol=1e-4, atol=1e-4, isolate=False):
+        """Sync weights as compare() does, then name the first module where the nets part ways.
+
+        One hooked forward per side on the first input case; prints the per-module error curve and the
+        blamed module (with a hint for known default differences); returns a LocateReport (``bool()``
+        is True when nothing is blamed).
+        """
+        from coordinator.locate import run_locate
+        from coordinator.locate_report import print_locate
+
+        seed = int(self.fix_seed or 0)
+        case = (auto_input_cases(auto_inputs, seed) if auto_inputs else input_cases(inputs))[0]
+        self.session.seed(seed)
+        self._handle_weights()
+        report = run_locate(self.session, None, case, seed=seed, rtol=rtol, atol=atol, sync_weights=False,
+                            weight_map=self._weight_map(), isolate_blamed=isolate)
+        print_locate(report)
+        return report
+
     def _run_case(self, index, case, rtol, atol, equal_nan, seconds) -> list[OutputRow]:
         timings = {}
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 import mindspore as ms
 
 from ms_worker import determinism, tensors
+from ms_worker.recording import MindSporeRecorder
 from ms_worker.training import MindSporeTrainer
 from proto.adapter import (
     PROTOCOL_VERSION,
@@ -44,6 +45,7 @@ class MindSporeAdapter:
             for i, x in enumerate(as_input_list(example_inputs))
         ]
         self.trainer = MindSporeTrainer(net, loss, optimizer)
+        self.recorder = MindSporeRecorder(net, rule_type)
 
     def _state(self) -> dict[str, ms.Parameter]:
         return {p.name: p for p in self.net.get_parameters()}
@@ -106,7 +108,11 @@ class MindSporeAdapter:
         def assign(tensor: NamedArray) -> None:
             # In place, not set_data: after set_data a second time, an optimizer that already ran (nn.SGD on
             # CPU, PyNative, mindspore 2.10) keeps updating the old buffer and the net never sees its steps.
-            ms.ops.assign(state[tensor.name], tensors.ms_from_numpy(tensor))
+            value = tensors.ms_from_numpy(tensor)
+            try:
+                ms.ops.assign(state[tensor.name], value)
+            except (TypeError, RuntimeError):  # CPU Assign has no kernel for some dtypes (bfloat16, complex)
+                state[tensor.name].set_data(value)
 
         return apply_weights(incoming, specs, assign, strict, FRAMEWORK)
 
@@ -128,3 +134,21 @@ class MindSporeAdapter:
     def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions):
         """One training step (see ms_worker.training); yields loss, grads, state and moments lazily."""
         return self.trainer.step(inputs, target, options)
+
+    def record(self, inputs: Sequence[NamedArray], sketch_size: int, sketch_seed: int, float64_reference: bool):
+        """One forward with every cell hooked (see ms_worker.recording): (calls, [], why no float64 run)."""
+        return self.recorder.record(inputs, sketch_size, sketch_seed, float64_reference)
+
+    def get_activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool):
+        return self.recorder.activations(run, keys, inputs, outputs)
+
+    def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
+        return self.recorder.run_module(path, call, float64, inputs)
+
+
+def rule_type(cell) -> str:
+    """The nearest mindspore.nn class in cell's MRO (a user's ``class LayerNorm(nn.LayerNorm)`` -> "LayerNorm")."""
+    for cls in type(cell).__mro__:
+        if cls.__module__.startswith("mindspore.nn.") and cls is not ms.nn.Cell:
+            return cls.__name__
+    return type(cell).__name__

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from proto.codec import NamedArray
 
-PROTOCOL_VERSION = "1.2"  # 1.1: ListDir / GetTensors; 1.2: TrainStep
+PROTOCOL_VERSION = "1.3"  # 1.1: ListDir / GetTensors; 1.2: TrainStep; 1.3: Record / GetActivations / RunModule
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,34 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         # The step runs as the first result is pulled; each pull holds the lock, so no other call interleaves.
         yield from codec.encode(self._locked(iter(results)))
 
+    @_rpc
+    def Record(self, request_iterator, context):
+        options, chunks = _stream_items(request_iterator, "Record")
+        if options is None:
+            raise errors.BadRequest("Record: the first message must carry the options")
+        inputs = list(codec.decode(chunks))
+        with self._lock:
+            calls, reference, note = self._adapter.record(inputs, options.sketch_size, options.sketch_seed,
+                                                          options.float64_reference)
+        return worker_pb2.RecordReply(calls=[call_to_pb(c) for c in calls],
+                                      reference_calls=[call_to_pb(c) for c in reference], reference_note=note)
+
+    @_streaming_rpc
+    def GetActivations(self, request, context):
+        with self._lock:
+            tensors = self._adapter.get_activations(request.run, list(request.keys), request.inputs, request.outputs)
+        yield from codec.encode(self._locked(iter(tensors)))
+
+    @_streaming_rpc
+    def RunModule(self, request_iterator, context):
+        options, chunks = _stream_items(request_iterator, "RunModule")
+        if options is None:
+            raise errors.BadRequest("RunModule: the first message must carry the options")
+        inputs = list(codec.decode(chunks))
+        with self._lock:
+            outputs = self._adapter.run_module(options.path, options.call, options.float64, inputs)
+        yield from codec.encode(outputs)
+
     def _describe_without_model(self):
         framework = {"pt": "pytorch", "ms": "mindspore"}.get(self._name, self._name)
         return worker_pb2.DescribeReply(framework=framework, python_version=platform.python_version(),
@@ -243,6 +271,18 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                     raise errors.FailedPrecondition(str(exc)) from None
 
         yield from codec.encode(arrays())
+
+
+def summary_to_pb(s) -> worker_pb2.TensorSummary:
+    return worker_pb2.TensorSummary(name=s.name, dtype=s.dtype, shape=s.shape, min=s.min, max=s.max, mean=s.mean,
+                                    norm=s.norm, finite=s.finite, sketch=s.sketch.tolist(), sketch_seed=s.sketch_seed)
+
+
+def call_to_pb(c) -> worker_pb2.ModuleCall:
+    """A proto.module_records.ModuleCall as its wire message."""
+    return worker_pb2.ModuleCall(path=c.path, type=c.type, rule_type=c.rule_type, call=c.call, start=c.start,
+                                 end=c.end, inputs=[summary_to_pb(s) for s in c.inputs],
+                                 outputs=[summary_to_pb(s) for s in c.outputs], param_names=list(c.param_names))
 
 
 def train_options_from(options) -> TrainOptions:

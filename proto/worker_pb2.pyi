@@ -161,6 +161,110 @@ class TrainStepRequest(_message.Message):
     chunk: _tensor_pb2.TensorChunk
     def __init__(self, options: _Optional[_Union[TrainOptions, _Mapping]] = ..., chunk: _Optional[_Union[_tensor_pb2.TensorChunk, _Mapping]] = ...) -> None: ...
 
+class RecordOptions(_message.Message):
+    __slots__ = ("sketch_size", "sketch_seed", "float64_reference")
+    SKETCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SKETCH_SEED_FIELD_NUMBER: _ClassVar[int]
+    FLOAT64_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    sketch_size: int
+    sketch_seed: int
+    float64_reference: bool
+    def __init__(self, sketch_size: _Optional[int] = ..., sketch_seed: _Optional[int] = ..., float64_reference: _Optional[bool] = ...) -> None: ...
+
+class RecordRequest(_message.Message):
+    __slots__ = ("options", "chunk")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    options: RecordOptions
+    chunk: _tensor_pb2.TensorChunk
+    def __init__(self, options: _Optional[_Union[RecordOptions, _Mapping]] = ..., chunk: _Optional[_Union[_tensor_pb2.TensorChunk, _Mapping]] = ...) -> None: ...
+
+class TensorSummary(_message.Message):
+    __slots__ = ("name", "dtype", "shape", "min", "max", "mean", "norm", "finite", "sketch", "sketch_seed")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    NORM_FIELD_NUMBER: _ClassVar[int]
+    FINITE_FIELD_NUMBER: _ClassVar[int]
+    SKETCH_FIELD_NUMBER: _ClassVar[int]
+    SKETCH_SEED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    min: float
+    max: float
+    mean: float
+    norm: float
+    finite: bool
+    sketch: _containers.RepeatedScalarFieldContainer[float]
+    sketch_seed: int
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., mean: _Optional[float] = ..., norm: _Optional[float] = ..., finite: _Optional[bool] = ..., sketch: _Optional[_Iterable[float]] = ..., sketch_seed: _Optional[int] = ...) -> None: ...
+
+class ModuleCall(_message.Message):
+    __slots__ = ("path", "type", "rule_type", "call", "start", "end", "inputs", "outputs", "param_names")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    RULE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CALL_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    PARAM_NAMES_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    type: str
+    rule_type: str
+    call: int
+    start: int
+    end: int
+    inputs: _containers.RepeatedCompositeFieldContainer[TensorSummary]
+    outputs: _containers.RepeatedCompositeFieldContainer[TensorSummary]
+    param_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, path: _Optional[str] = ..., type: _Optional[str] = ..., rule_type: _Optional[str] = ..., call: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[TensorSummary, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSummary, _Mapping]]] = ..., param_names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RecordReply(_message.Message):
+    __slots__ = ("calls", "reference_calls", "reference_note")
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_CALLS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_NOTE_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[ModuleCall]
+    reference_calls: _containers.RepeatedCompositeFieldContainer[ModuleCall]
+    reference_note: str
+    def __init__(self, calls: _Optional[_Iterable[_Union[ModuleCall, _Mapping]]] = ..., reference_calls: _Optional[_Iterable[_Union[ModuleCall, _Mapping]]] = ..., reference_note: _Optional[str] = ...) -> None: ...
+
+class GetActivationsRequest(_message.Message):
+    __slots__ = ("run", "keys", "inputs", "outputs")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    inputs: bool
+    outputs: bool
+    def __init__(self, run: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., inputs: _Optional[bool] = ..., outputs: _Optional[bool] = ...) -> None: ...
+
+class RunModuleOptions(_message.Message):
+    __slots__ = ("path", "call", "float64")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CALL_FIELD_NUMBER: _ClassVar[int]
+    FLOAT64_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    call: int
+    float64: bool
+    def __init__(self, path: _Optional[str] = ..., call: _Optional[int] = ..., float64: _Optional[bool] = ...) -> None: ...
+
+class RunModuleRequest(_message.Message):
+    __slots__ = ("options", "chunk")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    options: RunModuleOptions
+    chunk: _tensor_pb2.TensorChunk
+    def __init__(self, options: _Optional[_Union[RunModuleOptions, _Mapping]] = ..., chunk: _Optional[_Union[_tensor_pb2.TensorChunk, _Mapping]] = ...) -> None: ...
+
 class ListDirRequest(_message.Message):
     __slots__ = ("path",)
     PATH_FIELD_NUMBER: _ClassVar[int]

@@ -70,6 +70,21 @@ class WorkerStub:
                 request_serializer=proto_dot_worker__pb2.TrainStepRequest.SerializeToString,
                 response_deserializer=proto_dot_tensor__pb2.TensorChunk.FromString,
                 _registered_method=True)
+        self.Record = channel.stream_unary(
+                '/msparity.v1.Worker/Record',
+                request_serializer=proto_dot_worker__pb2.RecordRequest.SerializeToString,
+                response_deserializer=proto_dot_worker__pb2.RecordReply.FromString,
+                _registered_method=True)
+        self.GetActivations = channel.unary_stream(
+                '/msparity.v1.Worker/GetActivations',
+                request_serializer=proto_dot_worker__pb2.GetActivationsRequest.SerializeToString,
+                response_deserializer=proto_dot_tensor__pb2.TensorChunk.FromString,
+                _registered_method=True)
+        self.RunModule = channel.stream_stream(
+                '/msparity.v1.Worker/RunModule',
+                request_serializer=proto_dot_worker__pb2.RunModuleRequest.SerializeToString,
+                response_deserializer=proto_dot_tensor__pb2.TensorChunk.FromString,
+                _registered_method=True)
         self.ListDir = channel.unary_unary(
                 '/msparity.v1.Worker/ListDir',
                 request_serializer=proto_dot_worker__pb2.ListDirRequest.SerializeToString,
@@ -129,6 +144,27 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Record(self, request_iterator, context):
+        """Locate: one forward with every module / cell hooked; activations stay on the worker, summaries come back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetActivations(self, request, context):
+        """Full tensors of recorded calls ("KEY|in|I", "KEY|out|I"), only for the calls asked for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunModule(self, request_iterator, context):
+        """Run one submodule on the tensors sent (its recorded non-tensor arguments kept): isolated replay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListDir(self, request, context):
         """Directories of saved .npy tensors, only under the roots the worker was started with (--serve-dir).
         """
@@ -178,6 +214,21 @@ def add_WorkerServicer_to_server(servicer, server):
             'TrainStep': grpc.stream_stream_rpc_method_handler(
                     servicer.TrainStep,
                     request_deserializer=proto_dot_worker__pb2.TrainStepRequest.FromString,
+                    response_serializer=proto_dot_tensor__pb2.TensorChunk.SerializeToString,
+            ),
+            'Record': grpc.stream_unary_rpc_method_handler(
+                    servicer.Record,
+                    request_deserializer=proto_dot_worker__pb2.RecordRequest.FromString,
+                    response_serializer=proto_dot_worker__pb2.RecordReply.SerializeToString,
+            ),
+            'GetActivations': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetActivations,
+                    request_deserializer=proto_dot_worker__pb2.GetActivationsRequest.FromString,
+                    response_serializer=proto_dot_tensor__pb2.TensorChunk.SerializeToString,
+            ),
+            'RunModule': grpc.stream_stream_rpc_method_handler(
+                    servicer.RunModule,
+                    request_deserializer=proto_dot_worker__pb2.RunModuleRequest.FromString,
                     response_serializer=proto_dot_tensor__pb2.TensorChunk.SerializeToString,
             ),
             'ListDir': grpc.unary_unary_rpc_method_handler(
@@ -379,6 +430,87 @@ class Worker:
             target,
             '/msparity.v1.Worker/TrainStep',
             proto_dot_worker__pb2.TrainStepRequest.SerializeToString,
+            proto_dot_tensor__pb2.TensorChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Record(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/msparity.v1.Worker/Record',
+            proto_dot_worker__pb2.RecordRequest.SerializeToString,
+            proto_dot_worker__pb2.RecordReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetActivations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/msparity.v1.Worker/GetActivations',
+            proto_dot_worker__pb2.GetActivationsRequest.SerializeToString,
+            proto_dot_tensor__pb2.TensorChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunModule(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/msparity.v1.Worker/RunModule',
+            proto_dot_worker__pb2.RunModuleRequest.SerializeToString,
             proto_dot_tensor__pb2.TensorChunk.FromString,
             options,
             channel_credentials,

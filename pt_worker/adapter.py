@@ -25,6 +25,7 @@ from proto.adapter import (
 from proto.codec import NamedArray
 from proto.errors import BadRequest
 from pt_worker import determinism, tensors
+from pt_worker.recording import TorchRecorder
 from pt_worker.training import TorchTrainer
 
 FRAMEWORK = "pytorch"
@@ -45,6 +46,7 @@ class TorchAdapter:
             tensors.numpy_from_pt(f"input{i}", torch.as_tensor(x)) for i, x in enumerate(as_input_list(example_inputs))
         ]
         self.trainer = TorchTrainer(self.net, self.device, loss, optimizer)
+        self.recorder = TorchRecorder(self.net, self.device, _rule_type)
 
     def _state(self) -> dict[str, torch.Tensor]:
         return self.net.state_dict(keep_vars=True)
@@ -131,6 +133,16 @@ class TorchAdapter:
     def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions):
         """One training step (see pt_worker.training); yields loss, grads, state and moments lazily."""
         return self.trainer.step(inputs, target, options)
+
+    def record(self, inputs: Sequence[NamedArray], sketch_size: int, sketch_seed: int, float64_reference: bool):
+        """One forward with every module hooked (see pt_worker.recording): (calls, float64 calls, note)."""
+        return self.recorder.record(inputs, sketch_size, sketch_seed, float64_reference)
+
+    def get_activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool):
+        return self.recorder.activations(run, keys, inputs, outputs)
+
+    def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
+        return self.recorder.run_module(path, call, float64, inputs)
 
 
 def _rule_type(module: torch.nn.Module) -> str:

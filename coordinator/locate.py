@@ -1,0 +1,297 @@
+"""The locate job: the first module where the two nets part ways, judged against torch's own float32 noise.
+
+1. Same weights and inputs as compare. Each worker runs ONE forward with every module / cell hooked
+   and keeps the activations; the torch worker also runs a float64 copy of its net (the reference).
+   Only per-call summaries come back (statistics and a count sketch per tensor).
+2. Calls are aligned (coordinator/locate_align.py: parameters through the weight map, then paths,
+   then execution order and shapes). For each pair the sketches estimate the relative L2 error of
+   MindSpore vs float64 torch and the floor (float32 torch vs float64 torch), for outputs and inputs.
+3. The verdict rule (coordinator/locate_verdict.py) blames the first module whose output error is
+   >= 10x the floor while its inputs match. The calls around the divergence are then fetched in full
+   and re-judged exactly, so a sketch's estimate never blames on its own.
+4. ``isolate``: the blamed call is replayed on the MindSpore worker with the exact inputs torch's
+   module saw (and torch's module on MindSpore's inputs), so it is judged with nothing carried in.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from coordinator import metrics, randomness
+from coordinator.compare import choose_input_specs
+from coordinator.errors import MsparityError
+from coordinator.layer_hints import evidence_from_calls, hint_for
+from coordinator.locate_align import Alignment, align_calls
+from coordinator.locate_verdict import (
+    ABS_FLOOR,
+    RATIO_LIMIT,
+    Located,
+    ModuleVerdict,
+    PairErrors,
+    first_divergent,
+    judge,
+)
+from coordinator.metrics import TensorComparison
+from coordinator.session import Session, SyncSummary
+from proto.adapter import TensorSpec, WorkerDescription, spec_of
+from proto.codec import NamedArray
+from proto.module_records import SKETCH_SIZE, ModuleCall, TensorSummary, estimate_rel_error
+from proto.weight_map import WeightMap
+
+EXACT_NEIGHBOURS = 3  # calls before the first suspect that are fetched and re-judged exactly
+
+
+@dataclass(frozen=True)
+class ExactErrors:
+    """Errors of one pair from the full tensors (relative L2 and relative max, MindSpore and torch f32 vs f64)."""
+
+    out_err: float
+    out_floor: float
+    out_max_err: float
+    out_max_floor: float
+    in_err: float
+    in_floor: float
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """The blamed call replayed on identical inputs, both directions."""
+
+    ms_on_pt_inputs_err: float  # MindSpore cell on torch's recorded inputs, vs torch float64 on the same
+    floor: float  # torch float32 vs float64 on those inputs
+    ratio: float
+    pt_on_ms_inputs_err: float  # torch module (float32) on MindSpore's recorded inputs, vs MindSpore's output
+    confirmed: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LocateReport:
+    """What locate found; ``bool()`` is True when no module is blamed."""
+
+    located: Located
+    verdicts: tuple[ModuleVerdict, ...]
+    alignment: Alignment
+    exact: dict
+    isolation: Isolation | None
+    hint: str | None
+    outputs: tuple[TensorComparison, ...]  # the network outputs, plain rtol/atol (as compare)
+    reference_note: str
+    inputs: tuple[TensorSpec, ...]
+    seed: int
+    pt: WorkerDescription
+    ms: WorkerDescription
+    weights: SyncSummary | None
+    traffic: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def blamed(self) -> ModuleVerdict | None:
+        return self.located.blamed
+
+    @property
+    def passed(self) -> bool:
+        return self.located.blamed is None
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def _rel_errors(refs, cands) -> float:
+    """Largest estimated relative L2 error over paired tensors; NaN when they cannot be paired."""
+    if not refs or len(refs) != len(cands):
+        return math.nan
+    errors = [estimate_rel_error(r, c) for r, c in zip(refs, cands)]
+    return max(errors) if not any(math.isnan(e) for e in errors) else math.nan
+
+
+def estimated_errors(alignment: Alignment, reference: dict[str, ModuleCall]) -> dict[str, PairErrors]:
+    """Sketch estimates per pair: MindSpore vs float64 torch, and float32 torch vs float64 torch."""
+    errors = {}
+    for pair in alignment.pairs:
+        ref = reference.get(pair.pt.key, pair.pt)
+        same = ref is pair.pt  # no float64 run: judged against torch float32, floor unknown
+        errors[pair.key] = PairErrors(
+            out_err=_rel_errors(ref.outputs, pair.ms.outputs),
+            out_floor=math.nan if same else _rel_errors(ref.outputs, pair.pt.outputs),
+            in_err=_rel_errors(ref.inputs, pair.ms.inputs),
+            in_floor=math.nan if same else _rel_errors(ref.inputs, pair.pt.inputs))
+    return errors
+
+
+def _l2(ref: np.ndarray, cand: np.ndarray) -> float:
+    ref64, cand64 = ref.astype(np.float64, copy=False), cand.astype(np.float64, copy=False)
+    return float(np.linalg.norm(cand64 - ref64) / max(np.linalg.norm(ref64), np.finfo(np.float64).tiny))
+
+
+def _max_rel(ref: np.ndarray, cand: np.ndarray) -> float:
+    ref64, cand64 = ref.astype(np.float64, copy=False), cand.astype(np.float64, copy=False)
+    return float(np.abs(cand64 - ref64).max(initial=0.0) / max(np.abs(ref64).max(initial=0.0), np.finfo(np.float64).tiny))
+
+
+def _worst(fn, refs: list[NamedArray], cands: list[NamedArray]) -> float:
+    pairs = [(r.array, c.array) for r, c in zip(refs, cands) if r.shape == c.shape and r.array.dtype.kind == "f"]
+    if not pairs or len(refs) != len(cands):
+        return math.nan
+    return max(fn(r, c) for r, c in pairs)
+
+
+class _Fetcher:
+    """Full tensors of recorded calls, counting the bytes that cross the wire."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.bytes = 0
+
+    def get(self, role: str, run: str, key: str, inputs: bool) -> list[NamedArray]:
+        worker = self.session.pt if role == "pt" else self.session.ms
+        tensors = list(worker.get_activations(run, [key], inputs, not inputs))
+        self.bytes += sum(t.array.nbytes for t in tensors)
+        return tensors
+
+
+def exact_errors(fetcher: _Fetcher, verdict: ModuleVerdict, has_reference: bool) -> ExactErrors:
+    """Fetch one pair's tensors and measure its errors exactly."""
+    pt_key, ms_key = verdict.pair.pt.key, verdict.pair.ms.key
+    sides = {}
+    for inputs in (False, True):
+        pt32 = fetcher.get("pt", "f32", pt_key, inputs)
+        pt64 = fetcher.get("pt", "f64", pt_key, inputs) if has_reference else pt32
+        ms32 = fetcher.get("ms", "f32", ms_key, inputs)
+        sides[inputs] = (_worst(_l2, pt64, ms32), _worst(_l2, pt64, pt32) if has_reference else math.nan,
+                         _worst(_max_rel, pt64, ms32), _worst(_max_rel, pt64, pt32) if has_reference else math.nan)
+    out, inp = sides[False], sides[True]
+    return ExactErrors(out[0], out[1], out[2], out[3], inp[0], inp[1])
+
+
+def isolate(session: Session, fetcher: _Fetcher, verdict: ModuleVerdict, has_reference: bool) -> Isolation:
+    """Replay the blamed call on identical inputs: the MindSpore cell on torch's, torch's module on MindSpore's."""
+    pt_call, ms_call = verdict.pair.pt, verdict.pair.ms
+    pt_inputs = fetcher.get("pt", "f32", pt_call.key, True)
+    ms_inputs = fetcher.get("ms", "f32", ms_call.key, True)
+    if len(pt_inputs) != len(ms_inputs):
+        return Isolation(math.nan, math.nan, math.nan, math.nan, False,
+                         f"cannot replay: torch's call takes {len(pt_inputs)} tensors, MindSpore's {len(ms_inputs)}")
+    renamed = [NamedArray(f"input{i}", t.array, t.dtype) for i, t in enumerate(pt_inputs)]
+    ms_out = session.ms.run_module(ms_call.path, ms_call.call, False, renamed)
+    pt32_out = fetcher.get("pt", "f32", pt_call.key, False)
+    reference = session.pt.run_module(pt_call.path, pt_call.call, True, renamed) if has_reference else pt32_out
+    fetcher.bytes += sum(t.array.nbytes for t in (*renamed, *ms_out, *(reference if has_reference else ())))
+    err = _worst(_l2, reference, ms_out)
+    floor = _worst(_l2, reference, pt32_out) if has_reference else math.nan
+    back = [NamedArray(f"input{i}", t.array, t.dtype) for i, t in enumerate(ms_inputs)]
+    pt_on_ms = session.pt.run_module(pt_call.path, pt_call.call, False, back)
+    fetcher.bytes += sum(t.array.nbytes for t in (*back, *pt_on_ms))
+    ms_recorded = fetcher.get("ms", "f32", ms_call.key, False)
+    reverse = _worst(_l2, pt_on_ms, ms_recorded)
+    base = max(floor, ABS_FLOOR) if not math.isnan(floor) else ABS_FLOOR
+    ratio = err / base if not math.isnan(err) else math.nan
+    return Isolation(err, floor, ratio, reverse, bool(ratio >= RATIO_LIMIT))
+
+
+def _rejudge(verdicts: list[ModuleVerdict], alignment: Alignment, exact: dict[str, ExactErrors]) -> list[ModuleVerdict]:
+    errors = {}
+    for v in verdicts:
+        e = exact.get(v.key)
+        errors[v.key] = (PairErrors(e.out_err, e.out_floor, e.in_err, e.in_floor, v.allclose_passed) if e else
+                         PairErrors(v.out_err, v.out_floor, v.in_err, v.in_floor, v.allclose_passed))
+    return judge(alignment, errors)
+
+
+def summary_bytes(calls: list[ModuleCall]) -> int:
+    """Size of the summaries of calls on the wire (8 bytes per number, names and shapes ignored)."""
+    return sum(8 * (8 + s.sketch.size) for c in calls for s in (*c.inputs, *c.outputs))
+
+
+def dump_bytes(calls: list[ModuleCall]) -> int:
+    """Size of a full dump of every call's tensors."""
+    from proto import dtypes
+
+    total = 0
+    for c in calls:
+        for s in (*c.inputs, *c.outputs):
+            itemsize = 2 if s.dtype == dtypes.BFLOAT16 else np.dtype(dtypes.NUMPY_FROM_WIRE.get(s.dtype, "float32")).itemsize
+            total += itemsize * int(np.prod(s.shape, dtype=np.int64))
+    return total
+
+
+def run_locate(
+    session: Session,
+    input_shapes: list[TensorSpec] | None = None,
+    input_arrays: list[NamedArray] | None = None,
+    seed: int = 0,
+    rtol: float | None = None,
+    atol: float | None = None,
+    sync_weights: bool = True,
+    weight_map: WeightMap | None = None,
+    isolate_blamed: bool = False,
+    sketch_size: int = SKETCH_SIZE,
+) -> LocateReport:
+    """Sync weights, record one hooked forward per side, align the calls and name the first divergent module."""
+    seconds: dict[str, float] = {}
+    if session.pt_description is None or session.ms_description is None:
+        session.describe()
+    pt_desc, ms_desc = session.pt_description, session.ms_description
+    start = time.perf_counter()
+    session.seed(seed)
+    sync = session.sync_weights(weight_map) if sync_weights else None
+    plan = session.plan_weights(weight_map)
+    seconds["weights"] = time.perf_counter() - start
+    inputs = input_arrays or randomness.generate_inputs(choose_input_specs(input_shapes or [], pt_desc, ms_desc), seed)
+    start = time.perf_counter()
+    (pt_calls, pt_reference, pt_note), (ms_calls, _, _) = session.both(
+        lambda: session.pt.record(inputs, sketch_size, seed, True),
+        lambda: session.ms.record(inputs, sketch_size, seed, False))
+    seconds["record"] = time.perf_counter() - start
+    if not pt_calls or not ms_calls:
+        raise MsparityError("nothing recorded: a net ran without calling any module")
+    start = time.perf_counter()
+    alignment = align_calls(pt_calls, ms_calls, {m.pt_name: m.ms_name for m in plan.mappings})
+    reference = {c.key: c for c in pt_reference}
+    has_reference = bool(pt_reference)
+    verdicts = judge(alignment, estimated_errors(alignment, reference))
+    fetcher = _Fetcher(session)
+    exact: dict[str, ExactErrors] = {}
+    located = first_divergent(verdicts, alignment)
+    # Confirm with full tensors: the suspects and the calls just before them, until the verdict is stable.
+    for _ in range(4):
+        suspects = [v for v in (located.first_diverging, located.blamed) if v is not None]
+        if not suspects:
+            break
+        ordered = sorted(verdicts, key=lambda v: v.pair.pt.end)
+        at = min(ordered.index(v) for v in suspects)
+        wanted = ordered[max(0, at - EXACT_NEIGHBOURS): at + 1] + suspects
+        missing = [v for v in wanted if v.key not in exact]
+        if not missing:
+            break
+        for v in missing:
+            exact[v.key] = exact_errors(fetcher, v, has_reference)
+        verdicts = _rejudge(verdicts, alignment, exact)
+        located = first_divergent(verdicts, alignment)
+    seconds["judge"] = time.perf_counter() - start
+    isolation = None
+    if isolate_blamed and located.blamed is not None:
+        start = time.perf_counter()
+        isolation = isolate(session, fetcher, located.blamed, has_reference)
+        seconds["isolate"] = time.perf_counter() - start
+    hint = None
+    if located.blamed is not None:
+        b = located.blamed.pair
+        hint = hint_for(b.pt.rule_type or b.pt.type, b.ms.rule_type or b.ms.type,
+                        evidence_from_calls(b.pt, b.ms, training=False))
+    root_pt = fetcher.get("pt", "f32", next(c.key for c in pt_calls if c.path == ""), False)
+    root_ms = fetcher.get("ms", "f32", next(c.key for c in ms_calls if c.path == ""), False)
+    names = ["output"] if len(root_pt) == 1 else [f"output.{i}" for i in range(len(root_pt))]
+    outputs = tuple(metrics.compare_tensors(NamedArray(n, p.array, p.dtype), NamedArray(n, m.array, m.dtype), rtol, atol)
+                    for n, p, m in zip(names, root_pt, root_ms))
+    traffic = {"summary_bytes": summary_bytes(pt_calls) + summary_bytes(pt_reference) + summary_bytes(ms_calls),
+               "fetched_bytes": fetcher.bytes,
+               "full_dump_bytes": dump_bytes(pt_calls) + dump_bytes(pt_reference) + dump_bytes(ms_calls)}
+    return LocateReport(
+        located=located, verdicts=tuple(verdicts), alignment=alignment, exact=exact, isolation=isolation, hint=hint,
+        outputs=outputs, reference_note=pt_note, inputs=tuple(spec_of(x) for x in inputs), seed=seed, pt=pt_desc,
+        ms=ms_desc, weights=sync, traffic=traffic, seconds={k: round(v, 4) for k, v in seconds.items()})

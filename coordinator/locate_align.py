@@ -1,0 +1,287 @@
+"""Pair the module calls of a torch forward with the cell calls of its MindSpore port.
+
+Modules pair path to path, then call k of one with call k of the other, in three passes:
+
+1. parameters: a torch module owning parameters pairs with the MindSpore cell that owns what its
+   parameters map to (``name_map``: the weight map's torch -> MindSpore names); when that owner's
+   type is not compatible (MindSpore BatchNorm3d keeps its parameters in a child ``bn2d``), its
+   nearest compatible ancestor is taken;
+2. paths: the two roots (the nets themselves, whatever their classes), then identical paths with
+   compatible types (TYPE_EQUIVALENTS, plus equal class names);
+3. execution order: the remaining calls (activations, dropout, pools, containers whose paths
+   differ) are aligned between the calls already paired, in order of ``start``, by a longest common
+   subsequence that requires compatible types, equal output shapes and the same call index.
+
+A module is paired with one cell at most, and all its calls with that cell's calls. Whatever
+stays unpaired (an extra cell on one side, extra calls, a type no counterpart has) is listed with
+its reason: reported, never compared, never blamed; a divergence it causes is blamed on the
+innermost paired module around it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from proto.module_records import ModuleCall
+
+__all__ = ["TYPE_EQUIVALENTS", "Alignment", "CallPair", "Unmatched", "align_calls", "types_compatible"]
+
+# torch class -> MindSpore classes that port it, where the names differ (same names pair anyway).
+TYPE_EQUIVALENTS: dict[str, frozenset[str]] = {
+    "Module": frozenset({"Cell"}),
+    "Linear": frozenset({"Dense"}),
+    "Sequential": frozenset({"SequentialCell"}),
+    "ModuleList": frozenset({"CellList"}),
+    "ModuleDict": frozenset({"CellDict"}),
+    "ConvTranspose1d": frozenset({"Conv1dTranspose"}),
+    "ConvTranspose2d": frozenset({"Conv2dTranspose"}),
+    "ConvTranspose3d": frozenset({"Conv3dTranspose"}),
+    "InstanceNorm2d": frozenset({"GroupNorm"}),  # MS InstanceNorm2d fails on CPU: GroupNorm(C, C)
+    "Hardswish": frozenset({"HSwish"}),
+    "Hardsigmoid": frozenset({"HSigmoid"}),
+    "ReflectionPad1d": frozenset({"Pad", "ReflectionPad1d"}),
+    "ReflectionPad2d": frozenset({"Pad", "ReflectionPad2d"}),
+    "ZeroPad2d": frozenset({"Pad", "ZeroPad2d"}),
+    "ConstantPad2d": frozenset({"Pad", "ConstantPad2d"}),
+    "Dropout2d": frozenset({"Dropout2d", "Dropout"}),
+    "Softmax2d": frozenset({"Softmax"}),
+}
+
+
+@dataclass(frozen=True)
+class CallPair:
+    pt: ModuleCall
+    ms: ModuleCall
+    how: str  # "params" | "root" | "path" | "order"
+
+    @property
+    def key(self) -> str:
+        return self.pt.key
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    call: ModuleCall
+    side: str  # "pt" | "ms"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Paired calls in torch completion order (``end``), and the calls left out on each side."""
+
+    pairs: tuple[CallPair, ...]
+    unmatched_pt: tuple[Unmatched, ...]
+    unmatched_ms: tuple[Unmatched, ...]
+
+    def pair_for(self, pt_key: str) -> CallPair | None:
+        return next((p for p in self.pairs if p.pt.key == pt_key), None)
+
+
+def _class(call: ModuleCall) -> str:
+    return call.rule_type or call.type
+
+
+def types_compatible(pt: ModuleCall, ms: ModuleCall) -> bool:
+    """Same class name (framework class or user class), or a listed torch -> MindSpore port."""
+    pt_class, ms_class = _class(pt), _class(ms)
+    if pt_class == ms_class or pt.type.lower() == ms.type.lower():
+        return True
+    return ms_class in TYPE_EQUIVALENTS.get(pt_class, ())
+
+
+def _by_path(calls: Iterable[ModuleCall]) -> dict[str, list[ModuleCall]]:
+    groups: dict[str, list[ModuleCall]] = {}
+    for call in sorted(calls, key=lambda c: c.start):
+        groups.setdefault(call.path, []).append(call)
+    for group in groups.values():
+        group.sort(key=lambda c: c.call)
+    return groups
+
+
+def _ancestors(path: str) -> Iterable[str]:
+    """path itself, then each enclosing path up to the root ""."""
+    while True:
+        yield path
+        if not path:
+            return
+        path = path.rpartition(".")[0]
+
+
+def _common_prefix(paths: Sequence[str]) -> str:
+    parts = [p.split(".") if p else [] for p in paths]
+    common: list[str] = []
+    for level in zip(*parts):
+        if len(set(level)) != 1:
+            break
+        common.append(level[0])
+    return ".".join(common)
+
+
+class _Binder:
+    """The one-to-one path pairing built up by the passes, with notes on paths left out."""
+
+    def __init__(self, pt: dict[str, list[ModuleCall]], ms: dict[str, list[ModuleCall]]) -> None:
+        self.pt, self.ms = pt, ms
+        self.ms_of: dict[str, tuple[str, str]] = {}  # pt path -> (ms path, how)
+        self.pt_of: dict[str, str] = {}
+        self.notes: dict[str, str] = {}  # pt path -> why pass 1 did not pair it
+
+    def bind(self, pt_path: str, ms_path: str, how: str) -> bool:
+        if pt_path in self.ms_of or ms_path in self.pt_of:
+            return False
+        self.ms_of[pt_path] = (ms_path, how)
+        self.pt_of[ms_path] = pt_path
+        return True
+
+    def by_params(self, name_map: Mapping[str, str]) -> None:
+        owner = {name: path for path, calls in self.ms.items() for name in calls[0].param_names}
+        for pt_path, calls in self.pt.items():
+            names = calls[0].param_names
+            if not names:
+                continue
+            mapped = [name_map[n] for n in names if n in name_map]
+            owners = sorted({owner[m] for m in mapped if m in owner})
+            if not owners:
+                self.notes[pt_path] = "its parameters map to no MindSpore cell's own parameters"
+                continue
+            candidates = (a for a in _ancestors(_common_prefix(owners)) if a in self.ms)
+            target = next((a for a in candidates if types_compatible(calls[0], self.ms[a][0])), None)
+            if target is None:
+                self.notes[pt_path] = f"its parameters live in ms {owners[0]!r}, a {_class(self.ms[owners[0]][0])}"
+            elif not self.bind(pt_path, target, "params"):
+                taken = self.pt_of.get(target)
+                self.notes[pt_path] = f"its parameters' ms cell {target!r} is paired with pt {taken!r}"
+
+    def by_path(self) -> None:
+        if "" in self.pt and "" in self.ms:
+            self.bind("", "", "root")
+        for pt_path, calls in self.pt.items():
+            if pt_path not in self.ms_of and pt_path in self.ms and types_compatible(calls[0], self.ms[pt_path][0]):
+                self.bind(pt_path, pt_path, "path")
+
+
+def _lis_chain(anchors: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The longest run of anchors (pt position, ms position) increasing on both sides."""
+    anchors = sorted(anchors)
+    tails: list[int] = []  # ms position ending the best chain of each length
+    tail_at: list[int] = []
+    back: list[int] = []
+    for index, (_, ms_pos) in enumerate(anchors):
+        length = bisect.bisect_left(tails, ms_pos)
+        if length == len(tails):
+            tails.append(ms_pos)
+            tail_at.append(index)
+        else:
+            tails[length] = ms_pos
+            tail_at[length] = index
+        back.append(tail_at[length - 1] if length else -1)
+    chain = []
+    index = tail_at[-1] if tail_at else -1
+    while index >= 0:
+        chain.append(anchors[index])
+        index = back[index]
+    return chain[::-1]
+
+
+def _shapes(call: ModuleCall) -> tuple[tuple[int, ...], ...]:
+    return tuple(s.shape for s in call.outputs)
+
+
+def _lcs(pts: list[ModuleCall], mss: list[ModuleCall], match) -> list[tuple[ModuleCall, ModuleCall]]:
+    """Best-scoring order-preserving pairing; match(p, m) gives a score > 0 or 0 for no pair."""
+    rows, cols = len(pts), len(mss)
+    if not rows or not cols:
+        return []
+    score = [[0.0] * (cols + 1) for _ in range(rows + 1)]
+    for i in range(rows - 1, -1, -1):
+        for j in range(cols - 1, -1, -1):
+            gain = match(pts[i], mss[j])
+            best = max(score[i + 1][j], score[i][j + 1])
+            score[i][j] = max(best, gain + score[i + 1][j + 1]) if gain else best
+    pairs, i, j = [], 0, 0
+    while i < rows and j < cols:
+        gain = match(pts[i], mss[j])
+        if gain and score[i][j] == gain + score[i + 1][j + 1]:
+            pairs.append((pts[i], mss[j]))
+            i, j = i + 1, j + 1
+        elif score[i][j] == score[i + 1][j]:
+            i += 1
+        else:
+            j += 1
+    return pairs
+
+
+def align_calls(
+    pt_calls: Iterable[ModuleCall], ms_calls: Iterable[ModuleCall], name_map: Mapping[str, str]
+) -> Alignment:
+    """Pair torch module calls with MindSpore cell calls (see the module docstring for the rules)."""
+    pt_seq = sorted(pt_calls, key=lambda c: c.start)
+    ms_seq = sorted(ms_calls, key=lambda c: c.start)
+    binder = _Binder(_by_path(pt_seq), _by_path(ms_seq))
+    binder.by_params(name_map)
+    binder.by_path()
+
+    pairs: list[CallPair] = []
+    left_pt: dict[str, str] = {}  # call key -> reason
+    left_ms: dict[str, str] = {}
+    for pt_path, (ms_path, how) in binder.ms_of.items():
+        pt_list, ms_list = binder.pt[pt_path], binder.ms[ms_path]
+        for pt_call, ms_call in zip(pt_list, ms_list):
+            pairs.append(CallPair(pt_call, ms_call, how))
+        counts = f"called {len(pt_list)} time(s) in torch, {len(ms_list)} in MindSpore"
+        for extra in pt_list[len(ms_list) :]:
+            left_pt[extra.key] = f"paired with ms {ms_path!r} but {counts}"
+        for extra in ms_list[len(pt_list) :]:
+            left_ms[extra.key] = f"paired with pt {pt_path!r} but {counts}"
+
+    pairs.extend(_by_order(pt_seq, ms_seq, pairs, binder, left_pt, left_ms))
+    paired_pt = {p.pt.key for p in pairs}
+    paired_ms = {p.ms.key for p in pairs}
+    unmatched_pt = tuple(
+        Unmatched(c, "pt", left_pt.get(c.key) or _why_left(c, binder.notes.get(c.path), "MindSpore"))
+        for c in pt_seq if c.key not in paired_pt
+    )
+    unmatched_ms = tuple(
+        Unmatched(c, "ms", left_ms.get(c.key) or _why_left(c, None, "torch"))
+        for c in ms_seq if c.key not in paired_ms
+    )
+    pairs.sort(key=lambda p: p.pt.end)
+    return Alignment(tuple(pairs), unmatched_pt, unmatched_ms)
+
+
+def _why_left(call: ModuleCall, note: str | None, other: str) -> str:
+    shapes = [list(s) for s in _shapes(call)]
+    order = f"no {other} call of a compatible type with output shapes {shapes} at its place in execution order"
+    return f"{note}; {order}" if note else order
+
+
+def _by_order(pt_seq, ms_seq, paired: list[CallPair], binder: _Binder, left_pt, left_ms) -> list[CallPair]:
+    """Pass 3: align the calls of still-unpaired paths between the anchors, segment by segment."""
+    pt_pos = {c.key: i for i, c in enumerate(pt_seq)}
+    ms_pos = {c.key: i for i, c in enumerate(ms_seq)}
+    chain = _lis_chain([(pt_pos[p.pt.key], ms_pos[p.ms.key]) for p in paired])
+    bounds = [(-1, -1), *chain, (len(pt_seq), len(ms_seq))]
+    free_pt = [c.path not in binder.ms_of and c.key not in left_pt for c in pt_seq]
+    free_ms = [c.path not in binder.pt_of and c.key not in left_ms for c in ms_seq]
+    found: list[CallPair] = []
+
+    def match(p: ModuleCall, m: ModuleCall) -> float:
+        if p.call != m.call or _shapes(p) != _shapes(m) or not types_compatible(p, m):
+            return 0.0
+        bound, back = binder.ms_of.get(p.path), binder.pt_of.get(m.path)
+        if (bound and bound[0] != m.path) or (back and back != p.path):
+            return 0.0
+        return 1.5 if p.type == m.type else 1.0
+
+    for (pt_lo, ms_lo), (pt_hi, ms_hi) in zip(bounds, bounds[1:]):
+        pts = [pt_seq[i] for i in range(pt_lo + 1, pt_hi) if free_pt[i]]
+        mss = [ms_seq[j] for j in range(ms_lo + 1, ms_hi) if free_ms[j]]
+        for p, m in _lcs(pts, mss, match):
+            if binder.ms_of.get(p.path, (m.path,))[0] == m.path and binder.pt_of.get(m.path, p.path) == p.path:
+                binder.ms_of.setdefault(p.path, (m.path, "order"))
+                binder.pt_of.setdefault(m.path, p.path)
+                found.append(CallPair(p, m, "order"))
+    return found

@@ -1,0 +1,108 @@
+"""Rendering a LocateReport: the per-module error curve, the blamed module, isolation, hint; and its JSON form."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+from coordinator.compare import REPORT_SCHEMA
+from coordinator.locate import LocateReport
+from coordinator.report import _description_dict, _finite, _num, make_console, print_unwrapped
+
+MAX_CURVE_ROWS = 60
+
+
+def _shown(report: LocateReport):
+    verdicts = sorted(report.verdicts, key=lambda v: v.pair.pt.end)
+    if len(verdicts) <= MAX_CURVE_ROWS:
+        return verdicts
+    focus = report.located.first_diverging or report.blamed
+    at = verdicts.index(focus) if focus in verdicts else len(verdicts) - 1
+    low = max(0, at - MAX_CURVE_ROWS // 2)
+    return verdicts[low: low + MAX_CURVE_ROWS]
+
+
+def print_locate(report: LocateReport, console: Console | None = None) -> None:
+    """Print the per-module error curve (estimates, exact where fetched), the verdict, isolation and hint."""
+    console = console or make_console()
+    for role, desc in (("pt", report.pt), ("ms", report.ms)):
+        console.print(f"{role}: {desc.framework} {desc.framework_version} on {desc.device} ({desc.hostname}), "
+                      f"model {desc.model_spec or desc.model_class}")
+    table = Table(title="error of each module vs float64 torch (relative L2; floor = float32 torch's own)",
+                  title_justify="left")
+    for column in ("#", "PyTorch module", "MindSpore cell", "type", "error", "floor", "x floor", "inputs", ""):
+        table.add_column(column, no_wrap=True)
+    blamed_key = report.blamed.key if report.blamed else None
+    for index, v in enumerate(_shown(report)):
+        exact = "" if v.key not in report.exact else " (exact)"
+        mark = "[red]<- blamed[/]" if v.key == blamed_key else ("[yellow]diverges[/]" if v.output_diverges else "")
+        table.add_row(str(index), v.pair.pt.path or "<root>", v.pair.ms.path or "<root>", v.pair.pt.type,
+                      _num(v.out_err) + exact, _num(v.out_floor),
+                      "-" if math.isnan(v.out_ratio) else f"{v.out_ratio:.3g}",
+                      "match" if v.inputs_match else "[red]differ[/]", mark)
+    print_unwrapped(console, table)
+    unmatched = [*report.alignment.unmatched_pt, *report.alignment.unmatched_ms]
+    if unmatched:
+        console.print(f"unpaired (not compared, never blamed): " + ", ".join(
+            f"{u.side} {u.call.path or '<root>'} ({u.call.type})" for u in unmatched[:10]) +
+            (f" and {len(unmatched) - 10} more" if len(unmatched) > 10 else ""))
+    if report.reference_note:
+        console.print(f"[yellow]no float64 reference[/]: {report.reference_note}")
+    failing_outputs = [o.ref_name for o in report.outputs if not o.passed]
+    console.print("network outputs (plain rtol/atol): " +
+                  ("within tolerance" if not failing_outputs else f"[red]differ[/]: {', '.join(failing_outputs)}"))
+    t = report.traffic
+    if t:
+        console.print(f"moved {t['summary_bytes'] + t['fetched_bytes']:,} bytes (summaries {t['summary_bytes']:,}, "
+                      f"full tensors {t['fetched_bytes']:,}); a full dump would be {t['full_dump_bytes']:,}")
+    if report.isolation is not None:
+        i = report.isolation
+        verdict = "[red]confirmed[/]" if i.confirmed else "[green]not confirmed[/]"
+        console.print(f"isolated replay: {verdict}: MindSpore on torch's exact inputs errs {_num(i.ms_on_pt_inputs_err)} "
+                      f"({'-' if math.isnan(i.ratio) else f'{i.ratio:.3g}'}x floor {_num(i.floor)}); torch on "
+                      f"MindSpore's inputs differs by {_num(i.pt_on_ms_inputs_err)} {i.note}".rstrip())
+    if report.blamed is None:
+        console.print(f"[green]PASS[/]: {report.located.reason}")
+    else:
+        console.print(f"[red]FIRST DIVERGENT[/]: {report.located.reason}")
+        if report.hint:
+            console.print(f"[yellow]hint[/]: {report.hint}")
+
+
+def _verdict_dict(v) -> dict:
+    return {"pt": v.pair.pt.path, "ms": v.pair.ms.path, "call": v.pair.pt.call, "type": v.pair.pt.type,
+            "ms_type": v.pair.ms.type, "error": v.out_err, "floor": v.out_floor, "ratio": v.out_ratio,
+            "inputs_match": v.inputs_match, "diverges": v.output_diverges, "signal": v.signal, "note": v.note,
+            "aligned_by": v.pair.how}
+
+
+def locate_to_dict(report: LocateReport) -> dict:
+    """The JSON form (schema msparity.report/1, kind locate); first_divergent is null when nothing is blamed."""
+    first = None
+    if report.blamed is not None:
+        first = _verdict_dict(report.blamed)
+        exact = report.exact.get(report.blamed.key)
+        first["exact"] = exact.__dict__ if exact else None
+        first["reason"] = report.located.reason
+        first["hint"] = report.hint
+        first["isolated"] = report.isolation.__dict__ if report.isolation else None
+    return _finite({
+        "schema": REPORT_SCHEMA,
+        "kind": "locate",
+        "passed": report.passed,
+        "first_divergent": first,
+        "reason": report.located.reason,
+        "curve": [_verdict_dict(v) for v in sorted(report.verdicts, key=lambda v: v.pair.pt.end)],
+        "unmatched": [{"side": u.side, "path": u.call.path, "type": u.call.type, "reason": u.reason}
+                      for u in (*report.alignment.unmatched_pt, *report.alignment.unmatched_ms)],
+        "outputs": [o.to_dict() for o in report.outputs],
+        "reference_note": report.reference_note or None,
+        "seed": report.seed,
+        "inputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in report.inputs],
+        "workers": {"pt": _description_dict(report.pt), "ms": _description_dict(report.ms)},
+        "weights": report.weights.to_dict() if report.weights else None,
+        "traffic": report.traffic,
+        "seconds": report.seconds,
+    })

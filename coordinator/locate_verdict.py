@@ -1,0 +1,201 @@
+"""Which paired module first made the MindSpore forward leave the torch one.
+
+Every error is a relative L2 error against a float64 torch reference run on the same inputs and
+weights: ``err`` is MindSpore's, ``floor`` is float32 torch's own (the noise any float32 port
+carries). A tensor diverges when
+
+    err >= ratio_limit * max(floor, abs_floor)          (defaults 10 and 1e-6)
+
+so MindSpore must be ten times noisier than torch itself, and a floor of exactly zero (an exact op,
+integer inputs) still needs err >= 1e-5 before anything is blamed: rounding at 1e-12 is not a bug.
+Different output shapes always diverge. An error that could not be measured (NaN) falls back to the
+second signal, the caller's rtol/atol allclose; when that is unknown too the module is not judged.
+
+Pairs are walked in torch completion order (``end``: children before their parent). The first whose
+output diverges is blamed when its inputs match; when its inputs already differ, the code that made
+them is its enclosing module's own (between its children), so the innermost enclosing paired module
+whose inputs match is blamed. A parent whose children all match but whose output differs is reached
+after them and blamed itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from coordinator.locate_align import Alignment, CallPair
+
+__all__ = [
+    "ABS_FLOOR", "RATIO_LIMIT", "CurvePoint", "Located", "ModuleVerdict", "PairErrors",
+    "diverges", "first_divergent", "judge",
+]
+
+RATIO_LIMIT = 10.0
+ABS_FLOOR = 1e-6  # about 8 float32 ulps of relative error
+
+
+@dataclass(frozen=True)
+class PairErrors:
+    """What the caller measured for one paired call (NaN: not measured; no inputs: leave NaN)."""
+
+    out_err: float
+    out_floor: float
+    in_err: float = math.nan
+    in_floor: float = math.nan
+    allclose_passed: bool | None = None
+
+
+@dataclass(frozen=True)
+class ModuleVerdict:
+    pair: CallPair
+    out_err: float
+    out_floor: float
+    out_ratio: float
+    in_err: float
+    in_floor: float
+    in_ratio: float
+    inputs_match: bool
+    output_diverges: bool
+    allclose_passed: bool | None
+    signal: str  # why output_diverges: "noise", "shape", "allclose", "" (within noise), "unknown"
+    note: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.pair.pt.key
+
+
+class CurvePoint(NamedTuple):
+    pt_path: str
+    ms_path: str
+    out_err: float
+    out_floor: float
+    ratio: float
+
+
+@dataclass(frozen=True)
+class Located:
+    """The blamed module (None: nothing diverged) and the error along the net. ``bool()``: no blame."""
+
+    blamed: ModuleVerdict | None
+    first_diverging: ModuleVerdict | None
+    reason: str
+    curve: tuple[CurvePoint, ...]
+    first_allclose_failure: ModuleVerdict | None = None
+
+    def __bool__(self) -> bool:
+        return self.blamed is None
+
+
+def _ratio(err: float, floor: float, abs_floor: float) -> float:
+    if math.isnan(err):
+        return math.nan
+    base = max(floor, abs_floor) if not math.isnan(floor) else abs_floor
+    return err / base if base > 0 else (math.inf if err > 0 else 0.0)
+
+
+def diverges(err: float, floor: float, ratio_limit: float = RATIO_LIMIT, abs_floor: float = ABS_FLOOR) -> bool:
+    """The noise rule: err >= ratio_limit * max(floor, abs_floor); NaN never diverges."""
+    ratio = _ratio(err, floor, abs_floor)
+    return not math.isnan(ratio) and ratio >= ratio_limit
+
+
+def _shapes(summaries) -> tuple[tuple[int, ...], ...]:
+    return tuple(s.shape for s in summaries)
+
+
+def _verdict(pair: CallPair, errors: PairErrors | None, ratio_limit: float, abs_floor: float) -> ModuleVerdict:
+    e = errors or PairErrors(math.nan, math.nan)
+    out_ratio = _ratio(e.out_err, e.out_floor, abs_floor)
+    in_ratio = _ratio(e.in_err, e.in_floor, abs_floor)
+    in_shapes_match = _shapes(pair.pt.inputs) == _shapes(pair.ms.inputs)
+    inputs_match = in_shapes_match and not (in_ratio >= ratio_limit)
+    notes = [] if in_shapes_match else [f"input shapes {_shapes(pair.pt.inputs)} vs {_shapes(pair.ms.inputs)}"]
+    if _shapes(pair.pt.outputs) != _shapes(pair.ms.outputs):
+        signal, out_ratio = "shape", math.inf
+        notes.append(f"output shapes {_shapes(pair.pt.outputs)} vs {_shapes(pair.ms.outputs)}")
+    elif not math.isnan(out_ratio):
+        signal = "noise" if out_ratio >= ratio_limit else ""
+        if signal and e.allclose_passed:
+            notes.append(f"within rtol/atol, but {out_ratio:.3g}x torch's own float32 error")
+    elif e.allclose_passed is False:
+        signal = "allclose"
+        notes.append("error not measured; fails allclose")
+    else:
+        signal = "unknown" if e.allclose_passed is None else ""
+    return ModuleVerdict(
+        pair, e.out_err, e.out_floor, out_ratio, e.in_err, e.in_floor, in_ratio, inputs_match,
+        signal in ("noise", "shape", "allclose"), e.allclose_passed, signal, "; ".join(notes),
+    )
+
+
+def judge(
+    alignment: Alignment,
+    errors: Mapping[str, PairErrors],
+    ratio_limit: float = RATIO_LIMIT,
+    abs_floor: float = ABS_FLOOR,
+) -> list[ModuleVerdict]:
+    """One verdict per pair, in completion order; ``errors`` is keyed by the torch call key."""
+    return [_verdict(pair, errors.get(pair.key), ratio_limit, abs_floor) for pair in alignment.pairs]
+
+
+def _enclosing(verdicts: Sequence[ModuleVerdict], inner: ModuleVerdict) -> list[ModuleVerdict]:
+    """Paired calls around inner, innermost first."""
+    around = [v for v in verdicts if v.pair.pt.encloses(inner.pair.pt)]
+    return sorted(around, key=lambda v: v.pair.pt.start, reverse=True)
+
+
+def _unpaired_inside(alignment: Alignment | None, verdict: ModuleVerdict) -> str:
+    if alignment is None:
+        return ""
+    inside = [u.call.path for u in alignment.unmatched_ms if verdict.pair.ms.encloses(u.call)]
+    inside += [u.call.path for u in alignment.unmatched_pt if verdict.pair.pt.encloses(u.call)]
+    return f"; unpaired inside it: {', '.join(sorted(set(inside)))}" if inside else ""
+
+
+def first_divergent(verdicts: Sequence[ModuleVerdict], alignment: Alignment | None = None) -> Located:
+    """Blame the first module (completion order) whose output diverges while its inputs match.
+
+    Give ``alignment`` to have unpaired calls inside the blamed module named in the reason.
+    """
+    ordered = sorted(verdicts, key=lambda v: v.pair.pt.end)
+    curve = tuple(CurvePoint(v.pair.pt.path, v.pair.ms.path, v.out_err, v.out_floor, v.out_ratio) for v in ordered)
+    failing = next((v for v in ordered if v.allclose_passed is False), None)
+    first = next((v for v in ordered if v.output_diverges), None)
+    if first is None:
+        reason = "every paired module is within float32 noise of torch"
+        if failing is not None:
+            reason += f" (first allclose failure: {_name(failing)}, at {failing.out_ratio:.3g}x torch's own error)"
+        return Located(None, None, reason, curve, failing)
+    why = _why(first)
+    if first.inputs_match:
+        reason = f"{_name(first)}: {why}, its inputs match{_unpaired_inside(alignment, first)}"
+        return Located(first, first, reason, curve, failing)
+    for outer in _enclosing(ordered, first):
+        if outer.inputs_match:
+            reason = (
+                f"{_name(outer)}: its own code between its children changed the inputs of {_name(first)} "
+                f"({why}){_unpaired_inside(alignment, outer)}"
+            )
+            return Located(outer, first, reason, curve, failing)
+    reason = f"{_name(first)}: {why}, but its inputs already differ and no enclosing paired module's inputs match"
+    return Located(first, first, reason, curve, failing)
+
+
+def _name(verdict: ModuleVerdict) -> str:
+    pt, ms = verdict.pair.pt, verdict.pair.ms
+    call = f" (call {pt.call})" if pt.call else ""
+    return f"pt {pt.path or '<root>'!s} ({pt.type}) ~ ms {ms.path or '<root>'!s} ({ms.type}){call}"
+
+
+def _why(verdict: ModuleVerdict) -> str:
+    if verdict.signal == "shape":
+        return verdict.note or "output shapes differ"
+    if verdict.signal == "allclose":
+        return "output fails allclose (error not measured)"
+    return (
+        f"output error {verdict.out_err:.3g} is {verdict.out_ratio:.3g}x "
+        f"torch's float32 noise {verdict.out_floor:.3g}"
+    )

@@ -1,0 +1,79 @@
+"""Locate on the MindSpore side: hook every cell for one forward (PyNative; hooks do not run in Graph mode).
+
+No float64 reference here: MindSpore's CPU Conv2d has no float64 kernel, so the torch worker's
+float64 run is the reference both sides are judged against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import mindspore as ms
+
+from ms_worker import tensors
+from proto.codec import NamedArray
+from proto.errors import BadRequest, NotFound
+from proto.module_records import ModuleCall
+from proto.recording import CallRecorder, RecordedRun, recorded_tensors, replay_args
+
+NO_REFERENCE = "MindSpore runs no float64 reference (its CPU Conv2d has no float64 kernel)"
+
+
+def _own_names(cell: ms.nn.Cell) -> list[str]:
+    return [param.name for _, param in cell.parameters_and_names(expand=False)]
+
+
+class MindSporeRecorder:
+    """Recorded forward of one MindSpore net ("f32") and replays of its cells."""
+
+    def __init__(self, net: ms.nn.Cell, rule_type):
+        self.net = net
+        self.rule_type = rule_type
+        self.runs: dict[str, RecordedRun] = {}
+
+    def record(self, inputs: Sequence[NamedArray], sketch_size: int, seed: int,
+               float64_reference: bool) -> tuple[list[ModuleCall], list[ModuleCall], str]:
+        """Run the net once in PyNative mode with every cell hooked; keep the tensors."""
+        recorder = CallRecorder(tensors.numpy_from_ms, tensors.is_ms_tensor, sketch_size, seed)
+        handles = []
+        for path, cell in self.net.cells_and_names():
+            handles.append(cell.register_forward_pre_hook(lambda c, a, p=path: recorder.pre(p, a)))
+            handles.append(cell.register_forward_hook(
+                lambda c, a, out, p=path, names=_own_names(cell):
+                recorder.post(p, type(c).__name__, self.rule_type(c), names, a, out)))
+        mode = ms.get_context("mode")
+        self.net.set_train(False)
+        try:
+            if mode != ms.PYNATIVE_MODE:
+                ms.set_context(mode=ms.PYNATIVE_MODE)
+            self.net(*[tensors.ms_from_numpy(x) for x in inputs])
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise BadRequest(f"recorded forward failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            for handle in handles:
+                handle.remove()
+            if mode != ms.PYNATIVE_MODE:
+                ms.set_context(mode=mode)
+        self.runs = {"f32": recorder.run}
+        return recorder.run.calls, [], NO_REFERENCE
+
+    def activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool):
+        return recorded_tensors(self.runs, run, keys, inputs, outputs)
+
+    def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
+        """Run one cell on the tensors given, with its recorded non-tensor arguments, in eval mode."""
+        if float64:
+            raise BadRequest(NO_REFERENCE)
+        cells = dict(self.net.cells_and_names())
+        if path not in cells:
+            raise NotFound(f"the MindSpore net has no cell {path!r}")
+        key = f"{path}#{call}"
+        cell = cells[path]
+        cell.set_train(False)
+        args = replay_args(self.runs, "f32", key, [tensors.ms_from_numpy(x) for x in inputs])
+        try:
+            result = cell(*args)
+            recorder = CallRecorder(tensors.numpy_from_ms, tensors.is_ms_tensor, 0, 0)
+            return recorder.arrays(key, "out", result)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise BadRequest(f"replaying {key} failed: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,96 @@
+"""Locate on the torch side: hook every module for one forward, plus a float64 copy of the net as reference.
+
+The float64 run gives the noise floor (float32 torch vs float64 torch) every module is judged
+against. It costs a float64 copy of the net while a locate session lasts.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+
+from proto.codec import NamedArray
+from proto.errors import BadRequest, NotFound
+from proto.module_records import ModuleCall
+from proto.recording import CallRecorder, RecordedRun, recorded_tensors, replay_args
+from pt_worker import tensors
+
+
+def _copied(name: str, value: torch.Tensor) -> NamedArray:
+    named = tensors.numpy_from_pt(name, value)
+    return NamedArray(name, named.array.copy(), named.dtype)  # in-place ops later in the forward must not reach it
+
+
+def _own_names(path: str, module: torch.nn.Module) -> list[str]:
+    prefix = f"{path}." if path else ""
+    return [prefix + n for n, _ in module.named_parameters(recurse=False)] + \
+        [prefix + n for n, _ in module.named_buffers(recurse=False)]
+
+
+class TorchRecorder:
+    """Recorded forwards of one torch net ("f32": as it is; "f64": a float64 copy) and replays of its modules."""
+
+    def __init__(self, net: torch.nn.Module, device: torch.device, rule_type):
+        self.net = net
+        self.device = device
+        self.rule_type = rule_type
+        self.runs: dict[str, RecordedRun] = {}
+        self.reference: torch.nn.Module | None = None
+
+    def _record(self, net: torch.nn.Module, args: list, sketch_size: int, seed: int) -> RecordedRun:
+        recorder = CallRecorder(_copied, tensors.is_pt_tensor, sketch_size, seed)
+        handles = []
+        for path, module in net.named_modules():
+            handles.append(module.register_forward_pre_hook(lambda m, a, p=path: recorder.pre(p, a)))
+            handles.append(module.register_forward_hook(
+                lambda m, a, out, p=path, names=_own_names(path, module):
+                recorder.post(p, type(m).__name__, self.rule_type(m), names, a, out)))
+        net.eval()
+        try:
+            with torch.no_grad():
+                net(*args)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise BadRequest(f"recorded forward failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            for handle in handles:
+                handle.remove()
+        return recorder.run
+
+    def record(self, inputs: Sequence[NamedArray], sketch_size: int, seed: int,
+               float64_reference: bool) -> tuple[list[ModuleCall], list[ModuleCall], str]:
+        """Run the net once with every module hooked (and its float64 copy when asked); keep the tensors."""
+        args = [tensors.pt_from_numpy(x, self.device) for x in inputs]
+        self.runs = {"f32": self._record(self.net, args, sketch_size, seed)}
+        if not float64_reference:
+            return self.runs["f32"].calls, [], "not asked for"
+        self.reference = copy.deepcopy(self.net).double()
+        args64 = [a.double() if a.is_floating_point() else a for a in args]
+        self.runs["f64"] = self._record(self.reference, args64, sketch_size, seed)
+        return self.runs["f32"].calls, self.runs["f64"].calls, ""
+
+    def activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool):
+        return recorded_tensors(self.runs, run, keys, inputs, outputs)
+
+    def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
+        """Run one module on the tensors given, with its recorded non-tensor arguments; no grad, eval mode."""
+        net, run = (self.reference, "f64") if float64 else (self.net, "f32")
+        if net is None:
+            raise NotFound("no float64 copy of the net: record with a float64 reference first")
+        try:
+            module = net.get_submodule(path)
+        except AttributeError:
+            raise NotFound(f"the torch net has no module {path!r}") from None
+        args = [tensors.pt_from_numpy(x, self.device) for x in inputs]
+        if float64:
+            args = [a.double() if a.is_floating_point() else a for a in args]
+        key = f"{path}#{call}"
+        module.eval()
+        try:
+            with torch.no_grad():
+                result = module(*replay_args(self.runs, run, key, args))
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise BadRequest(f"replaying {key} failed: {type(exc).__name__}: {exc}") from exc
+        recorder = CallRecorder(_copied, tensors.is_pt_tensor, 0, 0)
+        return recorder.arrays(key, "out", result)
