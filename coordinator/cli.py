@@ -108,6 +108,39 @@ def tolerance_options(command):
     return _with_options(command, options)
 
 
+def input_options(command):
+    """--input-shape / --inputs, shared by compare, locate and train-step."""
+    return _with_options(command, [
+        click.option("--input-shape", multiple=True, metavar="SHAPE[:DTYPE]",
+                     help="an input to generate, e.g. 2,3,224,224:float32 (repeat for several inputs; train-step: a "
+                          "fresh batch per step)"),
+        click.option("--inputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npy",
+                     help="an input from a .npy file (repeat for several inputs)"),
+    ])
+
+
+def weights_options(command):
+    """--sync-weights / --weight-map, shared by compare, locate and train-step."""
+    return _with_options(command, [
+        click.option("--sync-weights/--no-sync-weights", default=True, show_default=True,
+                     help="stream the pt weights into the ms net first (off: each side keeps its own)"),
+        click.option("--weight-map", "weight_map_path", type=click.Path(path_type=Path),
+                     help="map file for names the layer rules cannot pair (start from `msparity weight-map`)"),
+    ])
+
+
+def inputs_and_map(input_shape, inputs, weight_map_path):
+    """Parse --input-shape / --inputs / --weight-map before any worker starts."""
+    from proto.weight_map import load_weight_map
+
+    user_map = load_weight_map(weight_map_path) if weight_map_path else None
+    shapes = [randomness.parse_input_shape(text, i) for i, text in enumerate(input_shape)]
+    arrays = randomness.load_input_files(list(inputs)) if inputs else None
+    if shapes and arrays:
+        raise click.UsageError("give --input-shape or --inputs, not both")
+    return shapes, arrays, user_map
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="msparity")
 def main():
@@ -134,15 +167,9 @@ def ping(**opts):
 
 def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...], sync_weights: bool = True,
              weight_map_path: Path | None = None) -> int:
-    from proto.weight_map import load_weight_map
-
     metrics.resolve_tolerance("float32", opts["rtol"], opts["atol"])  # usage errors before spawning anything
     pt, ms, security = targets_from(opts)
-    user_map = load_weight_map(weight_map_path) if weight_map_path else None
-    shapes = [randomness.parse_input_shape(text, i) for i, text in enumerate(input_shape)]
-    arrays = randomness.load_input_files(list(inputs)) if inputs else None
-    if shapes and arrays:
-        raise click.UsageError("give --input-shape or --inputs, not both")
+    shapes, arrays, user_map = inputs_and_map(input_shape, inputs, weight_map_path)
     with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
         result = run_compare(session, shapes, arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
                              equal_nan=opts["equal_nan"], sync_weights=sync_weights, weight_map=user_map)
@@ -155,14 +182,8 @@ def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...],
 @main.command()
 @worker_options
 @tolerance_options
-@click.option("--input-shape", multiple=True, metavar="SHAPE[:DTYPE]",
-              help="an input to generate, e.g. 2,3,224,224:float32 (repeat for several inputs)")
-@click.option("--inputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npy",
-              help="an input from a .npy file (repeat for several inputs)")
-@click.option("--sync-weights/--no-sync-weights", default=True, show_default=True,
-              help="stream the pt weights into the ms net first (off: each side keeps its own)")
-@click.option("--weight-map", "weight_map_path", type=click.Path(path_type=Path),
-              help="map file for names the layer rules cannot pair (start from `msparity weight-map`)")
+@input_options
+@weights_options
 @handles_errors
 def compare(input_shape, inputs, sync_weights, weight_map_path, **opts):
     """Same weights, same inputs, both nets in eval mode: compare their outputs."""
@@ -172,30 +193,19 @@ def compare(input_shape, inputs, sync_weights, weight_map_path, **opts):
 @main.command()
 @worker_options
 @tolerance_options
-@click.option("--input-shape", multiple=True, metavar="SHAPE[:DTYPE]",
-              help="an input to generate, e.g. 2,3,224,224:float32 (repeat for several inputs)")
-@click.option("--inputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npy",
-              help="an input from a .npy file (repeat for several inputs)")
+@input_options
 @click.option("--isolate", is_flag=True,
               help="replay the blamed module on the exact inputs the other side's module saw, to confirm it")
-@click.option("--sync-weights/--no-sync-weights", default=True, show_default=True,
-              help="stream the pt weights into the ms net first (off: each side keeps its own)")
-@click.option("--weight-map", "weight_map_path", type=click.Path(path_type=Path),
-              help="map file for names the layer rules cannot pair (start from `msparity weight-map`)")
+@weights_options
 @handles_errors
 def locate(input_shape, inputs, isolate, sync_weights, weight_map_path, **opts):
     """Name the first module whose output diverges while its inputs match (judged against float32 noise)."""
     from coordinator.locate import run_locate
     from coordinator.locate_report import locate_to_dict, print_locate
-    from proto.weight_map import load_weight_map
 
     metrics.resolve_tolerance("float32", opts["rtol"], opts["atol"])
     pt, ms, security = targets_from(opts)
-    user_map = load_weight_map(weight_map_path) if weight_map_path else None
-    shapes = [randomness.parse_input_shape(text, i) for i, text in enumerate(input_shape)]
-    arrays = randomness.load_input_files(list(inputs)) if inputs else None
-    if shapes and arrays:
-        raise click.UsageError("give --input-shape or --inputs, not both")
+    shapes, arrays, user_map = inputs_and_map(input_shape, inputs, weight_map_path)
     with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
         result = run_locate(session, shapes, arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
                             sync_weights=sync_weights, weight_map=user_map, isolate_blamed=isolate)
@@ -208,10 +218,7 @@ def locate(input_shape, inputs, isolate, sync_weights, weight_map_path, **opts):
 @main.command("train-step")
 @worker_options
 @tolerance_options
-@click.option("--input-shape", multiple=True, metavar="SHAPE[:DTYPE]",
-              help="an input to generate per batch, e.g. 8,3,224,224:float32 (repeat for several inputs)")
-@click.option("--inputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npy",
-              help="an input from a .npy file, the same batch every step (repeat for several inputs)")
+@input_options
 @click.option("--steps", type=int, default=1, show_default=True, help="training steps to run and compare")
 @click.option("--lr", type=float, default=0.01, show_default=True, help="learning rate, the same on both sides")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "factory"]), default=None,
@@ -222,25 +229,17 @@ def locate(input_shape, inputs, isolate, sync_weights, weight_map_path, **opts):
                    "factories' own when both supply one, else mse")
 @click.option("--free-running", is_flag=True,
               help="let each side follow its own trajectory (default: re-sync the pt state into ms before each step)")
-@click.option("--sync-weights/--no-sync-weights", default=True, show_default=True,
-              help="stream the pt weights into the ms net first (off: each side keeps its own)")
-@click.option("--weight-map", "weight_map_path", type=click.Path(path_type=Path),
-              help="map file for names the layer rules cannot pair (start from `msparity weight-map`)")
+@weights_options
 @handles_errors
 def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, sync_weights, weight_map_path, **opts):
     """Same weights, same batches: run training steps on both sides, compare loss, grads, weights, buffers."""
     from coordinator.train import TrainOptions, check_options, resolve_choice, run_train_step
     from coordinator.train_report import print_train, train_to_dict
-    from proto.weight_map import load_weight_map
 
     metrics.resolve_tolerance("float32", opts["rtol"], opts["atol"])
     check_options(TrainOptions(loss=loss or "mse", optimizer=optimizer or "sgd", lr=lr), steps)
     pt, ms, security = targets_from(opts)
-    user_map = load_weight_map(weight_map_path) if weight_map_path else None
-    shapes = [randomness.parse_input_shape(text, i) for i, text in enumerate(input_shape)]
-    arrays = randomness.load_input_files(list(inputs)) if inputs else None
-    if shapes and arrays:
-        raise click.UsageError("give --input-shape or --inputs, not both")
+    shapes, arrays, user_map = inputs_and_map(input_shape, inputs, weight_map_path)
     with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
         pt_desc, ms_desc = session.pt_description, session.ms_description
         options = TrainOptions(

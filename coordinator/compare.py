@@ -85,13 +85,7 @@ def run_compare(
 ) -> CompareReport:
     """Sync weights (pt -> ms), seed both sides, send both the same inputs, compare the outputs."""
     seconds: dict[str, float] = {}
-    if session.pt_description is None or session.ms_description is None:
-        session.describe()
-    pt_desc, ms_desc = session.pt_description, session.ms_description
-    start = time.perf_counter()
-    session.seed(seed)
-    sync = session.sync_weights(weight_map) if sync_weights else None
-    seconds["weights"] = time.perf_counter() - start
+    pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
     inputs = input_arrays or randomness.generate_inputs(choose_input_specs(input_shapes or [], pt_desc, ms_desc), seed)
     start = time.perf_counter()
     pt_outputs, ms_outputs = session.forward(inputs)

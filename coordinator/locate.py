@@ -233,14 +233,8 @@ def run_locate(
 ) -> LocateReport:
     """Sync weights, record one hooked forward per side, align the calls and name the first divergent module."""
     seconds: dict[str, float] = {}
-    if session.pt_description is None or session.ms_description is None:
-        session.describe()
-    pt_desc, ms_desc = session.pt_description, session.ms_description
-    start = time.perf_counter()
-    session.seed(seed)
-    sync = session.sync_weights(weight_map) if sync_weights else None
+    pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
     plan = session.plan_weights(weight_map)
-    seconds["weights"] = time.perf_counter() - start
     inputs = input_arrays or randomness.generate_inputs(choose_input_specs(input_shapes or [], pt_desc, ms_desc), seed)
     start = time.perf_counter()
     (pt_calls, pt_reference, pt_note), (ms_calls, _, _) = session.both(

@@ -114,6 +114,19 @@ class Session:
         transformed = tuple(m.pt_name for m in plan.mappings if m.transform != "identity")
         return SyncSummary(result.loaded, plan.dropped, transformed, time.perf_counter() - start)
 
+    def prepare(self, seed: int, sync_weights: bool, user_map: WeightMap | None = None,
+                ) -> tuple[WorkerDescription, WorkerDescription, SyncSummary | None, float]:
+        """What every job starts with: both descriptions, Seed on both, the pt weights streamed into ms.
+
+        Returns (pt description, ms description, the sync summary or None, seconds spent).
+        """
+        if self.pt_description is None or self.ms_description is None:
+            self.describe()
+        start = time.perf_counter()
+        self.seed(seed)
+        sync = self.sync_weights(user_map) if sync_weights else None
+        return self.pt_description, self.ms_description, sync, time.perf_counter() - start
+
     def forward(self, inputs: list[NamedArray], train_mode: bool = False) -> tuple[list[NamedArray], list[NamedArray]]:
         """Run both nets on the same inputs at the same time."""
         return self.both(lambda: self.pt.forward(inputs, train_mode), lambda: self.ms.forward(inputs, train_mode))

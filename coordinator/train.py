@@ -274,17 +274,11 @@ def run_train_step(
     """
     check_options(options, steps)
     seconds: dict[str, float] = {}
-    if session.pt_description is None or session.ms_description is None:
-        session.describe()
-    pt_desc, ms_desc = session.pt_description, session.ms_description
-    start = time.perf_counter()
-    session.seed(seed)
-    sync = session.sync_weights(weight_map) if sync_weights else None
+    pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
     pt_listing, ms_listing = session.both(session.pt.list_parameters, session.ms.list_parameters)
     from coordinator.weight_map import plan_from_listings
 
     plan = plan_from_listings(pt_listing, ms_listing, weight_map)
-    seconds["weights"] = time.perf_counter() - start
     pt_specs = {p.name: p for p in pt_listing.parameters}
     specs = None if input_arrays else choose_input_specs(input_shapes or [], pt_desc, ms_desc)
     batches = [input_arrays or randomness.generate_inputs(specs, seed + step) for step in range(steps)]
