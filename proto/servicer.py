@@ -70,6 +70,14 @@ def _stream_items(requests, kind: str):
     return options, chunks()
 
 
+def _options_and_tensors(requests, kind: str):
+    """The required options message and every tensor of an (options, chunks...) stream, decoded."""
+    options, chunks = _stream_items(requests, kind)
+    if options is None:
+        raise errors.BadRequest(f"{kind}: the first message must carry the options")
+    return options, list(codec.decode(chunks))
+
+
 def _chunk_of(item, kind: str):
     if item.WhichOneof("item") != "chunk":
         raise errors.BadRequest(f"{kind}: options may only come first in the stream")
@@ -200,11 +208,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
 
     @_streaming_rpc
     def TrainStep(self, request_iterator, context):
-        options, chunks = _stream_items(request_iterator, "TrainStep")
-        if options is None:
-            raise errors.BadRequest("TrainStep: the first message must carry the options")
+        options, tensors = _options_and_tensors(request_iterator, "TrainStep")
         train_options = train_options_from(options)
-        tensors = list(codec.decode(chunks))
         targets = [t for t in tensors if t.name == TARGET_NAME]
         if len(targets) != 1:
             raise errors.BadRequest(f"TrainStep: send exactly one tensor named {TARGET_NAME!r} besides the inputs")
@@ -216,10 +221,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
 
     @_rpc
     def Record(self, request_iterator, context):
-        options, chunks = _stream_items(request_iterator, "Record")
-        if options is None:
-            raise errors.BadRequest("Record: the first message must carry the options")
-        inputs = list(codec.decode(chunks))
+        options, inputs = _options_and_tensors(request_iterator, "Record")
         with self._lock:
             calls, reference, note = self._adapter.record(inputs, options.sketch_size, options.sketch_seed,
                                                           options.float64_reference)
@@ -234,10 +236,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
 
     @_streaming_rpc
     def RunModule(self, request_iterator, context):
-        options, chunks = _stream_items(request_iterator, "RunModule")
-        if options is None:
-            raise errors.BadRequest("RunModule: the first message must carry the options")
-        inputs = list(codec.decode(chunks))
+        options, inputs = _options_and_tensors(request_iterator, "RunModule")
         with self._lock:
             outputs = self._adapter.run_module(options.path, options.call, options.float64, inputs)
         yield from codec.encode(outputs)
