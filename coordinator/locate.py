@@ -25,9 +25,10 @@ from coordinator import metrics, randomness
 from coordinator.compare import choose_input_specs
 from coordinator.errors import MsparityError
 from coordinator.layer_hints import evidence_from_calls, hint_for
-from coordinator.locate_align import Alignment, align_calls
+from coordinator.locate_align import Alignment, CallPair, align_calls
 from coordinator.locate_verdict import (
     ABS_FLOOR,
+    NO_REFERENCE_ABS_FLOOR,
     RATIO_LIMIT,
     Located,
     ModuleVerdict,
@@ -168,7 +169,8 @@ def exact_errors(fetcher: _Fetcher, verdict: ModuleVerdict, has_reference: bool)
     return ExactErrors(out[0], out[1], out[2], out[3], inp[0], inp[1])
 
 
-def isolate(session: Session, fetcher: _Fetcher, verdict: ModuleVerdict, has_reference: bool) -> Isolation:
+def isolate(session: Session, fetcher: _Fetcher, verdict: ModuleVerdict, has_reference: bool,
+            abs_floor: float = ABS_FLOOR) -> Isolation:
     """Replay the blamed call on identical inputs: the MindSpore cell on torch's, torch's module on MindSpore's."""
     pt_call, ms_call = verdict.pair.pt, verdict.pair.ms
     pt_inputs = fetcher.get("pt", "f32", pt_call.key, True)
@@ -188,18 +190,28 @@ def isolate(session: Session, fetcher: _Fetcher, verdict: ModuleVerdict, has_ref
     fetcher.bytes += sum(t.array.nbytes for t in (*back, *pt_on_ms))
     ms_recorded = fetcher.get("ms", "f32", ms_call.key, False)
     reverse = _worst(_l2, pt_on_ms, ms_recorded)
-    base = max(floor, ABS_FLOOR) if not math.isnan(floor) else ABS_FLOOR
+    base = max(floor, abs_floor) if not math.isnan(floor) else abs_floor
     ratio = err / base if not math.isnan(err) else math.nan
     return Isolation(err, floor, ratio, reverse, bool(ratio >= RATIO_LIMIT))
 
 
-def _rejudge(verdicts: list[ModuleVerdict], alignment: Alignment, exact: dict[str, ExactErrors]) -> list[ModuleVerdict]:
+def _rejudge(verdicts: list[ModuleVerdict], alignment: Alignment, exact: dict[str, ExactErrors],
+             abs_floor: float) -> list[ModuleVerdict]:
     errors = {}
     for v in verdicts:
         e = exact.get(v.key)
         errors[v.key] = (PairErrors(e.out_err, e.out_floor, e.in_err, e.in_floor, v.allclose_passed) if e else
                          PairErrors(v.out_err, v.out_floor, v.in_err, v.in_floor, v.allclose_passed))
-    return judge(alignment, errors)
+    return judge(alignment, errors, abs_floor=abs_floor)
+
+
+def _hint(pair: CallPair) -> str | None:
+    """The likely porting default behind a blamed pair, or the type mismatch when the classes differ."""
+    if pair.how == "path, other type":
+        return (f"torch runs a {pair.pt.type} at {pair.pt.path!r} and MindSpore a {pair.ms.type}: "
+                f"port the layer as the same operation")
+    return hint_for(pair.pt.rule_type or pair.pt.type, pair.ms.rule_type or pair.ms.type,
+                    evidence_from_calls(pair.pt, pair.ms, training=False))
 
 
 def summary_bytes(calls: list[ModuleCall]) -> int:
@@ -247,7 +259,8 @@ def run_locate(
     alignment = align_calls(pt_calls, ms_calls, {m.pt_name: m.ms_name for m in plan.mappings})
     reference = {c.key: c for c in pt_reference}
     has_reference = bool(pt_reference)
-    verdicts = judge(alignment, estimated_errors(alignment, reference))
+    abs_floor = ABS_FLOOR if has_reference else NO_REFERENCE_ABS_FLOOR
+    verdicts = judge(alignment, estimated_errors(alignment, reference), abs_floor=abs_floor)
     fetcher = _Fetcher(session)
     exact: dict[str, ExactErrors] = {}
     located = first_divergent(verdicts, alignment)
@@ -264,19 +277,15 @@ def run_locate(
             break
         for v in missing:
             exact[v.key] = exact_errors(fetcher, v, has_reference)
-        verdicts = _rejudge(verdicts, alignment, exact)
+        verdicts = _rejudge(verdicts, alignment, exact, abs_floor)
         located = first_divergent(verdicts, alignment)
     seconds["judge"] = time.perf_counter() - start
     isolation = None
     if isolate_blamed and located.blamed is not None:
         start = time.perf_counter()
-        isolation = isolate(session, fetcher, located.blamed, has_reference)
+        isolation = isolate(session, fetcher, located.blamed, has_reference, abs_floor)
         seconds["isolate"] = time.perf_counter() - start
-    hint = None
-    if located.blamed is not None:
-        b = located.blamed.pair
-        hint = hint_for(b.pt.rule_type or b.pt.type, b.ms.rule_type or b.ms.type,
-                        evidence_from_calls(b.pt, b.ms, training=False))
+    hint = _hint(located.blamed.pair) if located.blamed is not None else None
     root_pt = fetcher.get("pt", "f32", next(c.key for c in pt_calls if c.path == ""), False)
     root_ms = fetcher.get("ms", "f32", next(c.key for c in ms_calls if c.path == ""), False)
     names = ["output"] if len(root_pt) == 1 else [f"output.{i}" for i in range(len(root_pt))]

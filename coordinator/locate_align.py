@@ -10,7 +10,11 @@ Modules pair path to path, then call k of one with call k of the other, in three
    compatible types (TYPE_EQUIVALENTS, plus equal class names);
 3. execution order: the remaining calls (activations, dropout, pools, containers whose paths
    differ) are aligned between the calls already paired, in order of ``start``, by a longest common
-   subsequence that requires compatible types, equal output shapes and the same call index.
+   subsequence that requires compatible types, equal output shapes and the same call index;
+4. same path, other type: a module still unpaired whose path the other net also has, unpaired,
+   with as many calls and the same input and output shapes call by call, pairs with it anyway
+   (how="path, other type"): a ReLU ported as a LeakyReLU is a porting bug to judge, not a module
+   to skip.
 
 A module is paired with one cell at most, and all its calls with that cell's calls. Whatever
 stays unpaired (an extra cell on one side, extra calls, a type no counterpart has) is listed with
@@ -238,6 +242,7 @@ def align_calls(
             left_ms[extra.key] = f"paired with pt {pt_path!r} but {counts}"
 
     pairs.extend(_by_order(pt_seq, ms_seq, pairs, binder, left_pt, left_ms))
+    pairs.extend(_by_path_other_type(binder, {p.pt.key for p in pairs}, {p.ms.key for p in pairs}))
     paired_pt = {p.pt.key for p in pairs}
     paired_ms = {p.ms.key for p in pairs}
     unmatched_pt = tuple(
@@ -256,6 +261,25 @@ def _why_left(call: ModuleCall, note: str | None, other: str) -> str:
     shapes = [list(s) for s in _shapes(call)]
     order = f"no {other} call of a compatible type with output shapes {shapes} at its place in execution order"
     return f"{note}; {order}" if note else order
+
+
+def _in_out_shapes(call: ModuleCall):
+    return tuple(s.shape for s in call.inputs), _shapes(call)
+
+
+def _by_path_other_type(binder: _Binder, paired_pt: set[str], paired_ms: set[str]) -> list[CallPair]:
+    """Pass 4: unpaired paths present on both sides with the same calls' shapes, whatever their types."""
+    found = []
+    for path, pt_list in binder.pt.items():
+        ms_list = binder.ms.get(path)
+        if ms_list is None or path in binder.ms_of or path in binder.pt_of or len(ms_list) != len(pt_list):
+            continue
+        if any(c.key in paired_pt for c in pt_list) or any(c.key in paired_ms for c in ms_list):
+            continue
+        if all(_in_out_shapes(p) == _in_out_shapes(m) for p, m in zip(pt_list, ms_list)) and binder.bind(
+                path, path, "path, other type"):
+            found.extend(CallPair(p, m, "path, other type") for p, m in zip(pt_list, ms_list))
+    return found
 
 
 def _by_order(pt_seq, ms_seq, paired: list[CallPair], binder: _Binder, left_pt, left_ms) -> list[CallPair]:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from coordinator.compare import REPORT_SCHEMA
 from coordinator.locate import LocateReport
+from coordinator.locate_verdict import NO_REFERENCE_ABS_FLOOR, RATIO_LIMIT
 from coordinator.report import _description_dict, _finite, _num, make_console, print_unwrapped
 
 MAX_CURVE_ROWS = 60
@@ -49,7 +50,8 @@ def print_locate(report: LocateReport, console: Console | None = None) -> None:
             f"{u.side} {u.call.path or '<root>'} ({u.call.type})" for u in unmatched[:10]) +
             (f" and {len(unmatched) - 10} more" if len(unmatched) > 10 else ""))
     if report.reference_note:
-        console.print(f"[yellow]no float64 reference[/]: {report.reference_note}")
+        console.print(f"[yellow]no float64 reference[/]: {report.reference_note}; MindSpore is judged against "
+                      f"torch float32 with no noise floor (diverges at >= {RATIO_LIMIT * NO_REFERENCE_ABS_FLOOR:g})")
     failing_outputs = [o.ref_name for o in report.outputs if not o.passed]
     console.print("network outputs (plain rtol/atol): " +
                   ("within tolerance" if not failing_outputs else f"[red]differ[/]: {', '.join(failing_outputs)}"))

@@ -37,10 +37,11 @@ class MindSporeRecorder:
         recorder = CallRecorder(tensors.numpy_from_ms, tensors.is_ms_tensor, sketch_size, seed)
         handles = []
         for path, cell in self.net.cells_and_names():
-            handles.append(cell.register_forward_pre_hook(lambda c, a, p=path: recorder.pre(p, a)))
+            handles.append(cell.register_forward_pre_hook(
+                lambda c, a, kw, p=path: recorder.pre(p, a, kw), with_kwargs=True))
             handles.append(cell.register_forward_hook(
-                lambda c, a, out, p=path, names=_own_names(cell):
-                recorder.post(p, type(c).__name__, self.rule_type(c), names, a, out)))
+                lambda c, a, kw, out, p=path, names=_own_names(cell):
+                recorder.post(p, type(c).__name__, self.rule_type(c), names, out), with_kwargs=True))
         mode = ms.get_context("mode")
         self.net.set_train(False)
         try:
@@ -70,9 +71,9 @@ class MindSporeRecorder:
         key = f"{path}#{call}"
         cell = cells[path]
         cell.set_train(False)
-        args = replay_args(self.runs, "f32", key, [tensors.ms_from_numpy(x) for x in inputs])
+        args, kwargs = replay_args(self.runs, "f32", key, [tensors.ms_from_numpy(x) for x in inputs])
         try:
-            result = cell(*args)
+            result = cell(*args, **kwargs)
             recorder = CallRecorder(tensors.numpy_from_ms, tensors.is_ms_tensor, 0, 0)
             return recorder.arrays(key, "out", result)
         except (RuntimeError, TypeError, ValueError) as exc:

@@ -202,7 +202,9 @@ def summarize(
 
     ``dtype`` is the wire dtype, inferred from the array when empty; give it for bfloat16 (numpy
     holds bfloat16 as uint16 bits). Integer and bool tensors get statistics only; complex tensors
-    get statistics of their magnitudes and no sketch. ``sketch_size=0`` skips the sketch.
+    get statistics of their magnitudes and no sketch. ``sketch_size=0`` skips the sketch. A tensor
+    of at most ``sketch_size`` elements is its own sketch (its values, non-finite ones as 0): exact,
+    and smaller on the wire.
     """
     array = np.asarray(array)
     dtype = dtype or dtypes.wire_dtype_from_numpy(array.dtype)
@@ -210,6 +212,11 @@ def summarize(
     k = int(sketch_size) if sketched else 0
     if k < 0:
         raise ValueError(f"sketch_size must be >= 0, got {sketch_size}")
+    own_sketch = bool(k) and values.size <= k
+    if own_sketch:
+        k = 0
+        own = values.astype(np.float64)
+        own[~np.isfinite(own)] = 0.0
     counts = np.zeros(2 * k, dtype=np.float64)
     total, squares, count, low, high, finite = 0.0, 0.0, 0, np.inf, -np.inf, True
     table = _CACHE.codes(k, seed, 0, values.size) if k and values.size <= CACHE_ELEMENTS else None
@@ -235,7 +242,7 @@ def summarize(
             stop = start + chunk.size
             codes = table[start:stop] if table is not None else _CACHE.codes(k, seed, start, stop)
             counts += np.bincount(codes, weights=chunk, minlength=2 * k)
-    sketch = counts[0::2] - counts[1::2] if k else _EMPTY
+    sketch = own if own_sketch else counts[0::2] - counts[1::2] if k else _EMPTY
     sketch.setflags(write=False)
     nan = float("nan")
     return TensorSummary(

@@ -4,8 +4,13 @@ Both workers' hooks feed a CallRecorder (framework-free bookkeeping): a counter 
 start (pre-hook) and end (post-hook), so children nest inside parents; a per-path count gives the
 call index of a module used twice. Tensors are copied into numpy on the worker (activations never
 leave it unless the coordinator asks for a call's tensors), and each is summarised (statistics and a
-count sketch, proto/module_records.py) for the reply. Only positional tensor arguments are recorded;
-the non-tensor ones are kept as a template so a call can be replayed with other tensors.
+count sketch, proto/module_records.py) for the reply.
+
+Inputs are copied when the call begins (pre-hook), so an in-place op inside the module (torch's
+``ReLU(inplace=True)``, ``out += identity``) cannot rewrite what it was given. Positional and keyword
+arguments are both recorded, nested in tuples, lists and dicts: the tensor leaves, positional first
+and then keyword arguments in call order, are the call's inputs; everything else is kept as a
+template, so a call can be replayed with other tensors in the same places.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ class RecordedRun:
 
     calls: list[ModuleCall] = field(default_factory=list)
     tensors: dict[str, tuple[list[NamedArray], list[NamedArray]]] = field(default_factory=dict)
-    templates: dict[str, list] = field(default_factory=dict)  # key -> positional args, tensors marked
+    templates: dict[str, tuple[list, dict]] = field(default_factory=dict)  # key -> (args, kwargs), tensors marked
 
 
 class CallRecorder:
@@ -46,24 +51,27 @@ class CallRecorder:
         self._calls_per_path: Counter = Counter()
         self._open: dict[str, list[tuple[int, int]]] = {}
 
-    def pre(self, path: str, args) -> None:
-        """A call of the module at path begins."""
+    def pre(self, path: str, args, kwargs=None) -> None:
+        """A call of the module at path begins: its tensor arguments are copied now."""
         call = self._calls_per_path[path]
         self._calls_per_path[path] += 1
-        self._open.setdefault(path, []).append((self._counter, call))
+        key = f"{path}#{call}"
+        args = tuple(args) if isinstance(args, (tuple, list)) else (args,)
+        kwargs = dict(kwargs or {})
+        inputs = self.arrays(key, "in", (args, kwargs))
+        template = (_template(list(args), self.is_tensor), _template(kwargs, self.is_tensor))
+        self._open.setdefault(path, []).append((self._counter, call, inputs, template))
         self._counter += 1
 
-    def post(self, path: str, type_name: str, rule_type: str, param_names: Sequence[str], args, output) -> None:
+    def post(self, path: str, type_name: str, rule_type: str, param_names: Sequence[str], output) -> None:
         """The call of the module at path returned output."""
-        start, call = self._open[path].pop()
+        start, call, inputs, template = self._open[path].pop()
         end = self._counter
         self._counter += 1
         key = f"{path}#{call}"
-        args = tuple(args) if isinstance(args, (tuple, list)) else (args,)
-        inputs = self.arrays(key, "in", args)
         outputs = self.arrays(key, "out", output)
         self.run.tensors[key] = (inputs, outputs)
-        self.run.templates[key] = [_TENSOR if self.is_tensor(a) else a for a in args]
+        self.run.templates[key] = template
         self.run.calls.append(ModuleCall(
             path=path, type=type_name, rule_type=rule_type, call=call, start=start, end=end,
             inputs=tuple(self._summary(t) for t in inputs), outputs=tuple(self._summary(t) for t in outputs),
@@ -95,14 +103,55 @@ def recorded_tensors(runs: dict[str, RecordedRun], run: str, keys: Sequence[str]
             yield from outs
 
 
-def replay_args(runs: dict[str, RecordedRun], run: str, key: str, tensors: list) -> list:
-    """The recorded positional arguments of call key, its tensors replaced by ``tensors`` in order."""
+def _rebuild(value, items: list):
+    """A sequence of value's kind holding items (namedtuples by field, unknown kinds as tuples)."""
+    if hasattr(value, "_fields"):
+        return type(value)(*items)
+    try:
+        return type(value)(items)
+    except TypeError:
+        return tuple(items)
+
+
+def _template(value, is_tensor):
+    """value with every tensor leaf replaced by a marker (same walk as flatten_outputs: dicts, sequences)."""
+    if is_tensor(value):
+        return _TENSOR
+    if isinstance(value, dict):
+        return {k: _template(v, is_tensor) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return _rebuild(value, [_template(v, is_tensor) for v in value])
+    return value
+
+
+def _count(template) -> int:
+    if template is _TENSOR:
+        return 1
+    if isinstance(template, dict):
+        return sum(_count(v) for v in template.values())
+    if isinstance(template, (tuple, list)):
+        return sum(_count(v) for v in template)
+    return 0
+
+
+def _fill(template, supplied: Iterator):
+    if template is _TENSOR:
+        return next(supplied)
+    if isinstance(template, dict):
+        return {k: _fill(v, supplied) for k, v in template.items()}
+    if isinstance(template, (tuple, list)):
+        return _rebuild(template, [_fill(v, supplied) for v in template])
+    return template
+
+
+def replay_args(runs: dict[str, RecordedRun], run: str, key: str, tensors: list) -> tuple[list, dict]:
+    """The recorded (args, kwargs) of call key, its tensors replaced by ``tensors`` in recording order."""
     recorded = runs.get(run)
     if recorded is None or key not in recorded.templates:
         raise NotFound(f"call {key!r} was not recorded in the {run!r} forward; run locate (Record) first")
-    template = recorded.templates[key]
-    slots = sum(1 for a in template if a is _TENSOR)
+    args, kwargs = recorded.templates[key]
+    slots = _count(args) + _count(kwargs)
     if slots != len(tensors):
         raise BadRequest(f"call {key!r} takes {slots} tensor argument(s), {len(tensors)} were sent")
     supplied = iter(tensors)
-    return [next(supplied) if a is _TENSOR else a for a in template]
+    return _fill(args, supplied), _fill(kwargs, supplied)

@@ -43,10 +43,11 @@ class TorchRecorder:
         recorder = CallRecorder(_copied, tensors.is_pt_tensor, sketch_size, seed)
         handles = []
         for path, module in net.named_modules():
-            handles.append(module.register_forward_pre_hook(lambda m, a, p=path: recorder.pre(p, a)))
+            handles.append(module.register_forward_pre_hook(
+                lambda m, a, kw, p=path: recorder.pre(p, a, kw), with_kwargs=True))
             handles.append(module.register_forward_hook(
-                lambda m, a, out, p=path, names=_own_names(path, module):
-                recorder.post(p, type(m).__name__, self.rule_type(m), names, a, out)))
+                lambda m, a, kw, out, p=path, names=_own_names(path, module):
+                recorder.post(p, type(m).__name__, self.rule_type(m), names, out), with_kwargs=True))
         net.eval()
         try:
             with torch.no_grad():
@@ -63,11 +64,18 @@ class TorchRecorder:
         """Run the net once with every module hooked (and its float64 copy when asked); keep the tensors."""
         args = [tensors.pt_from_numpy(x, self.device) for x in inputs]
         self.runs = {"f32": self._record(self.net, args, sketch_size, seed)}
+        self.reference = None
         if not float64_reference:
             return self.runs["f32"].calls, [], "not asked for"
-        self.reference = copy.deepcopy(self.net).double()
-        args64 = [a.double() if a.is_floating_point() else a for a in args]
-        self.runs["f64"] = self._record(self.reference, args64, sketch_size, seed)
+        try:
+            self.reference = copy.deepcopy(self.net).double()
+            args64 = [a.double() if a.is_floating_point() else a for a in args]
+            self.runs["f64"] = self._record(self.reference, args64, sketch_size, seed)
+        except (BadRequest, RuntimeError, TypeError, ValueError, copy.Error) as exc:
+            # e.g. a forward that builds float32 tensors itself: judge without a floor rather than fail
+            self.reference = None
+            self.runs.pop("f64", None)
+            return self.runs["f32"].calls, [], f"the float64 copy of the torch net did not run: {exc}"
         return self.runs["f32"].calls, self.runs["f64"].calls, ""
 
     def activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool):
@@ -89,7 +97,8 @@ class TorchRecorder:
         module.eval()
         try:
             with torch.no_grad():
-                result = module(*replay_args(self.runs, run, key, args))
+                replay, kwargs = replay_args(self.runs, run, key, args)
+                result = module(*replay, **kwargs)
         except (RuntimeError, TypeError, ValueError) as exc:
             raise BadRequest(f"replaying {key} failed: {type(exc).__name__}: {exc}") from exc
         recorder = CallRecorder(_copied, tensors.is_pt_tensor, 0, 0)

@@ -126,7 +126,7 @@ def test_non_float_non_finite_empty_and_bfloat16_tensors():
     scalar = summarize("s", np.float32(-2.5))
     assert scalar.shape == () and scalar.norm == 2.5
     bf16 = summarize("bf", np.array([0x3F80, 0xC000], np.uint16), dtype="bfloat16")  # 1.0, -2.0
-    assert (bf16.dtype, bf16.min, bf16.max, bf16.sketch.size) == ("bfloat16", -2.0, 1.0, 256)
+    assert (bf16.dtype, bf16.min, bf16.max, bf16.sketch.tolist()) == ("bfloat16", -2.0, 1.0, [1.0, -2.0])
     assert summarize("x", np.ones(4), sketch_size=0).sketch.size == 0
     with pytest.raises(ValueError):
         summarize("x", np.ones(4), sketch_size=-1)
@@ -259,12 +259,24 @@ def test_alignment_reports_extra_calls_and_incompatible_types():
     pt = t.calls
     m = Trace()
     m.leaf("fc", "Dense", ("weight",))
-    m.leaf("act", "Tanh")
+    m.leaf("tanh", "Tanh")
     alignment = align_calls(pt, m.calls, {"fc.weight": "fc.weight"})
     assert [(p.pt.key, p.ms.key) for p in alignment.pairs] == [("fc#0", "fc#0")]
     reasons = {u.call.key: u.reason for u in alignment.unmatched_pt}
     assert "called 2 time(s) in torch, 1 in MindSpore" in reasons["fc#1"]
-    assert "act#0" in reasons and [u.call.key for u in alignment.unmatched_ms] == ["act#0"]
+    assert "act#0" in reasons and [u.call.key for u in alignment.unmatched_ms] == ["tanh#0"]
+
+
+def test_same_path_other_type_pairs_only_when_calls_and_shapes_agree():
+    t = Trace()
+    t.leaf("act", "ReLU")
+    t.leaf("pool", "MaxPool2d", out=(2, 4))
+    m = Trace()
+    m.leaf("act", "LeakyReLU")
+    m.leaf("pool", "AvgPool2d", out=(2, 5))
+    alignment = align_calls(t.calls, m.calls, {})
+    assert [(p.pt.key, p.ms.key, p.how) for p in alignment.pairs] == [("act#0", "act#0", "path, other type")]
+    assert [u.call.key for u in alignment.unmatched_pt] == ["pool#0"]
 
 
 def test_roots_pair_whatever_their_classes():
@@ -430,3 +442,14 @@ def test_evidence_read_off_two_calls():
     evidence = layer_hints.evidence_from_calls(t.calls[0], m.calls[0], training=False)
     assert evidence == {"shape_differs": True, "ms_lacks_bias": True, "training": False}
     assert "has_bias=True" in layer_hints.hint_for("Conv2d", "Conv2d", evidence)
+
+
+def test_a_tensor_no_larger_than_the_sketch_is_its_own_sketch_and_its_error_is_exact():
+    rng = np.random.default_rng(4)
+    ref = rng.standard_normal((4, 8))
+    cand = ref + rng.standard_normal((4, 8)) * 1e-3
+    a, b = summarize("a", ref, sketch_size=32), summarize("b", cand, sketch_size=32)
+    assert a.sketch.size == 32 and np.array_equal(a.sketch, ref.reshape(-1))
+    exact = np.linalg.norm(cand - ref) / np.linalg.norm(ref)
+    assert estimate_rel_error(a, b) == pytest.approx(exact, rel=1e-12)
+    assert summarize("big", np.ones(33), sketch_size=32).sketch.size == 32

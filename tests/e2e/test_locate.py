@@ -100,3 +100,48 @@ def test_hooks_do_not_change_the_outputs():
         assert len(plain) == len(recorded) == 1
         np.testing.assert_array_equal(recorded[0].array, plain[0].array)
         np.testing.assert_array_equal(again[0].array, plain[0].array)
+
+
+def test_torchvision_and_transformer_idioms_a_correct_port_blames_nothing():
+    """In-place ReLU reused per block, ``out += identity``, keyword tensor arguments: all recorded as they ran."""
+    from tests.fixtures import styles_ms, styles_pt
+
+    report = _locate_live(styles_pt, "build", styles_ms, "build")
+    assert report.passed and not report.alignment.unmatched_pt and not report.alignment.unmatched_ms
+    relu_calls = [p for p in report.alignment.pairs if p.pt.path == "blocks.0.relu"]
+    assert [p.pt.call for p in relu_calls] == [0, 1]
+    # Inputs are taken before the in-place ReLU runs: negative values in, none out.
+    assert all(p.pt.inputs[0].min < 0 <= p.pt.outputs[0].min for p in relu_calls)
+    attn = report.alignment.pair_for("attn#0")
+    assert [s.dtype for s in attn.pt.inputs] == ["float32", "bool"] == [s.dtype for s in attn.ms.inputs]
+
+
+def test_a_bug_in_a_module_called_with_keyword_tensors_is_isolated_with_them():
+    from tests.fixtures import styles_ms, styles_pt
+
+    report = _locate_live(styles_pt, "build", styles_ms, "build_mask_fill_bug", isolate=True)
+    pair = report.blamed.pair
+    # qkv matches and proj's input already differs: the masking between them is attn's own code.
+    assert (pair.pt.path, pair.ms.path, pair.pt.type) == ("attn", "attn", "MaskedAttention")
+    assert report.isolation.confirmed and report.isolation.ratio >= 10
+
+
+def test_a_layer_ported_as_another_type_at_the_same_path_is_paired_and_blamed():
+    from tests.fixtures import styles_ms, styles_pt
+
+    report = _locate_live(styles_pt, "build", styles_ms, "build_leaky_relu_bug", isolate=True)
+    pair = report.blamed.pair
+    assert (pair.pt.path, pair.pt.call, pair.pt.type, pair.ms.type) == ("blocks.1.relu", 0, "ReLU", "LeakyReLU")
+    assert pair.how == "path, other type" and report.isolation.confirmed
+    assert "LeakyReLU" in report.hint
+
+
+def test_a_torch_net_that_cannot_run_in_float64_is_judged_without_the_reference(tmp_path):
+    out = tmp_path / "locate.json"
+    args = ("locate", "--pt-model", "tests/fixtures/styles_pt.py:build_float32_only", "--json", str(out))
+    good = run_cli(*args, "--ms-model", "tests/fixtures/styles_ms.py:build_float32_only")
+    assert good.code == 0, good.stderr + good.stdout
+    assert "float64 copy of the torch net did not run" in json.loads(out.read_text())["reference_note"]
+    bad = run_cli(*args, "--ms-model", "tests/fixtures/styles_ms.py:build_float32_only_mask_fill_bug")
+    assert bad.code == 1, bad.stderr + bad.stdout
+    assert json.loads(out.read_text())["first_divergent"]["pt"] == "attn"
