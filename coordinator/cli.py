@@ -196,9 +196,12 @@ def compare(input_shape, inputs, sync_weights, weight_map_path, **opts):
 @input_options
 @click.option("--isolate", is_flag=True,
               help="replay the blamed module on the exact inputs the other side's module saw, to confirm it")
+@click.option("--no-reference", is_flag=True,
+              help="skip torch's float64 copy of the net (it doubles the torch worker's memory while locate runs); "
+                   "modules are then judged against torch float32 at 1e-4 relative error")
 @weights_options
 @handles_errors
-def locate(input_shape, inputs, isolate, sync_weights, weight_map_path, **opts):
+def locate(input_shape, inputs, isolate, no_reference, sync_weights, weight_map_path, **opts):
     """Name the first module whose output diverges while its inputs match (judged against float32 noise)."""
     from coordinator.locate import run_locate
     from coordinator.locate_report import locate_to_dict, print_locate
@@ -208,7 +211,8 @@ def locate(input_shape, inputs, isolate, sync_weights, weight_map_path, **opts):
     shapes, arrays, user_map = inputs_and_map(input_shape, inputs, weight_map_path)
     with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
         result = run_locate(session, shapes, arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
-                            sync_weights=sync_weights, weight_map=user_map, isolate_blamed=isolate)
+                            sync_weights=sync_weights, weight_map=user_map, isolate_blamed=isolate,
+                            float64_reference=not no_reference)
     print_locate(result)
     if opts["json_path"]:
         report.write_json(opts["json_path"], locate_to_dict(result))

@@ -342,12 +342,13 @@ class NetDifferenceFinder:
         print_train(report)
         return report
 
-    def locate(self, inputs=None, auto_inputs=None, rtol=1e-4, atol=1e-4, isolate=False):
+    def locate(self, inputs=None, auto_inputs=None, rtol=1e-4, atol=1e-4, isolate=False, float64_reference=True):
         """Sync weights as compare() does, then name the first module where the nets part ways.
 
         One hooked forward per side on the first input case; prints the per-module error curve and the
         blamed module (with a hint for known default differences); returns a LocateReport (``bool()``
-        is True when nothing is blamed).
+        is True when nothing is blamed). ``float64_reference=False`` skips torch's float64 copy of the net
+        (it doubles torch's memory): modules are then judged against torch float32 at 1e-4.
         """
         from coordinator.locate import run_locate
         from coordinator.locate_report import print_locate
@@ -357,7 +358,8 @@ class NetDifferenceFinder:
         self.session.seed(seed)
         self._handle_weights()
         report = run_locate(self.session, None, case, seed=seed, rtol=rtol, atol=atol, sync_weights=False,
-                            weight_map=self._weight_map(), isolate_blamed=isolate)
+                            weight_map=self._weight_map(), isolate_blamed=isolate,
+                            float64_reference=float64_reference)
         print_locate(report)
         return report
 

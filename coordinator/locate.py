@@ -242,6 +242,7 @@ def run_locate(
     weight_map: WeightMap | None = None,
     isolate_blamed: bool = False,
     sketch_size: int = SKETCH_SIZE,
+    float64_reference: bool = True,
 ) -> LocateReport:
     """Sync weights, record one hooked forward per side, align the calls and name the first divergent module."""
     seconds: dict[str, float] = {}
@@ -250,7 +251,7 @@ def run_locate(
     inputs = input_arrays or randomness.generate_inputs(choose_input_specs(input_shapes or [], pt_desc, ms_desc), seed)
     start = time.perf_counter()
     (pt_calls, pt_reference, pt_note), (ms_calls, _, _) = session.both(
-        lambda: session.pt.record(inputs, sketch_size, seed, True),
+        lambda: session.pt.record(inputs, sketch_size, seed, float64_reference),
         lambda: session.ms.record(inputs, sketch_size, seed, False))
     seconds["record"] = time.perf_counter() - start
     if not pt_calls or not ms_calls:

@@ -66,7 +66,7 @@ class TorchRecorder:
         self.runs = {"f32": self._record(self.net, args, sketch_size, seed)}
         self.reference = None
         if not float64_reference:
-            return self.runs["f32"].calls, [], "not asked for"
+            return self.runs["f32"].calls, [], "skipped, as asked (no-reference)"
         try:
             self.reference = copy.deepcopy(self.net).double()
             args64 = [a.double() if a.is_floating_point() else a for a in args]

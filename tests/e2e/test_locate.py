@@ -145,3 +145,12 @@ def test_a_torch_net_that_cannot_run_in_float64_is_judged_without_the_reference(
     bad = run_cli(*args, "--ms-model", "tests/fixtures/styles_ms.py:build_float32_only_mask_fill_bug")
     assert bad.code == 1, bad.stderr + bad.stdout
     assert json.loads(out.read_text())["first_divergent"]["pt"] == "attn"
+
+
+def test_no_reference_skips_the_float64_copy_and_still_names_a_clear_bug(tmp_path):
+    out = tmp_path / "locate.json"
+    result = run_cli("locate", "--pt-model", "tests/fixtures/styles_pt.py:build", "--ms-model",
+                     "tests/fixtures/styles_ms.py:build_mask_fill_bug", "--no-reference", "--json", str(out))
+    assert result.code == 1, result.stderr + result.stdout
+    report = json.loads(out.read_text())
+    assert "skipped" in report["reference_note"] and report["first_divergent"]["pt"] == "attn"
