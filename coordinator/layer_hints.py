@@ -52,6 +52,9 @@ HINTS: tuple[Hint, ...] = (
          "torch momentum=0.1 puts running_mean off by 0.915 after one step",
          "pass momentum=1 - torch momentum", training=True),
     _row("BatchNorm", _BATCH_NORM, _BATCH_NORM,
+         "eps differs from torch's (both default to 1e-5; a TF-style eps=1e-3 in the port changes the eval output)",
+         "pass eps=<the torch module's eps>", training=False),
+    _row("BatchNorm", _BATCH_NORM, _BATCH_NORM,
          "running_var (unbiased) and eps 1e-5 agree (eval and train forward 4.8e-7)", None),
     _row("GELU", {"GELU"}, {"GELU"},
          "MindSpore's nn.GELU defaults to approximate=True (tanh), torch's to the exact erf form (naive port: "
@@ -61,10 +64,14 @@ HINTS: tuple[Hint, ...] = (
          "MindSpore's first positional argument is keep_prob: Dropout(0.1) zeroes 90% and scales x10 where "
          "torch zeroes 10%",
          "pass nn.Dropout(p=0.1) by keyword", training=True),
-    _row("Module mode", _DROPOUT | _BATCH_NORM, _DROPOUT | _BATCH_NORM,
+    _row("Module mode", _DROPOUT, _DROPOUT,
          "torch modules are created with training=True, MindSpore cells with training=False (a fresh MS Dropout"
          " is the identity)",
          "call net.train(...) / net.set_train(...) explicitly on both sides"),
+    _row("BatchNorm", _BATCH_NORM, _BATCH_NORM,
+         "a cell in train mode, or use_batch_statistics=True, normalizes with the batch's statistics instead of "
+         "the running ones",
+         "leave use_batch_statistics=None and call set_train(False) for eval"),
     _row("Linear/Dense", {"Linear"}, {"Dense"},
          "default inits agree (W, b ~ U(+-1/sqrt(fan_in)); converted diff 1.2e-7)",
          None),

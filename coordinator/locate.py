@@ -207,9 +207,9 @@ def _rejudge(verdicts: list[ModuleVerdict], alignment: Alignment, exact: dict[st
 
 def _hint(pair: CallPair) -> str | None:
     """The likely porting default behind a blamed pair, or the type mismatch when the classes differ."""
-    if pair.how == "path, other type":
-        return (f"torch runs a {pair.pt.type} at {pair.pt.path!r} and MindSpore a {pair.ms.type}: "
-                f"port the layer as the same operation")
+    if "other type" in pair.how:
+        return (f"torch runs a {pair.pt.type} at {pair.pt.path!r} and MindSpore a {pair.ms.type} at "
+                f"{pair.ms.path!r}: port the layer as the same operation")
     return hint_for(pair.pt.rule_type or pair.pt.type, pair.ms.rule_type or pair.ms.type,
                     evidence_from_calls(pair.pt, pair.ms, training=False))
 

@@ -7,14 +7,21 @@ Modules pair path to path, then call k of one with call k of the other, in three
    type is not compatible (MindSpore BatchNorm3d keeps its parameters in a child ``bn2d``), its
    nearest compatible ancestor is taken;
 2. paths: the two roots (the nets themselves, whatever their classes), then identical paths with
-   compatible types (TYPE_EQUIVALENTS, plus equal class names);
+   compatible types (TYPE_EQUIVALENTS, plus equal class names) and equal input shapes; then an
+   identical path where one side is a container holding the other's type with the same input and
+   output shapes (torch ``MaxPool2d(padding=1)`` ported as ``SequentialCell(Pad, MaxPool2d)``);
 3. execution order: the remaining calls (activations, dropout, pools, containers whose paths
    differ) are aligned between the calls already paired, in order of ``start``, by a longest common
    subsequence that requires compatible types, equal output shapes and the same call index;
-4. same path, other type: a module still unpaired whose path the other net also has, unpaired,
-   with as many calls and the same input and output shapes call by call, pairs with it anyway
-   (how="path, other type"): a ReLU ported as a LeakyReLU is a porting bug to judge, not a module
-   to skip.
+4. other types: a module still unpaired whose path the other net also has, unpaired, with as many
+   calls and the same input and output shapes call by call, pairs with it anyway (how="path, other
+   type"): a ReLU ported as a LeakyReLU is a porting bug to judge, not a module to skip. Likewise
+   when, between two paired calls, exactly one leaf call is left on each side with the same shapes
+   (how="order, other type").
+
+Every pairing after pass 1 must be consistent with what is already paired: a module whose
+descendants are paired with cells outside the candidate cell (or the reverse) is not its
+counterpart, however its path reads (mindcv's ``features.3`` is not torchvision's).
 
 A module is paired with one cell at most, and all its calls with that cell's calls. Whatever
 stays unpaired (an extra cell on one side, extra calls, a type no counterpart has) is listed with
@@ -159,12 +166,49 @@ class _Binder:
                 taken = self.pt_of.get(target)
                 self.notes[pt_path] = f"its parameters' ms cell {target!r} is paired with pt {taken!r}"
 
-    def by_path(self) -> None:
+    def consistent(self, pt_path: str, ms_path: str) -> bool:
+        """Whether pairing these paths keeps every pairing made so far inside both or outside both."""
+        return all(_under(p, pt_path) == _under(m, ms_path) and _under(pt_path, p) == _under(ms_path, m)
+                   for p, (m, _) in self.ms_of.items())
+
+    def by_path(self, pt_seq: Sequence[ModuleCall], ms_seq: Sequence[ModuleCall]) -> None:
         if "" in self.pt and "" in self.ms:
             self.bind("", "", "root")
         for pt_path, calls in self.pt.items():
-            if pt_path not in self.ms_of and pt_path in self.ms and types_compatible(calls[0], self.ms[pt_path][0]):
+            if pt_path in self.ms_of or pt_path not in self.ms:
+                continue
+            ms_first = self.ms[pt_path][0]
+            if (types_compatible(calls[0], ms_first) and _in_shapes(calls[0]) == _in_shapes(ms_first)
+                    and self.consistent(pt_path, pt_path)):
                 self.bind(pt_path, pt_path, "path")
+        for pt_path, calls in self.pt.items():
+            if pt_path in self.ms_of or pt_path not in self.ms or pt_path in self.pt_of:
+                continue
+            ms_calls = self.ms[pt_path]
+            wraps = (_holds_compatible(ms_calls[0], ms_seq, calls[0], ms_side=True)
+                     or _holds_compatible(calls[0], pt_seq, ms_calls[0], ms_side=False))
+            if wraps and _same_calls(calls, ms_calls) and self.consistent(pt_path, pt_path):
+                self.bind(pt_path, pt_path, "path, container")
+
+
+def _under(path: str, root: str) -> bool:
+    return not root or path == root or path.startswith(root + ".")
+
+
+def _in_shapes(call: ModuleCall) -> tuple[tuple[int, ...], ...]:
+    return tuple(s.shape for s in call.inputs)
+
+
+def _same_calls(pt_list: Sequence[ModuleCall], ms_list: Sequence[ModuleCall]) -> bool:
+    """As many calls, with the same input and output shapes call by call."""
+    return len(pt_list) == len(ms_list) and all(
+        _in_shapes(p) == _in_shapes(m) and _shapes(p) == _shapes(m) for p, m in zip(pt_list, ms_list))
+
+
+def _holds_compatible(container: ModuleCall, seq: Sequence[ModuleCall], other: ModuleCall, ms_side: bool) -> bool:
+    """Whether a call inside container has a type compatible with other (a module of the other net)."""
+    inside = (c for c in seq if container.encloses(c))
+    return any(types_compatible(other, c) if ms_side else types_compatible(c, other) for c in inside)
 
 
 def _lis_chain(anchors: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -226,7 +270,7 @@ def align_calls(
     ms_seq = sorted(ms_calls, key=lambda c: c.start)
     binder = _Binder(_by_path(pt_seq), _by_path(ms_seq))
     binder.by_params(name_map)
-    binder.by_path()
+    binder.by_path(pt_seq, ms_seq)
 
     pairs: list[CallPair] = []
     left_pt: dict[str, str] = {}  # call key -> reason
@@ -243,6 +287,7 @@ def align_calls(
 
     pairs.extend(_by_order(pt_seq, ms_seq, pairs, binder, left_pt, left_ms))
     pairs.extend(_by_path_other_type(binder, {p.pt.key for p in pairs}, {p.ms.key for p in pairs}))
+    pairs.extend(_lone_leaves(pt_seq, ms_seq, pairs, binder, left_pt, left_ms))
     paired_pt = {p.pt.key for p in pairs}
     paired_ms = {p.ms.key for p in pairs}
     unmatched_pt = tuple(
@@ -263,10 +308,6 @@ def _why_left(call: ModuleCall, note: str | None, other: str) -> str:
     return f"{note}; {order}" if note else order
 
 
-def _in_out_shapes(call: ModuleCall):
-    return tuple(s.shape for s in call.inputs), _shapes(call)
-
-
 def _by_path_other_type(binder: _Binder, paired_pt: set[str], paired_ms: set[str]) -> list[CallPair]:
     """Pass 4: unpaired paths present on both sides with the same calls' shapes, whatever their types."""
     found = []
@@ -276,7 +317,7 @@ def _by_path_other_type(binder: _Binder, paired_pt: set[str], paired_ms: set[str
             continue
         if any(c.key in paired_pt for c in pt_list) or any(c.key in paired_ms for c in ms_list):
             continue
-        if all(_in_out_shapes(p) == _in_out_shapes(m) for p, m in zip(pt_list, ms_list)) and binder.bind(
+        if _same_calls(pt_list, ms_list) and binder.consistent(path, path) and binder.bind(
                 path, path, "path, other type"):
             found.extend(CallPair(p, m, "path, other type") for p, m in zip(pt_list, ms_list))
     return found
@@ -291,12 +332,17 @@ def _by_order(pt_seq, ms_seq, paired: list[CallPair], binder: _Binder, left_pt, 
     free_pt = [c.path not in binder.ms_of and c.key not in left_pt for c in pt_seq]
     free_ms = [c.path not in binder.pt_of and c.key not in left_ms for c in ms_seq]
     found: list[CallPair] = []
+    consistent: dict[tuple[str, str], bool] = {}
 
     def match(p: ModuleCall, m: ModuleCall) -> float:
         if p.call != m.call or _shapes(p) != _shapes(m) or not types_compatible(p, m):
             return 0.0
         bound, back = binder.ms_of.get(p.path), binder.pt_of.get(m.path)
         if (bound and bound[0] != m.path) or (back and back != p.path):
+            return 0.0
+        if not bound and (p.path, m.path) not in consistent:
+            consistent[p.path, m.path] = binder.consistent(p.path, m.path)
+        if not bound and not consistent[p.path, m.path]:
             return 0.0
         return 1.5 if p.type == m.type else 1.0
 
@@ -308,4 +354,38 @@ def _by_order(pt_seq, ms_seq, paired: list[CallPair], binder: _Binder, left_pt, 
                 binder.ms_of.setdefault(p.path, (m.path, "order"))
                 binder.pt_of.setdefault(m.path, p.path)
                 found.append(CallPair(p, m, "order"))
+    return found
+
+
+def _segments(pt_seq, ms_seq, pairs: Sequence[CallPair]):
+    """(pt positions, ms positions) strictly between consecutive anchors of the paired calls' chain."""
+    pt_pos = {c.key: i for i, c in enumerate(pt_seq)}
+    ms_pos = {c.key: i for i, c in enumerate(ms_seq)}
+    chain = _lis_chain([(pt_pos[p.pt.key], ms_pos[p.ms.key]) for p in pairs])
+    bounds = [(-1, -1), *chain, (len(pt_seq), len(ms_seq))]
+    for (pt_lo, ms_lo), (pt_hi, ms_hi) in zip(bounds, bounds[1:]):
+        yield range(pt_lo + 1, pt_hi), range(ms_lo + 1, ms_hi)
+
+
+def _is_leaf(call: ModuleCall) -> bool:
+    return call.end == call.start + 1  # nothing was recorded between its pre- and post-hook
+
+
+def _lone_leaves(pt_seq, ms_seq, pairs: Sequence[CallPair], binder: _Binder, left_pt, left_ms) -> list[CallPair]:
+    """Pass 4b: one unpaired leaf call on each side between two paired calls, same shapes: a swapped layer."""
+    paired_pt = {p.pt.key for p in pairs}
+    paired_ms = {p.ms.key for p in pairs}
+    found = []
+    for pt_range, ms_range in _segments(pt_seq, ms_seq, pairs):
+        pts = [pt_seq[i] for i in pt_range if pt_seq[i].key not in paired_pt and pt_seq[i].key not in left_pt]
+        mss = [ms_seq[j] for j in ms_range if ms_seq[j].key not in paired_ms and ms_seq[j].key not in left_ms]
+        if len(pts) != 1 or len(mss) != 1:
+            continue
+        p, m = pts[0], mss[0]
+        if not (_is_leaf(p) and _is_leaf(m) and p.call == m.call and _same_calls([p], [m])):
+            continue
+        if p.path in binder.ms_of or m.path in binder.pt_of or not binder.consistent(p.path, m.path):
+            continue
+        if len(binder.pt[p.path]) == 1 and len(binder.ms[m.path]) == 1 and binder.bind(p.path, m.path, "order, other type"):
+            found.append(CallPair(p, m, "order, other type"))
     return found

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from coordinator.compare import REPORT_SCHEMA
 from coordinator.locate import LocateReport
-from coordinator.locate_verdict import NO_REFERENCE_ABS_FLOOR, RATIO_LIMIT
+from coordinator.locate_verdict import ABS_FLOOR, NO_REFERENCE_ABS_FLOOR, RATIO_LIMIT
 from coordinator.report import _description_dict, _finite, _num, make_console, print_unwrapped
 
 MAX_CURVE_ROWS = 60
@@ -31,15 +31,18 @@ def print_locate(report: LocateReport, console: Console | None = None) -> None:
     for role, desc in (("pt", report.pt), ("ms", report.ms)):
         console.print(f"{role}: {desc.framework} {desc.framework_version} on {desc.device} ({desc.hostname}), "
                       f"model {desc.model_spec or desc.model_class}")
-    table = Table(title="error of each module vs float64 torch (relative L2; floor = float32 torch's own)",
+    abs_floor = NO_REFERENCE_ABS_FLOOR if report.reference_note else ABS_FLOOR
+    table = Table(title="error of each module vs float64 torch (relative L2); floor = float32 torch's own; "
+                        f"ratio = error / max(floor, {abs_floor:g}), diverges at >= {RATIO_LIMIT:g}",
                   title_justify="left")
-    for column in ("#", "PyTorch module", "MindSpore cell", "type", "error", "floor", "x floor", "inputs", ""):
+    for column in ("#", "PyTorch module", "MindSpore cell", "type", "error", "floor", "ratio", "inputs", ""):
         table.add_column(column, no_wrap=True)
     blamed_key = report.blamed.key if report.blamed else None
     for index, v in enumerate(_shown(report)):
         exact = "" if v.key not in report.exact else " (exact)"
         mark = "[red]<- blamed[/]" if v.key == blamed_key else ("[yellow]diverges[/]" if v.output_diverges else "")
-        table.add_row(str(index), v.pair.pt.path or "<root>", v.pair.ms.path or "<root>", v.pair.pt.type,
+        kind = v.pair.pt.type if "other type" not in v.pair.how else f"{v.pair.pt.type} / {v.pair.ms.type}"
+        table.add_row(str(index), v.pair.pt.path or "<root>", v.pair.ms.path or "<root>", kind,
                       _num(v.out_err) + exact, _num(v.out_floor),
                       "-" if math.isnan(v.out_ratio) else f"{v.out_ratio:.3g}",
                       "match" if v.inputs_match else "[red]differ[/]", mark)
@@ -69,6 +72,10 @@ def print_locate(report: LocateReport, console: Console | None = None) -> None:
         console.print(f"[green]PASS[/]: {report.located.reason}")
     else:
         console.print(f"[red]FIRST DIVERGENT[/]: {report.located.reason}")
+        if report.isolation is not None and not report.isolation.confirmed:
+            console.print("[yellow]not confirmed by the isolated replay[/]: on identical inputs the two behave alike, "
+                          "so the difference comes from code around it that locate does not see (unpaired cells, "
+                          "functional calls in a forward); look there")
         if report.hint:
             console.print(f"[yellow]hint[/]: {report.hint}")
 

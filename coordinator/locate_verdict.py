@@ -14,8 +14,10 @@ second signal, the caller's rtol/atol allclose; when that is unknown too the mod
 Pairs are walked in torch completion order (``end``: children before their parent). The first whose
 output diverges is blamed when its inputs match; when its inputs already differ, the code that made
 them is its enclosing module's own (between its children), so the innermost enclosing paired module
-whose inputs match is blamed. A parent whose children all match but whose output differs is reached
-after them and blamed itself.
+whose inputs match is blamed, provided its output diverges too (a difference that does not leave
+the enclosing module is not the nets parting ways: two calls paired that do not correspond, or a
+difference the rest of it cancels). A parent whose children all match but whose output differs is
+reached after them and blamed itself.
 """
 
 from __future__ import annotations
@@ -155,7 +157,9 @@ def _unpaired_inside(alignment: Alignment | None, verdict: ModuleVerdict) -> str
         return ""
     inside = [u.call.path for u in alignment.unmatched_ms if verdict.pair.ms.encloses(u.call)]
     inside += [u.call.path for u in alignment.unmatched_pt if verdict.pair.pt.encloses(u.call)]
-    return f"; unpaired inside it: {', '.join(sorted(set(inside)))}" if inside else ""
+    inside = sorted(set(inside))
+    more = f" and {len(inside) - 8} more" if len(inside) > 8 else ""
+    return f"; unpaired inside it: {', '.join(inside[:8])}{more}" if inside else ""
 
 
 def first_divergent(verdicts: Sequence[ModuleVerdict], alignment: Alignment | None = None) -> Located:
@@ -166,25 +170,32 @@ def first_divergent(verdicts: Sequence[ModuleVerdict], alignment: Alignment | No
     ordered = sorted(verdicts, key=lambda v: v.pair.pt.end)
     curve = tuple(CurvePoint(v.pair.pt.path, v.pair.ms.path, v.out_err, v.out_floor, v.out_ratio) for v in ordered)
     failing = next((v for v in ordered if v.allclose_passed is False), None)
-    first = next((v for v in ordered if v.output_diverges), None)
-    if first is None:
-        reason = "every paired module is within float32 noise of torch"
-        if failing is not None:
-            reason += f" (first allclose failure: {_name(failing)}, at {failing.out_ratio:.3g}x torch's own error)"
-        return Located(None, None, reason, curve, failing)
-    why = _why(first)
-    if first.inputs_match:
-        reason = f"{_name(first)}: {why}, its inputs match{_unpaired_inside(alignment, first)}"
-        return Located(first, first, reason, curve, failing)
-    for outer in _enclosing(ordered, first):
-        if outer.inputs_match:
+    contained: list[ModuleVerdict] = []
+    for first in (v for v in ordered if v.output_diverges):
+        why = _why(first)
+        if first.inputs_match:
+            reason = f"{_name(first)}: {why}, its inputs match{_unpaired_inside(alignment, first)}"
+            return Located(first, first, reason, curve, failing)
+        outer = next((o for o in _enclosing(ordered, first) if o.inputs_match), None)
+        if outer is None:
+            reason = f"{_name(first)}: {why}, but its inputs already differ and no enclosing paired module's inputs match"
+            return Located(first, first, reason, curve, failing)
+        if outer.output_diverges:
             reason = (
                 f"{_name(outer)}: its own code between its children changed the inputs of {_name(first)} "
                 f"({why}){_unpaired_inside(alignment, outer)}"
             )
             return Located(outer, first, reason, curve, failing)
-    reason = f"{_name(first)}: {why}, but its inputs already differ and no enclosing paired module's inputs match"
-    return Located(first, first, reason, curve, failing)
+        # The difference never leaves outer (whose inputs and output match): a pairing of two calls that
+        # do not correspond, or a difference the rest of outer cancels. Not a divergence of the nets.
+        contained.append(first)
+    reason = "every paired module is within float32 noise of torch"
+    if contained:
+        names = ", ".join(_name(v) for v in contained[:3]) + (f" and {len(contained) - 3} more" if len(contained) > 3 else "")
+        reason += f" at the output of its enclosing module (differences contained inside: {names})"
+    if failing is not None:
+        reason += f" (first allclose failure: {_name(failing)}, at {failing.out_ratio:.3g}x torch's own error)"
+    return Located(None, contained[0] if contained else None, reason, curve, failing)
 
 
 def _name(verdict: ModuleVerdict) -> str:

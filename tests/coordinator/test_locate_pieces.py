@@ -260,11 +260,18 @@ def test_alignment_reports_extra_calls_and_incompatible_types():
     m = Trace()
     m.leaf("fc", "Dense", ("weight",))
     m.leaf("tanh", "Tanh")
+    m.leaf("sig", "Sigmoid")
     alignment = align_calls(pt, m.calls, {"fc.weight": "fc.weight"})
     assert [(p.pt.key, p.ms.key) for p in alignment.pairs] == [("fc#0", "fc#0")]
     reasons = {u.call.key: u.reason for u in alignment.unmatched_pt}
     assert "called 2 time(s) in torch, 1 in MindSpore" in reasons["fc#1"]
-    assert "act#0" in reasons and [u.call.key for u in alignment.unmatched_ms] == ["tanh#0"]
+    assert "act#0" in reasons and [u.call.key for u in alignment.unmatched_ms] == ["tanh#0", "sig#0"]
+    # One leaf left on each side between the same paired calls, same shapes: a swapped layer, paired.
+    m = Trace()
+    m.leaf("fc", "Dense", ("weight",))
+    m.leaf("tanh", "Tanh")
+    alignment = align_calls(pt, m.calls, {"fc.weight": "fc.weight"})
+    assert ("act#0", "tanh#0", "order, other type") in [(p.pt.key, p.ms.key, p.how) for p in alignment.pairs]
 
 
 def test_same_path_other_type_pairs_only_when_calls_and_shapes_agree():
@@ -453,3 +460,37 @@ def test_a_tensor_no_larger_than_the_sketch_is_its_own_sketch_and_its_error_is_e
     exact = np.linalg.norm(cand - ref) / np.linalg.norm(ref)
     assert estimate_rel_error(a, b) == pytest.approx(exact, rel=1e-12)
     assert summarize("big", np.ones(33), sketch_size=32).sketch.size == 32
+
+
+def test_a_path_pairing_must_agree_with_the_parameter_pairings():
+    """mindcv's features.3 is not torchvision's features.3 when their convs pair elsewhere."""
+    t = Trace()
+    with t.call("features.3", "InvertedResidual", inp=(2, 8), out=(2, 8)):
+        t.leaf("features.3.conv", "Conv2d", ("weight",), inp=(2, 8), out=(2, 8))
+    with t.call("features.4", "InvertedResidual", inp=(2, 8), out=(2, 16)):
+        t.leaf("features.4.conv", "Conv2d", ("weight",), inp=(2, 8), out=(2, 16))
+    m = Trace()
+    with m.call("features.3", "InvertedResidual", inp=(2, 4), out=(2, 8)):
+        m.leaf("features.3.conv", "Conv2d", ("weight",), inp=(2, 4), out=(2, 8))
+    with m.call("features.5", "InvertedResidual", inp=(2, 8), out=(2, 8)):
+        m.leaf("features.5.conv", "Conv2d", ("weight",), inp=(2, 8), out=(2, 8))
+    with m.call("features.6", "InvertedResidual", inp=(2, 8), out=(2, 16)):
+        m.leaf("features.6.conv", "Conv2d", ("weight",), inp=(2, 8), out=(2, 16))
+    name_map = {"features.3.conv.weight": "features.5.conv.weight", "features.4.conv.weight": "features.6.conv.weight"}
+    alignment = align_calls(t.calls, m.calls, name_map)
+    pairs = {p.pt.path: p.ms.path for p in alignment.pairs}
+    assert pairs == {"features.3.conv": "features.5.conv", "features.4.conv": "features.6.conv",
+                     "features.3": "features.5", "features.4": "features.6"}
+
+
+def test_a_layer_ported_inside_a_container_pairs_with_the_container():
+    """torch MaxPool2d(padding=1) ~ MindSpore SequentialCell(Pad, MaxPool2d) at the same path."""
+    t = Trace()
+    t.leaf("pool", "MaxPool2d", inp=(2, 4, 8, 8), out=(2, 4, 4, 4))
+    m = Trace()
+    with m.call("pool", "SequentialCell", inp=(2, 4, 8, 8), out=(2, 4, 4, 4)):
+        m.leaf("pool.0", "Pad", inp=(2, 4, 8, 8), out=(2, 4, 10, 10))
+        m.leaf("pool.1", "MaxPool2d", inp=(2, 4, 10, 10), out=(2, 4, 4, 4))
+    alignment = align_calls(t.calls, m.calls, {})
+    assert [(p.pt.key, p.ms.key, p.how) for p in alignment.pairs] == [("pool#0", "pool#0", "path, container")]
+    assert [u.call.path for u in alignment.unmatched_ms] == ["pool.0", "pool.1"]
