@@ -30,6 +30,7 @@ from coordinator.locate_verdict import (
     ABS_FLOOR,
     NO_REFERENCE_ABS_FLOOR,
     RATIO_LIMIT,
+    TAINT_LIMIT,
     Located,
     ModuleVerdict,
     PairErrors,
@@ -192,7 +193,7 @@ def isolate(session: Session, fetcher: _Fetcher, verdict: ModuleVerdict, has_ref
     reverse = _worst(_l2, pt_on_ms, ms_recorded)
     base = max(floor, abs_floor) if not math.isnan(floor) else abs_floor
     ratio = err / base if not math.isnan(err) else math.nan
-    return Isolation(err, floor, ratio, reverse, bool(ratio >= RATIO_LIMIT))
+    return Isolation(err, floor, ratio, reverse, bool(ratio >= TAINT_LIMIT))
 
 
 def _rejudge(verdicts: list[ModuleVerdict], alignment: Alignment, exact: dict[str, ExactErrors],

@@ -16,13 +16,13 @@ template, so a call can be replayed with other tensors in the same places.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 from proto.adapter import flatten_outputs
 from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
-from proto.module_records import ModuleCall, summarize
+from proto.module_records import ModuleCall, TensorSummary, summarize
 
 RUNS = ("f32", "f64")
 _TENSOR = object()  # marks a tensor argument's place in a replay template
@@ -41,11 +41,17 @@ class CallRecorder:
     """Turns pre/post hook events into ModuleCalls with summaries, keeping the tensors."""
 
     def __init__(self, to_named: Callable[[str, object], NamedArray], is_tensor: Callable[[object], bool],
-                 sketch_size: int, sketch_seed: int):
+                 sketch_size: int, sketch_seed: int, identity: Callable[[object], Hashable] | None = None):
+        """``identity(tensor)``, when given, is a token equal for the same tensor with the same contents
+        (torch: the object and its in-place version counter); a tensor seen again (a parent's input is
+        its first child's) then shares the copy and summary already made."""
         self.to_named = to_named
         self.is_tensor = is_tensor
         self.sketch_size = sketch_size
         self.sketch_seed = sketch_seed
+        self.identity = identity
+        self._copies: dict[Hashable, NamedArray] = {}
+        self._summaries: dict[int, TensorSummary] = {}  # id(copy's array) -> its summary; copies live in run
         self.run = RecordedRun()
         self._counter = 0
         self._calls_per_path: Counter = Counter()
@@ -80,10 +86,25 @@ class CallRecorder:
     def arrays(self, key: str, side: str, value) -> list[NamedArray]:
         """The tensor leaves of value as NamedArrays named KEY|SIDE|I."""
         leaves = [leaf for _, leaf in flatten_outputs(value, self.is_tensor, side) if self.is_tensor(leaf)]
-        return [self.to_named(f"{key}|{side}|{i}", leaf) for i, leaf in enumerate(leaves)]
+        return [self._named(f"{key}|{side}|{i}", leaf) for i, leaf in enumerate(leaves)]
 
-    def _summary(self, tensor: NamedArray):
-        return summarize(tensor.name, tensor.array, self.sketch_size, self.sketch_seed, tensor.dtype)
+    def _named(self, name: str, leaf) -> NamedArray:
+        token = self.identity(leaf) if self.identity else None
+        seen = self._copies.get(token) if token is not None else None
+        if seen is not None:
+            return NamedArray(name, seen.array, seen.dtype)
+        named = self.to_named(name, leaf)
+        if token is not None:
+            self._copies[token] = named
+        return named
+
+    def _summary(self, tensor: NamedArray) -> TensorSummary:
+        seen = self._summaries.get(id(tensor.array))
+        if seen is not None:
+            return replace(seen, name=tensor.name)
+        summary = summarize(tensor.name, tensor.array, self.sketch_size, self.sketch_seed, tensor.dtype)
+        self._summaries[id(tensor.array)] = summary
+        return summary
 
 
 def recorded_tensors(runs: dict[str, RecordedRun], run: str, keys: Sequence[str], inputs: bool,

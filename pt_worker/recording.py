@@ -7,6 +7,7 @@ against. It costs a float64 copy of the net while a locate session lasts.
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -21,6 +22,11 @@ from pt_worker import tensors
 def _copied(name: str, value: torch.Tensor) -> NamedArray:
     named = tensors.numpy_from_pt(name, value)
     return NamedArray(name, named.array.copy(), named.dtype)  # in-place ops later in the forward must not reach it
+
+
+def _identity(value: torch.Tensor):
+    """The same tensor object with unchanged contents: its version counter moves with every in-place op."""
+    return weakref.ref(value), value._version, value.data_ptr(), tuple(value.shape), value.stride(), value.dtype
 
 
 def _own_names(path: str, module: torch.nn.Module) -> list[str]:
@@ -40,7 +46,7 @@ class TorchRecorder:
         self.reference: torch.nn.Module | None = None
 
     def _record(self, net: torch.nn.Module, args: list, sketch_size: int, seed: int) -> RecordedRun:
-        recorder = CallRecorder(_copied, tensors.is_pt_tensor, sketch_size, seed)
+        recorder = CallRecorder(_copied, tensors.is_pt_tensor, sketch_size, seed, _identity)
         handles = []
         for path, module in net.named_modules():
             handles.append(module.register_forward_pre_hook(

@@ -353,6 +353,21 @@ def test_blames_the_parent_when_a_childs_inputs_already_differ(vit):
     assert "blocks.1.attn.softmax" in located.reason  # the unpaired cell inside is named
 
 
+def test_an_error_below_the_divergence_bar_that_grows_past_it_is_blamed_where_it_starts(vit):
+    _, _, alignment = vit
+    # A LayerNorm epsilon at 8.6x its floor, lifted past 10x by the MLP after it: the norm is blamed.
+    keys = [p.pt.key for p in alignment.pairs]
+    norm = next(k for k in keys if k.startswith("blocks.1.norm2"))
+    after = keys[keys.index(norm) + 1]
+    overrides = {norm: PairErrors(8.6e-6, 1e-6, 1e-6, 1e-6, True), after: PairErrors(1.05e-5, 1e-6, 8.6e-6, 1e-6, True)}
+    errors = {k: NOISE for k in keys} | overrides
+    located = first_divergent(judge(alignment, errors), alignment)
+    assert located.blamed.key == norm and located.first_diverging.key == after
+    assert "grows from there" in located.reason
+    # The same small error that reaches nothing past 10x is not blamed.
+    assert first_divergent(judge(alignment, {k: NOISE for k in keys} | {norm: overrides[norm]})).blamed is None
+
+
 def test_blames_a_parent_whose_children_all_match(vit):
     _, _, alignment = vit
     located = first_divergent(judge(alignment, errors_after(alignment, "blocks.0#0")))
