@@ -38,6 +38,7 @@ class MindSporeAdapter:
     def __init__(self, net: ms.nn.Cell, example_inputs=None, model_spec: str = "", loss=None, optimizer=None):
         if not isinstance(net, ms.nn.Cell):
             raise TypeError(f"the ms model must be a mindspore.nn.Cell, got {type(net).__name__}")
+        _refuse_duplicate_names(net)
         self.net = net
         self.model_spec = model_spec
         self.example_inputs = [
@@ -144,6 +145,20 @@ class MindSporeAdapter:
 
     def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
         return self.recorder.run_module(path, call, float64, inputs)
+
+
+def _refuse_duplicate_names(net: ms.nn.Cell) -> None:
+    """Two distinct Parameters with one name would be one checkpoint key: weights would land in the wrong one."""
+    seen: dict[str, str] = {}
+    ids: dict[str, int] = {}
+    for path, param in net.parameters_and_names():
+        if param.name in seen and ids[param.name] != id(param):
+            raise ValueError(
+                f"the MindSpore net has two parameters named {param.name!r} (at {seen[param.name]!r} and {path!r}); "
+                "a cell assigned after its parent was built keeps the name it was created with: build it in "
+                "__init__, or rename after building: for path, p in net.parameters_and_names(): p.name = path")
+        seen.setdefault(param.name, path)
+        ids.setdefault(param.name, id(param))
 
 
 def rule_type(cell) -> str:

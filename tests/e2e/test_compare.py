@@ -93,6 +93,15 @@ def test_model_that_fails_to_build_exits_3_naming_the_model():
     assert "no_such_factory" in line and len(line.splitlines()) == 1
 
 
+def test_two_mindspore_parameters_with_one_name_are_refused_naming_both():
+    result = run_cli("compare", "--pt-model", "tests/fixtures/styles_pt.py:build", "--ms-model",
+                     "tests/fixtures/styles_ms.py:build_duplicate_names")
+    assert result.code == 3
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "two parameters named 'bn.moving_mean'" in line and "'blocks.1.bn.moving_mean'" in line
+
+
 def test_renamed_layers_need_a_map_and_subclassed_layernorm_follows_the_rules(tmp_path):
     fixtures = REPO / "tests" / "fixtures"
     pair = ("--pt-model", f"{fixtures / 'renamed_pt.py'}:build", "--ms-model", f"{fixtures / 'renamed_ms.py'}:build")
