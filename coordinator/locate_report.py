@@ -32,6 +32,8 @@ def print_locate(report: LocateReport, console: Console | None = None) -> None:
         console.print(f"{role}: {desc.framework} {desc.framework_version} on {desc.device} ({desc.hostname}), "
                       f"model {desc.model_spec or desc.model_class}")
     abs_floor = NO_REFERENCE_ABS_FLOOR if report.reference_note else ABS_FLOOR
+    if report.weights is not None and report.weights.note():
+        console.print(f"weights: {report.weights.note()}")
     table = Table(title="error of each module vs float64 torch (relative L2); floor = float32 torch's own; "
                         f"ratio = error / max(floor, {abs_floor:g}), diverges at >= {RATIO_LIMIT:g}",
                   title_justify="left")

@@ -142,7 +142,7 @@ def print_compare(report: CompareReport, console: Console | None = None) -> None
         )
     if report.weights is not None:
         w = report.weights
-        extra = f", dropped {', '.join(w.dropped)}" if w.dropped else ""
+        extra = f"; {w.note()}" if w.note() else ""
         console.print(f"weights: {w.loaded} tensors streamed pt -> ms in {w.seconds:.2f}s{extra}")
     shapes = ", ".join(f"{s.name} {list(s.shape)}:{s.dtype}" for s in report.inputs)
     console.print(f"inputs (seed {report.seed}): {shapes}")

@@ -49,10 +49,18 @@ class SyncSummary:
     dropped: tuple[str, ...]
     transformed: tuple[str, ...]
     seconds: float
+    missing_bias: tuple[str, ...] = ()  # torch biases not copied: the MindSpore layer has no bias
 
     def to_dict(self) -> dict:
         return {"loaded": self.loaded, "dropped": list(self.dropped), "transformed": list(self.transformed),
-                "seconds": round(self.seconds, 4)}
+                "missing_bias": list(self.missing_bias), "seconds": round(self.seconds, 4)}
+
+    def note(self) -> str:
+        """What the sync left out, for a report line ("" when nothing)."""
+        parts = [f"dropped {', '.join(self.dropped)}"] if self.dropped else []
+        if self.missing_bias:
+            parts.append(f"[yellow]not copied, the MindSpore layer has no bias[/]: {', '.join(self.missing_bias)}")
+        return "; ".join(parts)
 
 
 def check_description(role: str, description: WorkerDescription) -> None:
@@ -112,7 +120,7 @@ class Session:
         plan = self.plan_weights(user_map)
         result = self.ms.set_weights(plan.convert(self.pt.get_weights(plan.pt_names)), strict=True)
         transformed = tuple(m.pt_name for m in plan.mappings if m.transform != "identity")
-        return SyncSummary(result.loaded, plan.dropped, transformed, time.perf_counter() - start)
+        return SyncSummary(result.loaded, plan.dropped, transformed, time.perf_counter() - start, plan.missing_bias)
 
     def prepare(self, seed: int, sync_weights: bool, user_map: WeightMap | None = None,
                 ) -> tuple[WorkerDescription, WorkerDescription, SyncSummary | None, float]:

@@ -30,6 +30,7 @@ class WeightMapping:
 class WeightPlan:
     mappings: tuple[WeightMapping, ...]
     dropped: tuple[str, ...]  # torch entries the target has no place for (num_batches_tracked)
+    missing_bias: tuple[str, ...] = ()  # torch biases of layers whose MindSpore port has none (not copied)
 
     @property
     def pt_names(self) -> list[str]:
@@ -43,8 +44,14 @@ class WeightPlan:
             yield ms_tensor_from_pt(tensor, mapping.ms_name, mapping.transform)
 
 
-def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: list[TensorSpec] | None) -> WeightPlan:
-    """Check weight_map over the torch entries (and, when given, the MindSpore net's parameters)."""
+def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: list[TensorSpec] | None,
+                 missing_bias_ok: bool = False) -> WeightPlan:
+    """Check weight_map over the torch entries (and, when given, the MindSpore net's parameters).
+
+    ``missing_bias_ok``: a torch ``*.bias`` whose MindSpore layer exists (its weight is mapped) but has no
+    bias is left out and listed in ``missing_bias`` instead of refused: comparing live nets then shows
+    the difference it makes (a Conv2d ported without ``has_bias=True``) rather than stopping.
+    """
     problems: list[str] = []
     pt_names = {s.name for s in pt_specs}
     unmapped = [s.name for s in pt_specs if s.name not in weight_map.name_map]
@@ -56,6 +63,7 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
     ms_by_name = {s.name: s for s in ms_specs} if ms_specs is not None else None
     mappings: list[WeightMapping] = []
     dropped: list[str] = []
+    missing_bias: list[str] = []
     targets: dict[str, str] = {}
     for spec in pt_specs:
         ms_name = weight_map.name_map.get(spec.name)
@@ -71,6 +79,9 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
             if ms_spec is None:
                 if spec.name.rpartition(".")[2] in weight_rules.OPTIONAL_LOCAL_NAMES:
                     dropped.append(spec.name)
+                    continue
+                if missing_bias_ok and _layer_without_bias(spec.name, weight_map, ms_by_name):
+                    missing_bias.append(spec.name)
                     continue
                 problems.append(f"pt {spec.name!r} maps to ms {ms_name!r}, which the ms net lacks")
                 continue
@@ -90,7 +101,13 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
             f"cannot map pt weights onto the ms side ({len(problems)} problem(s)): {'; '.join(problems)}; "
             "align the attribute names, or give a weight map"
         )
-    return WeightPlan(tuple(mappings), tuple(dropped))
+    return WeightPlan(tuple(mappings), tuple(dropped), tuple(missing_bias))
+
+
+def _layer_without_bias(pt_name: str, weight_map: WeightMap, ms_by_name: dict[str, TensorSpec]) -> bool:
+    owner, _, local = pt_name.rpartition(".")
+    weight = weight_map.name_map.get(f"{owner}.weight" if owner else "weight")
+    return local == "bias" and weight is not None and weight in ms_by_name
 
 
 def rules_weight_map(pt: ParameterListing, prefix: str | None = None) -> WeightMap:
@@ -99,6 +116,9 @@ def rules_weight_map(pt: ParameterListing, prefix: str | None = None) -> WeightM
 
 
 def plan_from_listings(pt: ParameterListing, ms: ParameterListing, weight_map: WeightMap | None = None) -> WeightPlan:
-    """Plan streaming a live torch net into a live MindSpore net (layer rules unless a map is given)."""
+    """Plan streaming a live torch net into a live MindSpore net (layer rules unless a map is given).
+
+    A torch bias the MindSpore layer lacks is left out (``missing_bias``), so the comparison shows it.
+    """
     weight_map = weight_map or rules_weight_map(pt)
-    return plan_against(list(pt.parameters), weight_map, list(ms.parameters))
+    return plan_against(list(pt.parameters), weight_map, list(ms.parameters), missing_bias_ok=True)

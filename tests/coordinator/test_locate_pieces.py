@@ -435,7 +435,7 @@ def test_every_difference_row_is_offered_for_its_types(row):
 
 @pytest.mark.parametrize("pt, ms", [("ReLU6", "ReLU6"), ("ELU", "ELU"), ("Hardswish", "HSwish"), ("Linear", "Dense")])
 def test_agreeing_rows_say_the_defaults_agree(pt, ms):
-    assert "agree" in layer_hints.hint_for(pt, ms, {})
+    assert "agree" in layer_hints.hint_for(pt, ms, {"ms_lacks_bias": False})
 
 
 def test_hints_carry_layer_facts_numbers_and_follow_the_evidence():

@@ -154,3 +154,14 @@ def test_no_reference_skips_the_float64_copy_and_still_names_a_clear_bug(tmp_pat
     assert result.code == 1, result.stderr + result.stdout
     report = json.loads(out.read_text())
     assert "skipped" in report["reference_note"] and report["first_divergent"]["pt"] == "attn"
+
+
+def test_a_layer_ported_without_its_bias_is_compared_and_blamed_not_refused(tmp_path):
+    out = tmp_path / "locate.json"
+    result = run_cli("locate", "--pt-model", "tests/fixtures/styles_pt.py:build", "--ms-model",
+                     "tests/fixtures/styles_ms.py:build_head_without_bias", "--json", str(out))
+    assert result.code == 1, result.stderr + result.stdout
+    report = json.loads(out.read_text())
+    assert report["weights"]["missing_bias"] == ["head.bias"]
+    assert report["first_divergent"]["pt"] == "head" and "has_bias=True" in report["first_divergent"]["hint"]
+    assert "no bias" in result.stdout
