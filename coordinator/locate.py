@@ -193,6 +193,10 @@ def isolate(session: Session, fetcher: _Fetcher, verdict: ModuleVerdict, has_ref
     reverse = _worst(_l2, pt_on_ms, ms_recorded)
     base = max(floor, abs_floor) if not math.isnan(floor) else abs_floor
     ratio = err / base if not math.isnan(err) else math.nan
+    shapes_ref, shapes_ms = [t.shape for t in reference], [t.shape for t in ms_out]
+    if shapes_ref != shapes_ms:  # on identical inputs the outputs differ in shape: the module itself differs
+        return Isolation(math.inf, floor, math.inf, reverse, True,
+                         f"on identical inputs the outputs' shapes differ: torch {shapes_ref}, MindSpore {shapes_ms}")
     return Isolation(err, floor, ratio, reverse, bool(ratio >= TAINT_LIMIT))
 
 

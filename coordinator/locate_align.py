@@ -8,8 +8,8 @@ Modules pair path to path, then call k of one with call k of the other, in three
    nearest compatible ancestor is taken;
 2. paths: the two roots (the nets themselves, whatever their classes), then identical paths with
    compatible types (TYPE_EQUIVALENTS, plus equal class names) and equal input shapes; then an
-   identical path where one side is a container holding the other's type with the same input and
-   output shapes (torch ``MaxPool2d(padding=1)`` ported as ``SequentialCell(Pad, MaxPool2d)``);
+   identical path where one side is a container holding the other's type, called as often with the
+   same input shapes (torch ``MaxPool2d(padding=1)`` ported as ``SequentialCell(Pad, MaxPool2d)``);
 3. execution order: the remaining calls (activations, dropout, pools, containers whose paths
    differ) are aligned between the calls already paired, in order of ``start``, by a longest common
    subsequence that requires compatible types, equal output shapes and the same call index;
@@ -187,7 +187,9 @@ class _Binder:
             ms_calls = self.ms[pt_path]
             wraps = (_holds_compatible(ms_calls[0], ms_seq, calls[0], ms_side=True)
                      or _holds_compatible(calls[0], pt_seq, ms_calls[0], ms_side=False))
-            if wraps and _same_calls(calls, ms_calls) and self.consistent(pt_path, pt_path):
+            same_inputs = len(calls) == len(ms_calls) and all(
+                _in_shapes(p) == _in_shapes(m) for p, m in zip(calls, ms_calls))
+            if wraps and same_inputs and self.consistent(pt_path, pt_path):
                 self.bind(pt_path, pt_path, "path, container")
 
 
@@ -377,12 +379,15 @@ def _lone_leaves(pt_seq, ms_seq, pairs: Sequence[CallPair], binder: _Binder, lef
     paired_ms = {p.ms.key for p in pairs}
     found = []
     for pt_range, ms_range in _segments(pt_seq, ms_seq, pairs):
-        pts = [pt_seq[i] for i in pt_range if pt_seq[i].key not in paired_pt and pt_seq[i].key not in left_pt]
-        mss = [ms_seq[j] for j in ms_range if ms_seq[j].key not in paired_ms and ms_seq[j].key not in left_ms]
+        # Containers starting in the gap (torchvision's Conv2dNormActivation around a ReLU6) are not rivals.
+        pts = [pt_seq[i] for i in pt_range
+               if _is_leaf(pt_seq[i]) and pt_seq[i].key not in paired_pt and pt_seq[i].key not in left_pt]
+        mss = [ms_seq[j] for j in ms_range
+               if _is_leaf(ms_seq[j]) and ms_seq[j].key not in paired_ms and ms_seq[j].key not in left_ms]
         if len(pts) != 1 or len(mss) != 1:
             continue
         p, m = pts[0], mss[0]
-        if not (_is_leaf(p) and _is_leaf(m) and p.call == m.call and _same_calls([p], [m])):
+        if not (p.call == m.call and _same_calls([p], [m])):
             continue
         if p.path in binder.ms_of or m.path in binder.pt_of or not binder.consistent(p.path, m.path):
             continue

@@ -160,9 +160,10 @@ def _enclosing(verdicts: Sequence[ModuleVerdict], inner: ModuleVerdict) -> list[
 def _unpaired_inside(alignment: Alignment | None, verdict: ModuleVerdict) -> str:
     if alignment is None:
         return ""
-    inside = [u.call.path for u in alignment.unmatched_ms if verdict.pair.ms.encloses(u.call)]
-    inside += [u.call.path for u in alignment.unmatched_pt if verdict.pair.pt.encloses(u.call)]
-    inside = sorted(set(inside))
+    # MindSpore's own cells first (the port is where a bug lives), each side in execution order.
+    ms_inside = sorted((u.call for u in alignment.unmatched_ms if verdict.pair.ms.encloses(u.call)), key=lambda c: c.start)
+    pt_inside = sorted((u.call for u in alignment.unmatched_pt if verdict.pair.pt.encloses(u.call)), key=lambda c: c.start)
+    inside = list(dict.fromkeys([f"ms {c.path}" for c in ms_inside] + [f"pt {c.path}" for c in pt_inside]))
     more = f" and {len(inside) - 8} more" if len(inside) > 8 else ""
     return f"; unpaired inside it: {', '.join(inside[:8])}{more}" if inside else ""
 

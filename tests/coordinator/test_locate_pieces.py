@@ -509,3 +509,10 @@ def test_a_layer_ported_inside_a_container_pairs_with_the_container():
     alignment = align_calls(t.calls, m.calls, {})
     assert [(p.pt.key, p.ms.key, p.how) for p in alignment.pairs] == [("pool#0", "pool#0", "path, container")]
     assert [u.call.path for u in alignment.unmatched_ms] == ["pool.0", "pool.1"]
+    # A port whose pool lost its stride still pairs (same inputs), so its output shape is what gets blamed.
+    m = Trace()
+    with m.call("pool", "SequentialCell", inp=(2, 4, 8, 8), out=(2, 4, 8, 8)):
+        m.leaf("pool.0", "Pad", inp=(2, 4, 8, 8), out=(2, 4, 10, 10))
+        m.leaf("pool.1", "MaxPool2d", inp=(2, 4, 10, 10), out=(2, 4, 8, 8))
+    alignment = align_calls(t.calls, m.calls, {})
+    assert [(p.pt.key, p.ms.key, p.how) for p in alignment.pairs] == [("pool#0", "pool#0", "path, container")]

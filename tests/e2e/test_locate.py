@@ -165,3 +165,11 @@ def test_a_layer_ported_without_its_bias_is_compared_and_blamed_not_refused(tmp_
     assert report["weights"]["missing_bias"] == ["head.bias"]
     assert report["first_divergent"]["pt"] == "head" and "has_bias=True" in report["first_divergent"]["hint"]
     assert "no bias" in result.stdout
+
+
+def test_isolation_confirms_a_module_whose_output_shape_differs_on_identical_inputs():
+    from tests.fixtures import styles_ms, styles_pt
+
+    report = _locate_live(styles_pt, "build", styles_ms, "build_stem_stride_bug", isolate=True)
+    assert report.blamed.pair.pt.path == "stem" and report.blamed.signal == "shape"
+    assert report.isolation.confirmed and "shapes differ" in report.isolation.note
