@@ -498,21 +498,20 @@ def test_a_path_pairing_must_agree_with_the_parameter_pairings():
                      "features.3": "features.5", "features.4": "features.6"}
 
 
-def test_a_layer_ported_inside_a_container_pairs_with_the_container():
-    """torch MaxPool2d(padding=1) ~ MindSpore SequentialCell(Pad, MaxPool2d) at the same path."""
+def _padded_pool_port(out: int) -> list[ModuleCall]:
+    m = Trace()
+    with m.call("pool", "SequentialCell", inp=(2, 4, 8, 8), out=(2, 4, out, out)):
+        m.leaf("pool.0", "Pad", inp=(2, 4, 8, 8), out=(2, 4, 10, 10))
+        m.leaf("pool.1", "MaxPool2d", inp=(2, 4, 10, 10), out=(2, 4, out, out))
+    return m.calls
+
+
+@pytest.mark.parametrize("ms_out", [4, 8], ids=["same-shape", "stride-lost"])
+def test_a_layer_ported_inside_a_container_pairs_with_the_container(ms_out):
+    """torch MaxPool2d(padding=1) ~ MindSpore SequentialCell(Pad, MaxPool2d) at the same path; a port whose
+    pool lost its stride still pairs (same inputs), so its output shape is what gets blamed."""
     t = Trace()
     t.leaf("pool", "MaxPool2d", inp=(2, 4, 8, 8), out=(2, 4, 4, 4))
-    m = Trace()
-    with m.call("pool", "SequentialCell", inp=(2, 4, 8, 8), out=(2, 4, 4, 4)):
-        m.leaf("pool.0", "Pad", inp=(2, 4, 8, 8), out=(2, 4, 10, 10))
-        m.leaf("pool.1", "MaxPool2d", inp=(2, 4, 10, 10), out=(2, 4, 4, 4))
-    alignment = align_calls(t.calls, m.calls, {})
+    alignment = align_calls(t.calls, _padded_pool_port(ms_out), {})
     assert [(p.pt.key, p.ms.key, p.how) for p in alignment.pairs] == [("pool#0", "pool#0", "path, container")]
     assert [u.call.path for u in alignment.unmatched_ms] == ["pool.0", "pool.1"]
-    # A port whose pool lost its stride still pairs (same inputs), so its output shape is what gets blamed.
-    m = Trace()
-    with m.call("pool", "SequentialCell", inp=(2, 4, 8, 8), out=(2, 4, 8, 8)):
-        m.leaf("pool.0", "Pad", inp=(2, 4, 8, 8), out=(2, 4, 10, 10))
-        m.leaf("pool.1", "MaxPool2d", inp=(2, 4, 10, 10), out=(2, 4, 8, 8))
-    alignment = align_calls(t.calls, m.calls, {})
-    assert [(p.pt.key, p.ms.key, p.how) for p in alignment.pairs] == [("pool#0", "pool#0", "path, container")]
