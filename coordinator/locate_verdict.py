@@ -204,6 +204,11 @@ def first_divergent(verdicts: Sequence[ModuleVerdict], alignment: Alignment | No
         # do not correspond, or a difference the rest of outer cancels. Not a divergence of the nets.
         contained.append(first)
     reason = "every paired module is within float32 noise of torch"
+    starts = next((v for v in ordered if v.inputs_match and not math.isnan(v.out_ratio) and v.out_ratio >= TAINT_LIMIT
+                   and v.signal != "shape"), None)
+    if starts is not None:
+        reason = (f"no module diverges (>= {RATIO_LIMIT:g}x torch's float32 noise); the first above "
+                  f"{TAINT_LIMIT:g}x with matching inputs, worth a look: {_name(starts)} at {starts.out_ratio:.3g}x")
     if contained:
         names = ", ".join(_name(v) for v in contained[:3]) + (f" and {len(contained) - 3} more" if len(contained) > 3 else "")
         reason += f" at the output of its enclosing module (differences contained inside: {names})"
