@@ -9,7 +9,8 @@ difference applies, so the message says to look at the port's own code instead.
 Evidence keys (all optional; a row whose key is missing from the evidence still applies, a row whose
 key has another value does not, and rows confirmed by evidence come first):
 ``shape_differs`` (bool: output shapes differ), ``training`` (bool: the forward ran in train mode),
-``ms_lacks_bias`` (bool: the torch module has a bias, the MindSpore cell none).
+``ms_lacks_bias`` (bool: the torch module has a bias, the MindSpore cell none), ``size_factor`` (bool:
+the output's spatial sizes differ by a whole factor, as a stride would make them).
 """
 
 from __future__ import annotations
@@ -82,8 +83,11 @@ HINTS: tuple[Hint, ...] = (
          "MindSpore's has_bias defaults to False (torch bias=True), so the cell has no bias",
          "pass has_bias=True", ms_lacks_bias=True),
     _row("Conv", _CONV, _CONV,
+         "the output size differs by a whole factor: the stride differs from torch's",
+         "pass the torch module's stride", size_factor=True),
+    _row("Conv", _CONV, _CONV,
          "MindSpore's default pad_mode is 'same', torch's padding=0 (Conv2d(3,4,3): output (8,8) vs (6,6))",
-         "pass pad_mode='pad', padding=p", shape_differs=True),
+         "pass pad_mode='pad', padding=p", shape_differs=True, size_factor=False),
     _row("Conv", _CONV, _CONV,
          "MindSpore's pad_mode='same' pads TF-style (k3 s2: 0 top/left, 1 bottom/right) where torch padding=1 "
          "is symmetric: same shape, diff 2.3",
@@ -173,10 +177,23 @@ def evidence_from_calls(pt: ModuleCall, ms: ModuleCall, training: bool | None = 
     def has_bias(call: ModuleCall) -> bool:
         return any(name.rpartition(".")[2] == "bias" for name in call.param_names)
 
+    pt_shapes, ms_shapes = tuple(s.shape for s in pt.outputs), tuple(s.shape for s in ms.outputs)
     evidence: dict[str, object] = {
-        "shape_differs": tuple(s.shape for s in pt.outputs) != tuple(s.shape for s in ms.outputs),
+        "shape_differs": pt_shapes != ms_shapes,
         "ms_lacks_bias": has_bias(pt) and not has_bias(ms),
+        "size_factor": pt_shapes != ms_shapes and _whole_factor(pt_shapes, ms_shapes),
     }
     if training is not None:
         evidence["training"] = training
     return evidence
+
+
+def _whole_factor(pt_shapes, ms_shapes) -> bool:
+    """Same ranks and leading (batch, channel) sizes, spatial sizes apart by a whole factor of 2 or more."""
+    if not pt_shapes or len(pt_shapes) != len(ms_shapes):
+        return False
+    a, b = pt_shapes[0], ms_shapes[0]
+    if len(a) != len(b) or len(a) < 3 or a[:2] != b[:2]:
+        return False
+    pairs = [(max(x, y), min(x, y)) for x, y in zip(a[2:], b[2:]) if x != y]
+    return bool(pairs) and all(small > 0 and big % small == 0 and big // small >= 2 for big, small in pairs)

@@ -49,11 +49,11 @@ def print_locate(report: LocateReport, console: Console | None = None) -> None:
                       "-" if math.isnan(v.out_ratio) else f"{v.out_ratio:.3g}",
                       "match" if v.inputs_match else "[red]differ[/]", mark)
     print_unwrapped(console, table)
-    unmatched = [*report.alignment.unmatched_pt, *report.alignment.unmatched_ms]
+    unmatched = list(dict.fromkeys(f"{u.side} {u.call.path or '<root>'} ({u.call.type})"
+                                   for u in (*report.alignment.unmatched_ms, *report.alignment.unmatched_pt)))
     if unmatched:
-        console.print(f"unpaired (not compared, never blamed): " + ", ".join(
-            f"{u.side} {u.call.path or '<root>'} ({u.call.type})" for u in unmatched[:10]) +
-            (f" and {len(unmatched) - 10} more" if len(unmatched) > 10 else ""))
+        console.print("unpaired (not compared, never blamed): " + ", ".join(unmatched[:10]) +
+                      (f" and {len(unmatched) - 10} more" if len(unmatched) > 10 else ""))
     if report.reference_note:
         console.print(f"[yellow]no float64 reference[/]: {report.reference_note}; MindSpore is judged against "
                       f"torch float32 with no noise floor (diverges at >= {RATIO_LIMIT * NO_REFERENCE_ABS_FLOOR:g})")
@@ -67,9 +67,13 @@ def print_locate(report: LocateReport, console: Console | None = None) -> None:
     if report.isolation is not None:
         i = report.isolation
         verdict = "[red]confirmed[/]" if i.confirmed else "[green]not confirmed[/]"
-        console.print(f"isolated replay: {verdict}: MindSpore on torch's exact inputs errs {_num(i.ms_on_pt_inputs_err)} "
-                      f"({'-' if math.isnan(i.ratio) else f'{i.ratio:.3g}'}x floor {_num(i.floor)}); torch on "
-                      f"MindSpore's inputs differs by {_num(i.pt_on_ms_inputs_err)} {i.note}".rstrip())
+        if math.isinf(i.ratio):
+            console.print(f"isolated replay: {verdict}: {i.note}")
+        else:
+            console.print(f"isolated replay: {verdict}: MindSpore on torch's exact inputs errs "
+                          f"{_num(i.ms_on_pt_inputs_err)} ({'-' if math.isnan(i.ratio) else f'{i.ratio:.3g}'}x floor "
+                          f"{_num(i.floor)}); torch on MindSpore's inputs differs by {_num(i.pt_on_ms_inputs_err)}"
+                          + (f"; {i.note}" if i.note else ""))
     if report.blamed is None:
         console.print(f"[green]PASS[/]: {report.located.reason}")
     else:

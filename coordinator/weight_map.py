@@ -94,6 +94,11 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
         mappings.append(WeightMapping(spec.name, ms_name, transform))
     if ms_by_name is not None:
         unfed = [name for name in ms_by_name if name not in targets]
+        extra_bias = [name for name in unfed if _extra_bias(name, targets)]
+        unfed = [name for name in unfed if name not in extra_bias]
+        if extra_bias:
+            problems.append(f"MindSpore layers with a bias their torch layer lacks: {listed(extra_bias)} "
+                            "(pass has_bias=False in the port)")
         if unfed:
             problems.append(f"ms parameters no pt entry maps to: {listed(unfed)}")
     if problems:
@@ -102,6 +107,12 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
             "align the attribute names, or give a weight map"
         )
     return WeightPlan(tuple(mappings), tuple(dropped), tuple(missing_bias))
+
+
+def _extra_bias(ms_name: str, targets: dict[str, str]) -> bool:
+    """A MindSpore ``*.bias`` whose cell's weight is fed from torch: torch's layer has no bias there."""
+    owner, _, local = ms_name.rpartition(".")
+    return local == "bias" and (f"{owner}.weight" if owner else "weight") in targets
 
 
 def _layer_without_bias(pt_name: str, weight_map: WeightMap, ms_by_name: dict[str, TensorSpec]) -> bool:

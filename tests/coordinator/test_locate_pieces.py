@@ -466,8 +466,13 @@ def test_evidence_read_off_two_calls():
     m = Trace()
     m.leaf("conv", "Conv2d", ("weight",), out=(1, 4, 8, 8))
     evidence = layer_hints.evidence_from_calls(t.calls[0], m.calls[0], training=False)
-    assert evidence == {"shape_differs": True, "ms_lacks_bias": True, "training": False}
+    assert evidence == {"shape_differs": True, "ms_lacks_bias": True, "size_factor": False, "training": False}
     assert "has_bias=True" in layer_hints.hint_for("Conv2d", "Conv2d", evidence)
+    m = Trace()
+    m.leaf("conv", "Conv2d", ("weight", "bias"), out=(1, 4, 12, 12))  # stride 1 where torch strides 2
+    evidence = layer_hints.evidence_from_calls(t.calls[0], m.calls[0], training=False)
+    assert evidence["size_factor"] and layer_hints.hint_for("Conv2d", "Conv2d", evidence).startswith(
+        "Conv differs: the output size differs by a whole factor: the stride differs")
 
 
 def test_a_tensor_no_larger_than_the_sketch_is_its_own_sketch_and_its_error_is_exact():

@@ -7,7 +7,7 @@ import pytest
 
 from proto import weight_rules as layer_rules
 from coordinator.errors import WeightMapError
-from coordinator.weight_map import plan_from_listings
+from coordinator.weight_map import plan_against, plan_from_listings, rules_weight_map
 from proto.adapter import ModuleSpec, ParameterListing, ParameterSpec
 from proto.codec import NamedArray
 
@@ -69,6 +69,17 @@ def test_every_problem_is_listed_in_one_error():
     assert "'emb.weight' [10, 4] -> ms 'emb.embedding_table' needs [10, 5]" in message
     assert "'act.weight' maps to ms 'act.w', which the ms net lacks" in message
     assert "extra.weight" in message and "\n" not in message
+
+
+def test_a_bias_only_one_side_has_is_left_out_one_way_and_named_the_other():
+    pt = ParameterListing(PT.parameters + (p("fc.weight", (3, 4), "fc", "Linear"), p("fc.bias", (3,), "fc", "Linear")),
+                          PT.modules)
+    plan = plan_from_listings(pt, ms_listing({**MS_NAMES, "fc.weight": (3, 4)}))
+    assert plan.missing_bias == ("fc.bias",) and "fc.bias" not in plan.pt_names
+    with pytest.raises(WeightMapError, match=r"a bias their torch layer lacks: conv.bias .*has_bias=False"):
+        plan_from_listings(PT, ms_listing({**MS_NAMES, "conv.bias": (2,)}))
+    with pytest.raises(WeightMapError, match="fc.bias"):  # a checkpoint conversion stays strict
+        plan_against(list(pt.parameters), rules_weight_map(pt), list(ms_listing({**MS_NAMES, "fc.weight": (3, 4)}).parameters))
 
 
 def test_dtype_mismatch_is_a_problem():
