@@ -327,10 +327,6 @@ def _by_path_other_type(binder: _Binder, paired_pt: set[str], paired_ms: set[str
 
 def _by_order(pt_seq, ms_seq, paired: list[CallPair], binder: _Binder, left_pt, left_ms) -> list[CallPair]:
     """Pass 3: align the calls of still-unpaired paths between the anchors, segment by segment."""
-    pt_pos = {c.key: i for i, c in enumerate(pt_seq)}
-    ms_pos = {c.key: i for i, c in enumerate(ms_seq)}
-    chain = _lis_chain([(pt_pos[p.pt.key], ms_pos[p.ms.key]) for p in paired])
-    bounds = [(-1, -1), *chain, (len(pt_seq), len(ms_seq))]
     free_pt = [c.path not in binder.ms_of and c.key not in left_pt for c in pt_seq]
     free_ms = [c.path not in binder.pt_of and c.key not in left_ms for c in ms_seq]
     found: list[CallPair] = []
@@ -348,9 +344,9 @@ def _by_order(pt_seq, ms_seq, paired: list[CallPair], binder: _Binder, left_pt, 
             return 0.0
         return 1.5 if p.type == m.type else 1.0
 
-    for (pt_lo, ms_lo), (pt_hi, ms_hi) in zip(bounds, bounds[1:]):
-        pts = [pt_seq[i] for i in range(pt_lo + 1, pt_hi) if free_pt[i]]
-        mss = [ms_seq[j] for j in range(ms_lo + 1, ms_hi) if free_ms[j]]
+    for pt_range, ms_range in _segments(pt_seq, ms_seq, paired):
+        pts = [pt_seq[i] for i in pt_range if free_pt[i]]
+        mss = [ms_seq[j] for j in ms_range if free_ms[j]]
         for p, m in _lcs(pts, mss, match):
             if binder.ms_of.get(p.path, (m.path,))[0] == m.path and binder.pt_of.get(m.path, p.path) == p.path:
                 binder.ms_of.setdefault(p.path, (m.path, "order"))
