@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from coordinator import metrics  # noqa: E402
-from coordinator.dir_compare import compare_dirs  # noqa: E402
-from coordinator.tensor_dirs import LocalDir, RemoteDir  # noqa: E402
 from coordinator.client import WorkerClient  # noqa: E402
+from coordinator.dirs.dir_compare import compare_dirs  # noqa: E402
+from coordinator.dirs.tensor_dirs import LocalDir, RemoteDir  # noqa: E402
 from proto.codec import NamedArray  # noqa: E402
 
 

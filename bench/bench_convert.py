@@ -31,7 +31,7 @@ print(max(t.numel() * 4 for t in sd.values()))
 """
 OURS = """
 import sys
-from coordinator.convert import convert_weight
+from coordinator.weights.convert import convert_weight
 convert_weight(sys.argv[1], sys.argv[2], sys.argv[3], print_conv_info=False, print_save_path=False)
 print("torch" in sys.modules, "mindspore" in sys.modules)
 """

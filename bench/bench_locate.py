@@ -241,7 +241,7 @@ def side_breakdown(session, inputs, times: int, meter: CpuMeter,
 
     Rows of (side, what, best wall seconds, best CPU seconds of that side's worker).
     """
-    from proto.module_records import SKETCH_SIZE
+    from proto.worker.module_records import SKETCH_SIZE
 
     pt, ms = session.pt, session.ms
     steps = [
@@ -308,7 +308,7 @@ def main() -> None:
 
     from coordinator import randomness
     from coordinator.compare import choose_input_specs, run_compare
-    from coordinator.locate import run_locate
+    from coordinator.locate.locate_run import run_locate
     from coordinator.session import Session, WorkerTarget, open_session, open_worker
 
     ms_args = ("--mode", args.ms_mode)

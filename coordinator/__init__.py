@@ -8,20 +8,20 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "convert_weight": "coordinator.convert",
-    "compare_ms_ckpt": "coordinator.ckpt_compare",
-    "compare_pth_and_ckpt": "coordinator.ckpt_compare",
-    "compare_npy_dir": "coordinator.dir_api",
-    "compare_grads_dir": "coordinator.dir_api",
-    "compare_list_dir": "coordinator.dir_api",
-    "compare_dict_dir": "coordinator.dir_api",
-    "get_name_map_list_by_name": "coordinator.name_maps",
-    "get_name_map_list_by_number": "coordinator.name_maps",
-    "get_name_map_list_by_shape_edit_distance": "coordinator.name_maps",
-    "compare_dirs": "coordinator.dir_compare",
+    "convert_weight": "coordinator.weights.convert",
+    "compare_ms_ckpt": "coordinator.weights.ckpt_compare",
+    "compare_pth_and_ckpt": "coordinator.weights.ckpt_compare",
+    "compare_npy_dir": "coordinator.dirs.dir_api",
+    "compare_grads_dir": "coordinator.dirs.dir_api",
+    "compare_list_dir": "coordinator.dirs.dir_api",
+    "compare_dict_dir": "coordinator.dirs.dir_api",
+    "get_name_map_list_by_name": "coordinator.dirs.name_maps",
+    "get_name_map_list_by_number": "coordinator.dirs.name_maps",
+    "get_name_map_list_by_shape_edit_distance": "coordinator.dirs.name_maps",
+    "compare_dirs": "coordinator.dirs.dir_compare",
     "NetDifferenceFinder": "coordinator.finder",
-    "LocalDir": "coordinator.tensor_dirs",
-    "RemoteDir": "coordinator.tensor_dirs",
+    "LocalDir": "coordinator.dirs.tensor_dirs",
+    "RemoteDir": "coordinator.dirs.tensor_dirs",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 import click
-from coordinator import metrics, randomness, report
+
+from coordinator import metrics, randomness
 from coordinator.compare import REPORT_SCHEMA, run_compare
 from coordinator.errors import EXIT_CANNOT_COMPARE, EXIT_DIFFERENT, EXIT_OK, MsparityError
+from coordinator.render import compare_report as report
 from coordinator.session import WorkerTarget, open_session
 from proto import transport
 
@@ -131,7 +133,7 @@ def weights_options(command):
 
 def inputs_and_map(input_shape, inputs, weight_map_path):
     """Parse --input-shape / --inputs / --weight-map before any worker starts."""
-    from proto.weight_map import load_weight_map
+    from proto.weights.map_file import load_weight_map
 
     user_map = load_weight_map(weight_map_path) if weight_map_path else None
     shapes = [randomness.parse_input_shape(text, i) for i, text in enumerate(input_shape)]
@@ -203,8 +205,8 @@ def compare(input_shape, inputs, sync_weights, weight_map_path, **opts):
 @handles_errors
 def locate(input_shape, inputs, isolate, no_reference, sync_weights, weight_map_path, **opts):
     """Name the first module whose output diverges while its inputs match (judged against float32 noise)."""
-    from coordinator.locate import run_locate
-    from coordinator.locate_report import locate_to_dict, print_locate
+    from coordinator.locate.locate_run import run_locate
+    from coordinator.render.locate_report import locate_to_dict, print_locate
 
     metrics.resolve_tolerance("float32", opts["rtol"], opts["atol"])
     pt, ms, security = targets_from(opts)
@@ -237,8 +239,8 @@ def locate(input_shape, inputs, isolate, no_reference, sync_weights, weight_map_
 @handles_errors
 def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, sync_weights, weight_map_path, **opts):
     """Same weights, same batches: run training steps on both sides, compare loss, grads, weights, buffers."""
-    from coordinator.train import TrainOptions, check_options, resolve_choice, run_train_step
-    from coordinator.train_report import print_train, train_to_dict
+    from coordinator.render.train_report import print_train, train_to_dict
+    from coordinator.train.train_step import TrainOptions, check_options, resolve_choice, run_train_step
 
     metrics.resolve_tolerance("float32", opts["rtol"], opts["atol"])
     check_options(TrainOptions(loss=loss or "mse", optimizer=optimizer or "sgd", lr=lr), steps)
@@ -271,8 +273,8 @@ def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, sy
 def weight_map_command(weight_name_prefix, out_path, json_path, **opts):
     """Write the weight map of a torch net (layer rules over its state_dict), from its pt worker."""
     from coordinator.session import open_worker
-    from coordinator.weight_map import rules_weight_map
-    from proto.weight_map import weight_map_json
+    from proto.weights.map_file import weight_map_json
+    from proto.weights.weight_plan import rules_weight_map
 
     target = WorkerTarget(address=opts["pt_address"], model_spec=opts["pt_model"], python=opts["pt_python"])
     with open_worker("pt", target, security_from(opts), opts["verbose"]) as worker:
@@ -300,7 +302,7 @@ def weight_map_command(weight_name_prefix, out_path, json_path, **opts):
 @handles_errors
 def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, json_path):
     """Convert a torch .pth into a MindSpore .ckpt by a weight map (no framework needed)."""
-    from coordinator.convert import convert_weight
+    from coordinator.weights.convert import convert_weight
 
     rows = convert_weight(weight_map_path, pth_path, out_path, print_save_path=False, pth_key=pth_key,
                           trust_pickle=trust_pickle)
@@ -324,7 +326,7 @@ def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, json_pat
 @handles_errors
 def compare_ckpt(orig, target, weight_map_path, rtol, atol, equal_nan, print_level, json_path):
     """Compare two weight files (.pth/.ckpt/.safetensors); a .pth goes first and through --weight-map."""
-    from coordinator.ckpt_compare import compare_weight_files
+    from coordinator.weights.ckpt_compare import compare_weight_files
 
     result = compare_weight_files(orig, target, weight_map_path, rtol=rtol, atol=atol, equal_nan=equal_nan,
                                   print_level=print_level)
@@ -363,10 +365,10 @@ def _compare_dirs(kind: str, compare_shape: bool, ref, cand, ref_worker, cand_wo
                   rtol, atol, equal_nan, json_path, csv_path, **opts) -> int:
     import json
 
-    from coordinator.dir_compare import compare_dirs
-    from coordinator.dir_report import print_dir_comparison, write_csv, write_dir_json
+    from coordinator.dirs.dir_compare import compare_dirs
+    from coordinator.dirs.tensor_dirs import open_dir
     from coordinator.errors import UsageError
-    from coordinator.tensor_dirs import open_dir
+    from coordinator.render.dir_report import print_dir_comparison, write_csv, write_dir_json
 
     name_map = None
     if name_map_path is not None:

@@ -10,7 +10,9 @@ import numpy as np
 
 from coordinator.errors import WorkerError
 from proto import codec, transport, worker_pb2, worker_pb2_grpc
-from proto.adapter import (
+from proto.codec import NamedArray
+from proto.formats.npy_files import NpyEntry
+from proto.worker.interface import (
     ModuleSpec,
     ParameterListing,
     ParameterSpec,
@@ -19,9 +21,7 @@ from proto.adapter import (
     TrainOptions,
     WorkerDescription,
 )
-from proto.codec import NamedArray
-from proto.module_records import ModuleCall, TensorSummary
-from proto.npy_files import NpyEntry
+from proto.worker.module_records import ModuleCall, TensorSummary
 
 CONNECT_TIMEOUT_S = 15.0
 UNARY_TIMEOUT_S = 120.0
@@ -234,7 +234,7 @@ def _summary_from_pb(s) -> TensorSummary:
 
 
 def call_from_pb(c) -> ModuleCall:
-    """A ModuleCall wire message as proto.module_records.ModuleCall."""
+    """A ModuleCall wire message as proto.worker.module_records.ModuleCall."""
     return ModuleCall(path=c.path, type=c.type, rule_type=c.rule_type, call=c.call, start=c.start, end=c.end,
                       inputs=tuple(_summary_from_pb(s) for s in c.inputs),
                       outputs=tuple(_summary_from_pb(s) for s in c.outputs), param_names=tuple(c.param_names))

@@ -9,9 +9,9 @@ from coordinator import metrics, randomness
 from coordinator.errors import MsparityError, UsageError
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
-from proto.adapter import TensorSpec, WorkerDescription, spec_of
 from proto.codec import NamedArray
-from proto.weight_map import WeightMap
+from proto.weights.map_file import WeightMap
+from proto.worker.interface import TensorSpec, WorkerDescription, spec_of
 
 REPORT_SCHEMA = "msparity.report/1"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proto.errors import MsparityError  # the shared base: worker-side helpers raise it too
+from proto.errors import MsparityError, WeightMapError  # shared with the worker side and proto.weights
 
 __all__ = ["MsparityError", "UsageError", "WorkerError", "WeightMapError"]
 
@@ -24,7 +24,3 @@ class WorkerError(MsparityError):
     def __init__(self, worker: str, rpc: str, status: str, details: str):
         self.worker, self.rpc, self.status, self.details = worker, rpc, status, details
         super().__init__(f"{worker}: {rpc} failed [{status}]: {details}")
-
-
-class WeightMapError(MsparityError):
-    """PyTorch and MindSpore parameters could not be matched; the message lists every problem."""

@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from coordinator import metrics
-from coordinator.ckpt_compare import PTH_SHAPE_FIELDS, PTH_VALUE_FIELDS, WeightsComparison, _compare
 from coordinator.errors import MsparityError, UsageError
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary, WorkerTarget, open_session
+from coordinator.weights.ckpt_compare import PTH_SHAPE_FIELDS, PTH_VALUE_FIELDS, WeightsComparison, _compare
 from proto import dtypes, transport
 from proto.codec import NamedArray
-from proto.conversion import ConversionRow, conversion_status
 from proto.formats import open_weights
-from proto.weight_map import WeightMap
+from proto.weights.conversion import ConversionRow, conversion_status
+from proto.weights.map_file import WeightMap
 
 log = logging.getLogger("msparity")
 _KWARGS = {"pt_params_path", "ms_params_path", "auto_conv_ckpt", "compare_params", "fix_seed"}
@@ -90,7 +90,7 @@ def _as_array(item, where: str) -> np.ndarray:
     if isinstance(item, np.ndarray):
         return item
     if isinstance(item, (str, os.PathLike)):
-        from proto.npy_files import load_npy
+        from proto.formats.npy_files import load_npy
 
         return load_npy(Path(item)).array
     if hasattr(item, "asnumpy"):  # mindspore.Tensor
@@ -178,7 +178,7 @@ class _HeldWeights:
         self._tensors = {t.name: t for t in tensors}
 
     def specs(self):
-        from proto.adapter import spec_of
+        from proto.worker.interface import spec_of
 
         return [spec_of(t) for t in self._tensors.values()]
 
@@ -262,7 +262,7 @@ class NetDifferenceFinder:
         if self.auto_conv_ckpt == 1 and self.print_level:
             self._print(separator("Start Converting PyTorch Weights to MindSpore", "="))
         if self.auto_conv_ckpt == 1:
-            from coordinator import weight_report
+            from coordinator.render import weight_report
 
             pt_specs = {p.name: p for p in self.session.pt.list_parameters().parameters}
             ms_specs = {p.name: p for p in self.session.ms.list_parameters().parameters}
@@ -279,7 +279,7 @@ class NetDifferenceFinder:
         target = _HeldWeights(self.session.ms.get_weights())
         result = _compare(plan.convert(self.session.pt.get_weights(plan.pt_names)), shown.get, target, True,
                           1e-4, 1e-4, False)
-        from coordinator import weight_report
+        from coordinator.render import weight_report
 
         weight_report.print_weights_comparison(result, 1, PTH_SHAPE_FIELDS, PTH_VALUE_FIELDS,
                                                "The list of comparison results for values")
@@ -318,9 +318,9 @@ class NetDifferenceFinder:
         and "sgd" | "adam", or "factory" / None for the factories' own when both supply one. Prints the
         loss curves and the tensors that differ; returns a TrainReport (``bool()`` is the verdict).
         """
-        from coordinator.train import TrainOptions, resolve_choice, run_train_step
-        from coordinator.train_report import print_train
-        from proto.adapter import TensorSpec
+        from coordinator.render.train_report import print_train
+        from coordinator.train.train_step import TrainOptions, resolve_choice, run_train_step
+        from proto.worker.interface import TensorSpec
 
         seed = int(self.fix_seed or 0)
         shapes, arrays = None, None
@@ -350,8 +350,8 @@ class NetDifferenceFinder:
         is True when nothing is blamed). ``float64_reference=False`` skips torch's float64 copy of the net
         (it doubles torch's memory): modules are then judged against torch float32 at 1e-4.
         """
-        from coordinator.locate import run_locate
-        from coordinator.locate_report import print_locate
+        from coordinator.locate.locate_run import run_locate
+        from coordinator.render.locate_report import print_locate
 
         seed = int(self.fix_seed or 0)
         case = (auto_input_cases(auto_inputs, seed) if auto_inputs else input_cases(inputs))[0]
@@ -400,8 +400,8 @@ class NetDifferenceFinder:
             return
         from rich.table import Table
 
-        from coordinator.report import make_console, print_unwrapped
-        from coordinator.weight_report import value_cells
+        from coordinator.render.compare_report import make_console, print_unwrapped
+        from coordinator.render.weight_report import value_cells
 
         table = Table(title=RESULT_TITLE)
         for field in (*RESULT_FIELDS, "max rel diff"):

@@ -1,7 +1,7 @@
 """A Session drives a pt and an ms worker side by side, whatever they are behind.
 
 Workers are gRPC clients (dialled or spawned on loopback) or, in same-process mode, live adapters
-from coordinator/local.py; all offer the proto.adapter.WorkerAdapter methods, so everything above
+from coordinator/local.py; all offer the proto.worker.interface.WorkerAdapter methods, so everything above
 this module is the same in the three modes. Calls to the two sides run concurrently.
 """
 
@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from coordinator import spawn, weight_map
+from coordinator import spawn
 from coordinator.client import WorkerClient
 from coordinator.errors import MsparityError, UsageError
 from proto import transport
-from proto.adapter import PROTOCOL_VERSION, WorkerAdapter, WorkerDescription
 from proto.codec import NamedArray
-from proto.weight_map import WeightMap
+from proto.weights import weight_plan
+from proto.weights.map_file import WeightMap
+from proto.worker.interface import PROTOCOL_VERSION, WorkerAdapter, WorkerDescription
 
 EXPECTED_FRAMEWORK = {"pt": "pytorch", "ms": "mindspore"}
 
@@ -110,9 +111,9 @@ class Session:
     def seed(self, seed: int) -> None:
         self.both(lambda: self.pt.seed(seed), lambda: self.ms.seed(seed))
 
-    def plan_weights(self, user_map: WeightMap | None = None) -> weight_map.WeightPlan:
+    def plan_weights(self, user_map: WeightMap | None = None) -> weight_plan.WeightPlan:
         pt_listing, ms_listing = self.both(self.pt.list_parameters, self.ms.list_parameters)
-        return weight_map.plan_from_listings(pt_listing, ms_listing, user_map)
+        return weight_plan.plan_from_listings(pt_listing, ms_listing, user_map)
 
     def sync_weights(self, user_map: WeightMap | None = None) -> SyncSummary:
         """Stream the torch weights through the map (layer rules by default) straight into the MindSpore net."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from proto import worker_main
+from proto.worker import serve
 
 
 def make_adapter(args):
     import mindspore as ms
 
     from ms_worker.adapter import MindSporeAdapter
-    from proto.model_spec import build_parts
+    from proto.worker.model_spec import build_parts
 
     ms.set_context(mode=ms.GRAPH_MODE if args.mode == "graph" else ms.PYNATIVE_MODE)
     if args.device:
@@ -23,10 +23,10 @@ def make_adapter(args):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = worker_main.build_parser("msparity-ms-worker", "Serve a MindSpore model to an msparity coordinator.")
+    parser = serve.build_parser("msparity-ms-worker", "Serve a MindSpore model to an msparity coordinator.")
     parser.add_argument("--mode", choices=("pynative", "graph"), default="pynative",
                         help="MindSpore execution mode (default pynative)")
-    return worker_main.serve("ms", parser.parse_args(argv), make_adapter)
+    return serve.serve("ms", parser.parse_args(argv), make_adapter)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ import mindspore as ms
 from ms_worker import determinism, tensors
 from ms_worker.recording import MindSporeRecorder
 from ms_worker.training import MindSporeTrainer
-from proto.adapter import (
+from proto.codec import NamedArray
+from proto.errors import BadRequest
+from proto.worker.interface import (
     PROTOCOL_VERSION,
     ModuleSpec,
     ParameterListing,
@@ -25,8 +27,6 @@ from proto.adapter import (
     select_weights,
     spec_of,
 )
-from proto.codec import NamedArray
-from proto.errors import BadRequest
 
 FRAMEWORK = "mindspore"
 

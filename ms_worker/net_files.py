@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mindspore as ms
 
-from proto.net_files import output_folder, write_architecture
+from proto.formats.net_folder import output_folder, write_architecture
 
 WEIGHTS_FILE = "mindspore_troubleshooter_create.ckpt"
 ARCHITECTURE_FILE = "mindspore_net_architecture.txt"

@@ -13,8 +13,8 @@ import mindspore as ms
 from ms_worker import tensors
 from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
-from proto.module_records import ModuleCall
-from proto.recording import CallRecorder, RecordedRun, recorded_tensors, replay_args
+from proto.worker.call_recorder import CallRecorder, RecordedRun, recorded_tensors, replay_args
+from proto.worker.module_records import ModuleCall
 
 NO_REFERENCE = "MindSpore runs no float64 reference (its CPU Conv2d has no float64 kernel)"
 

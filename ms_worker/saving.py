@@ -1,6 +1,6 @@
 """TroubleShooter's ``save`` for MindSpore, in PyNative code and inside a GRAPH-mode ``construct`` on CPU.
 
-Naming rules: proto/save_names.py (shared with the torch side). Outside a compiled graph the tensors
+Naming rules: proto/formats/save_names.py (shared with the torch side). Outside a compiled graph the tensors
 are fetched with ``asnumpy()`` and written at once. While a graph compiles, this module is parsed by
 the graph compiler: the container unrolls at compile time, a ``constexpr`` fixes the file names and
 registers them under an integer key, and one CPU ``pyfunc`` Custom op per tensor writes its file
@@ -21,8 +21,8 @@ import numpy as np
 from mindspore import ops
 from mindspore.ops import constexpr
 
-from proto.npy_files import save_npy
-from proto.save_names import COUNTER, leaf_names, npy_path
+from proto.formats.npy_files import save_npy
+from proto.formats.save_names import COUNTER, leaf_names, npy_path
 
 _TENSOR, _SCALAR, _EMPTY = 0, 1, 2
 _PLANS: dict[int, tuple] = {}  # key -> (directory, stems, auto_id, kinds, shapes, dtypes); filled at compile time

@@ -13,7 +13,9 @@ from collections.abc import Iterator, Sequence
 import mindspore as ms
 
 from ms_worker import tensors
-from proto.adapter import (
+from proto.codec import NamedArray
+from proto.errors import BadRequest
+from proto.worker.interface import (
     GRAD_PREFIX,
     LOSS_NAME,
     MOMENT_PREFIXES,
@@ -22,8 +24,6 @@ from proto.adapter import (
     flatten_outputs,
     is_dropout_class,
 )
-from proto.codec import NamedArray
-from proto.errors import BadRequest
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8

@@ -15,6 +15,10 @@ class MsparityError(Exception):
     exit_code = 3
 
 
+class WeightMapError(MsparityError):
+    """PyTorch and MindSpore parameters could not be matched; the message lists every problem."""
+
+
 class WorkerFailure(Exception):
     """Base of the errors a worker reports to its caller."""
 

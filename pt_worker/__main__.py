@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from proto import worker_main
+from proto.worker import serve
 
 
 def make_adapter(args):
-    from proto.model_spec import ModelParts, build_parts
+    from proto.worker.model_spec import ModelParts, build_parts
     from pt_worker.adapter import TorchAdapter
-    from pt_worker.loading import PICKLE_SPEC_PREFIX, load_pickled
+    from pt_worker.model import PICKLE_SPEC_PREFIX, load_pickled
 
     if args.model.startswith(PICKLE_SPEC_PREFIX):
         parts = ModelParts(load_pickled(args.model[len(PICKLE_SPEC_PREFIX):], args.trust_pickle))
@@ -21,10 +21,10 @@ def make_adapter(args):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = worker_main.build_parser("msparity-pt-worker", "Serve a PyTorch model to an msparity coordinator.")
+    parser = serve.build_parser("msparity-pt-worker", "Serve a PyTorch model to an msparity coordinator.")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow --model pickle:PATH, which unpickles a whole model (runs code from the file)")
-    return worker_main.serve("pt", parser.parse_args(argv), make_adapter)
+    return serve.serve("pt", parser.parse_args(argv), make_adapter)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from proto.adapter import (
+from proto.codec import NamedArray
+from proto.errors import BadRequest
+from proto.worker.interface import (
     PROTOCOL_VERSION,
     ModuleSpec,
     ParameterListing,
@@ -22,8 +24,6 @@ from proto.adapter import (
     select_weights,
     spec_of,
 )
-from proto.codec import NamedArray
-from proto.errors import BadRequest
 from pt_worker import determinism, tensors
 from pt_worker.recording import TorchRecorder
 from pt_worker.training import TorchTrainer

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from proto.formats.atomic import atomic_binary
-from proto.net_files import output_folder, write_architecture
-from pt_worker.weight_map import get_weight_map
+from proto.formats.net_folder import output_folder, write_architecture
+from pt_worker.weights import get_weight_map
 
 WEIGHTS_FILE = "torch_troubleshooter_create.pth"
 MAP_FILE = "torch_net_map.json"

@@ -14,8 +14,8 @@ import torch
 
 from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
-from proto.module_records import ModuleCall
-from proto.recording import CallRecorder, RecordedRun, recorded_tensors, replay_args
+from proto.worker.call_recorder import CallRecorder, RecordedRun, recorded_tensors, replay_args
+from proto.worker.module_records import ModuleCall
 from pt_worker import tensors
 
 

@@ -1,4 +1,4 @@
-"""TroubleShooter's ``save`` and ``get_pt_grads`` for torch (naming rules: proto/save_names.py)."""
+"""TroubleShooter's ``save`` and ``get_pt_grads`` for torch (naming rules: proto/formats/save_names.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from proto.npy_files import save_npy
-from proto.save_names import COUNTER, leaf_names, npy_path
+from proto.formats.npy_files import save_npy
+from proto.formats.save_names import COUNTER, leaf_names, npy_path
 
 
 def _flatten(data, keypath: tuple = ()) -> list[tuple[tuple, torch.Tensor]]:

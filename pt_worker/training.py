@@ -10,7 +10,9 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from proto.adapter import (
+from proto.codec import NamedArray
+from proto.errors import BadRequest
+from proto.worker.interface import (
     GRAD_PREFIX,
     LOSS_NAME,
     MOMENT_PREFIXES,
@@ -19,8 +21,6 @@ from proto.adapter import (
     flatten_outputs,
     is_dropout_class,
 )
-from proto.codec import NamedArray
-from proto.errors import BadRequest
 from pt_worker import tensors
 
 ADAM_BETAS = (0.9, 0.999)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from proto.errors import MsparityError
-from proto.formats.atomic import atomic_binary
-from proto import ms_checkpoint
-from proto.adapter import TensorSpec
 from proto.codec import NamedArray
+from proto.errors import MsparityError
+from proto.formats import ckpt_values
+from proto.formats.atomic import atomic_binary
+from proto.worker.interface import TensorSpec
 
 SPLIT_BYTES = 512 << 20
 CRC_MARK = b"crc_num"
@@ -46,7 +46,7 @@ def write_ckpt(path: str | Path, tensors: Iterable[NamedArray], crc_check: bool 
             if array.nbytes > SPLIT_BYTES and array.ndim:
                 parts = np.array_split(array, min(array.shape[0], math.ceil(array.nbytes / SPLIT_BYTES)))
             for part in parts:
-                for piece in ms_checkpoint.value_record(tensor.name, part, tensor.dtype, tensor.shape):
+                for piece in ckpt_values.value_record(tensor.name, part, tensor.dtype, tensor.shape):
                     handle.write(piece)
                     if crc_check:
                         crc = binascii.crc32(piece, crc)
@@ -111,8 +111,8 @@ class CkptReader:
 
     def _decode(self, start: int, end: int) -> tuple[str, str, tuple[int, ...], bytes]:
         try:
-            return ms_checkpoint.decode_value(bytes(self._map[start:end]))
-        except ms_checkpoint.CheckpointValueError as exc:
+            return ckpt_values.decode_value(bytes(self._map[start:end]))
+        except ckpt_values.CheckpointValueError as exc:
             raise CkptFormatError(f"{self.path}: {exc}") from None
         except Exception as exc:  # protobuf's DecodeError and friends
             raise CkptFormatError(f"{self.path}: corrupt record at offset {start} ({type(exc).__name__})") from None
@@ -136,8 +136,8 @@ class CkptReader:
         tag, wire, dims, _ = parts[0]
         content = parts[0][3] if len(parts) == 1 else b"".join(p[3] for p in parts)
         try:
-            return ms_checkpoint.named_array(tag, wire, dims, content)
-        except ms_checkpoint.CheckpointValueError as exc:
+            return ckpt_values.named_array(tag, wire, dims, content)
+        except ckpt_values.CheckpointValueError as exc:
             raise CkptFormatError(f"{self.path}: {exc}") from None
 
     def _index(self) -> dict[str, list[tuple[int, int]]]:

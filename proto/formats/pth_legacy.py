@@ -24,9 +24,9 @@ from proto.formats.pth import (
     PthFormatError,
     UntrustedPickleError,
     _RestrictedUnpickler,
+    _state_dict,
     _Storage,
     _StorageType,
-    _state_dict,
     _TensorRef,
 )
 

@@ -15,10 +15,10 @@ from coordinator import (
     get_name_map_list_by_number,
     get_name_map_list_by_shape_edit_distance,
 )
-from coordinator.dir_compare import NothingToCompare, compare_dirs
+from coordinator.dirs.dir_compare import NothingToCompare, compare_dirs
+from coordinator.dirs.name_maps import align_shapes
 from coordinator.errors import UsageError
-from coordinator.name_maps import align_shapes
-from proto.npy_files import NpyFileError
+from proto.formats.npy_files import NpyFileError
 
 
 def _write(folder, name, array):

@@ -10,11 +10,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from coordinator import layer_hints
-from coordinator.locate_align import align_calls
-from coordinator.locate_verdict import PairErrors, first_divergent, judge
-from proto import module_records
-from proto.module_records import ModuleCall, TensorSummary, estimate_rel_error, summarize
+from coordinator.locate import layer_hints
+from coordinator.locate.alignment import align_calls
+from coordinator.locate.verdict import PairErrors, first_divergent, judge
+from proto.worker import module_records
+from proto.worker.module_records import ModuleCall, TensorSummary, estimate_rel_error, summarize
 from tests.conftest import PYTHON, REPO, repo_env
 
 # -- summaries and sketches -------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def test_error_estimate_spread_is_about_sqrt_2_over_k():
 
 SKETCH_IN_SUBPROCESS = """
 import hashlib, numpy as np
-from proto.module_records import sketch_codes, summarize
+from proto.worker.module_records import sketch_codes, summarize
 x = (np.arange(300_013, dtype=np.float64) % 97 - 48.0).astype(np.float32).reshape(7, -1)
 s = summarize("x", x, sketch_size=128, seed=11)
 digest = lambda a: hashlib.sha256(a.tobytes()).hexdigest()

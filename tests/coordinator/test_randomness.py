@@ -7,7 +7,7 @@ import pytest
 
 from coordinator import randomness
 from coordinator.errors import MsparityError, UsageError
-from proto.adapter import TensorSpec
+from proto.worker.interface import TensorSpec
 
 
 def test_parse_input_shape():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from proto import weight_rules as layer_rules
 from coordinator.errors import WeightMapError
-from coordinator.weight_map import plan_against, plan_from_listings, rules_weight_map
-from proto.adapter import ModuleSpec, ParameterListing, ParameterSpec
 from proto.codec import NamedArray
+from proto.weights import layer_rules
+from proto.weights.weight_plan import plan_against, plan_from_listings, rules_weight_map
+from proto.worker.interface import ModuleSpec, ParameterListing, ParameterSpec
 
 
 def p(name, shape, module_path, module_type, dtype="float32"):

@@ -197,7 +197,7 @@ def test_compare_ckpt_cli_ckpt_vs_ckpt_and_pth_vs_ckpt(tmp_path):
     assert [v["ref_name"] for v in values if not v["passed"]] == ["bn1.gamma"]
     assert "bn1.gamma" in changed.stdout and "conv1.weight" not in changed.stdout.split("values")[-1]
 
-    from coordinator.ckpt_compare import compare_ms_ckpt
+    from coordinator.weights.ckpt_compare import compare_ms_ckpt
 
     result = compare_ms_ckpt(tmp_path / "same.ckpt", tmp_path / "same.ckpt", print_level=0, compare_value=False)
     assert result.passed and result.values == ()

@@ -11,8 +11,8 @@ import ms_worker
 import pt_worker
 from coordinator import NetDifferenceFinder
 from coordinator.errors import UsageError
-from proto.npy_files import NpyFileError
 from examples import cnn_ms, cnn_pt, mlp_ms, mlp_pt
+from proto.formats.npy_files import NpyFileError
 from tests.conftest import hand_started_worker
 
 

@@ -14,7 +14,7 @@ import torch
 import ms_worker
 import pt_worker
 from coordinator import compare_grads_dir, get_name_map_list_by_number, get_name_map_list_by_shape_edit_distance
-from proto.save_names import COUNTER
+from proto.formats.save_names import COUNTER
 from tests.conftest import PYTHON, REPO, hand_started_worker, repo_env, run_cli
 
 

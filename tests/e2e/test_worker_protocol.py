@@ -7,8 +7,8 @@ import pytest
 
 from coordinator.client import WorkerClient
 from coordinator.errors import WorkerError
-from proto.adapter import PROTOCOL_VERSION
 from proto.codec import NamedArray
+from proto.worker.interface import PROTOCOL_VERSION
 from tests.conftest import hand_started_worker
 
 

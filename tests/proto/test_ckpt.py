@@ -77,9 +77,9 @@ def test_failed_write_leaves_no_file(tmp_path):
 
 
 def test_zero_copy_records_equal_protobufs_own_serialisation():
-    from proto import ms_checkpoint
+    from proto.formats import ckpt_values
 
     for tensor in sample():
-        pieces = ms_checkpoint.value_record(tensor.name, tensor.array, tensor.dtype, tensor.shape)
-        assert b"".join(bytes(p) for p in pieces) == ms_checkpoint.encode_value(
+        pieces = ckpt_values.value_record(tensor.name, tensor.array, tensor.dtype, tensor.shape)
+        assert b"".join(bytes(p) for p in pieces) == ckpt_values.encode_value(
             tensor.name, tensor.array, tensor.dtype, tensor.shape), tensor.name

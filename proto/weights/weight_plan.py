@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from coordinator.errors import WeightMapError
-from proto import weight_rules
-from proto.adapter import ParameterListing, TensorSpec
 from proto.codec import NamedArray
-from proto.conversion import ms_tensor_from_pt
-from proto.weight_map import WeightMap, listed
+from proto.errors import WeightMapError
+from proto.weights import layer_rules
+from proto.weights.conversion import ms_tensor_from_pt
+from proto.weights.map_file import WeightMap, listed
+from proto.worker.interface import ParameterListing, TensorSpec
 
 __all__ = ["WeightMapping", "WeightPlan", "plan_against", "plan_from_listings", "rules_weight_map"]
 
@@ -77,7 +77,7 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
         if ms_by_name is not None:
             ms_spec = ms_by_name.get(ms_name)
             if ms_spec is None:
-                if spec.name.rpartition(".")[2] in weight_rules.OPTIONAL_LOCAL_NAMES:
+                if spec.name.rpartition(".")[2] in layer_rules.OPTIONAL_LOCAL_NAMES:
                     dropped.append(spec.name)
                     continue
                 if missing_bias_ok and _layer_without_bias(spec.name, weight_map, ms_by_name):
@@ -85,7 +85,7 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
                     continue
                 problems.append(f"pt {spec.name!r} maps to ms {ms_name!r}, which the ms net lacks")
                 continue
-            shape = weight_rules.SHAPE_TRANSFORMS[transform](spec.shape)
+            shape = layer_rules.SHAPE_TRANSFORMS[transform](spec.shape)
             if tuple(shape) != tuple(ms_spec.shape):
                 after = f" (after {transform})" if transform != "identity" else ""
                 problems.append(f"pt {spec.name!r} {list(spec.shape)} -> ms {ms_name!r} needs {list(ms_spec.shape)}{after}")
@@ -123,7 +123,7 @@ def _layer_without_bias(pt_name: str, weight_map: WeightMap, ms_by_name: dict[st
 
 def rules_weight_map(pt: ParameterListing, prefix: str | None = None) -> WeightMap:
     """The layer-rule map of a torch net's listing."""
-    return WeightMap(*weight_rules.weight_map_from_listing(pt, prefix))
+    return WeightMap(*layer_rules.weight_map_from_listing(pt, prefix))
 
 
 def plan_from_listings(pt: ParameterListing, ms: ParameterListing, weight_map: WeightMap | None = None) -> WeightPlan:

@@ -19,8 +19,11 @@ from coordinator.compare import choose_input_specs
 from coordinator.errors import MsparityError, UsageError
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
-from coordinator.weight_map import WeightPlan
-from proto.adapter import (
+from proto.codec import NamedArray
+from proto.weights.conversion import ms_tensor_from_pt
+from proto.weights.map_file import WeightMap
+from proto.weights.weight_plan import WeightPlan
+from proto.worker.interface import (
     GRAD_PREFIX,
     LOSS_NAME,
     MOMENT_PREFIXES,
@@ -32,9 +35,6 @@ from proto.adapter import (
     WorkerDescription,
     spec_of,
 )
-from proto.codec import NamedArray
-from proto.conversion import ms_tensor_from_pt
-from proto.weight_map import WeightMap
 
 KINDS = ("grad", "weight", "buffer", "moment1", "moment2")
 _TINY = 1e-30
@@ -112,7 +112,7 @@ class TrainReport:
 
 def check_options(options: TrainOptions, steps: int) -> None:
     """Usage errors before any worker is touched."""
-    from proto.adapter import LOSSES, OPTIMIZERS
+    from proto.worker.interface import LOSSES, OPTIMIZERS
 
     if options.loss not in LOSSES:
         raise UsageError(f"--loss {options.loss!r}: choose one of {', '.join(LOSSES)}")
@@ -276,7 +276,7 @@ def run_train_step(
     seconds: dict[str, float] = {}
     pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
     pt_listing, ms_listing = session.both(session.pt.list_parameters, session.ms.list_parameters)
-    from coordinator.weight_map import plan_from_listings
+    from proto.weights.weight_plan import plan_from_listings
 
     plan = plan_from_listings(pt_listing, ms_listing, weight_map)
     pt_specs = {p.name: p for p in pt_listing.parameters}

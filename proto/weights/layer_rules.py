@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from proto.adapter import ParameterListing, ParameterSpec
+from proto.worker.interface import ParameterListing, ParameterSpec
 
 DROP = None  # the parameter has no MindSpore counterpart
 

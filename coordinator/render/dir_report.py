@@ -9,9 +9,9 @@ from pathlib import Path
 from rich.table import Table
 
 from coordinator.compare import REPORT_SCHEMA
-from coordinator.dir_compare import DirComparison, PairRow
-from coordinator.report import _finite, make_console, print_unwrapped, write_atomic, write_json
-from coordinator.weight_report import value_cells
+from coordinator.dirs.dir_compare import DirComparison, PairRow
+from coordinator.render.compare_report import _finite, make_console, print_unwrapped, write_atomic, write_json
+from coordinator.render.weight_report import value_cells
 
 TITLE = "The list of comparison results"
 NAME_FIELDS = ("orig array name", "target array name")

@@ -18,7 +18,7 @@ from coordinator.client import WorkerClient
 from coordinator.errors import UsageError
 from proto import transport
 from proto.codec import NamedArray
-from proto.npy_files import NpyEntry, list_npy_dir, load_npy
+from proto.formats.npy_files import NpyEntry, list_npy_dir, load_npy
 
 # "host:port:dir" or "[v6]:port:dir" names a directory served by a worker (--serve-dir).
 _REMOTE = re.compile(f"^(?P<address>{transport.ADDRESS_PATTERN}):(?P<path>.*)$")

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from proto import weight_rules
-from proto.adapter import TensorSpec
 from proto.codec import NamedArray
 from proto.errors import MsparityError
-from proto.weight_map import WeightMap, listed
+from proto.weights import layer_rules
+from proto.weights.map_file import WeightMap, listed
+from proto.worker.interface import TensorSpec
 
 CONVERSION_COLUMNS = ("Parameter name of torch", "Parameter name of MindSpore", "Conversion status",
                       "Parameter shape of torch", "Parameter shape of MindSpore")
@@ -59,7 +59,7 @@ def check_keys(weight_map: WeightMap, pt_specs: list[TensorSpec], source: str) -
 
 def ms_tensor_from_pt(tensor: NamedArray, ms_name: str, transform: str) -> NamedArray:
     """One torch tensor under its MindSpore name, its values transformed (a view where possible)."""
-    return NamedArray(ms_name, weight_rules.TRANSFORMS[transform](tensor.array), tensor.dtype)
+    return NamedArray(ms_name, layer_rules.TRANSFORMS[transform](tensor.array), tensor.dtype)
 
 
 def convert_tensors(weight_map: WeightMap, tensors: Iterable[NamedArray], rows: list[ConversionRow]) -> Iterator[NamedArray]:

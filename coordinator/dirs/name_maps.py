@@ -12,8 +12,8 @@ import logging
 import re
 from itertools import zip_longest
 
-from coordinator.tensor_dirs import TensorDir, open_dir
-from proto.npy_files import NpyEntry, NpyFileError
+from coordinator.dirs.tensor_dirs import TensorDir, open_dir
+from proto.formats.npy_files import NpyEntry, NpyFileError
 
 log = logging.getLogger("msparity")
 _NUMBER = re.compile(r"\d+")

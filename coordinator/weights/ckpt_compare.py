@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coordinator import metrics
-from coordinator.convert import resolve_weight_map
 from coordinator.errors import MsparityError
 from coordinator.metrics import TensorComparison
-from proto.conversion import check_keys, convert_tensors
+from coordinator.weights.convert import resolve_weight_map
 from proto.formats import open_weights, weights_kind
-from proto.weight_rules import OPTIONAL_LOCAL_NAMES
+from proto.weights.conversion import check_keys, convert_tensors
+from proto.weights.layer_rules import OPTIONAL_LOCAL_NAMES
 
 SHAPE_TITLE = "The list of comparison results for shapes"
 VALUE_TITLE = "The list of comparison results for values"
@@ -85,7 +85,7 @@ def _compare(orig_tensors, orig_shown, target, compare_value: bool, rtol, atol, 
 
 def _print(result: WeightsComparison, print_level: int, shape_fields, value_fields, title=VALUE_TITLE) -> None:
     if print_level:
-        from coordinator import weight_report
+        from coordinator.render import weight_report
 
         weight_report.print_weights_comparison(result, print_level, shape_fields, value_fields, title)
 
@@ -115,7 +115,7 @@ def compare_pth_and_ckpt(weight_map_path, pt_file_path, ms_file_path, **kwargs) 
                           kwargs.get("compare_value", True), kwargs.get("rtol", 1e-4), kwargs.get("atol", 1e-4),
                           kwargs.get("equal_nan", False))
     if kwargs.get("print_conv_info", False):
-        from coordinator import weight_report
+        from coordinator.render import weight_report
 
         weight_report.print_conversion(rows)
     _print(result, kwargs.get("print_level", 1), PTH_SHAPE_FIELDS, PTH_VALUE_FIELDS)

@@ -6,8 +6,8 @@ from rich.console import Console
 from rich.table import Table
 
 from coordinator.compare import REPORT_SCHEMA
-from coordinator.report import _description_dict, _finite, _num, make_console, print_unwrapped
-from coordinator.train import KINDS, TrainReport
+from coordinator.render.compare_report import _description_dict, _finite, _num, make_console, print_unwrapped
+from coordinator.train.train_step import KINDS, TrainReport
 
 MAX_ROWS_SHOWN = 30
 

@@ -4,7 +4,7 @@ Both workers' hooks feed a CallRecorder (framework-free bookkeeping): a counter 
 start (pre-hook) and end (post-hook), so children nest inside parents; a per-path count gives the
 call index of a module used twice. Tensors are copied into numpy on the worker (activations never
 leave it unless the coordinator asks for a call's tensors), and each is summarised (statistics and a
-count sketch, proto/module_records.py) for the reply.
+count sketch, proto/worker/module_records.py) for the reply.
 
 Inputs are copied when the call begins (pre-hook), so an in-place op inside the module (torch's
 ``ReLU(inplace=True)``, ``out += identity``) cannot rewrite what it was given. Positional and keyword
@@ -19,10 +19,10 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from proto.adapter import flatten_outputs
 from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
-from proto.module_records import ModuleCall, TensorSummary, summarize
+from proto.worker.interface import flatten_outputs
+from proto.worker.module_records import ModuleCall, TensorSummary, summarize
 
 RUNS = ("f32", "f64")
 _TENSOR = object()  # marks a tensor argument's place in a replay template

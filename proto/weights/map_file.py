@@ -1,6 +1,6 @@
 """Weight maps: TroubleShooter's ``[name_map, value_map]``, read and written without a framework.
 
-A map comes from the layer rules (proto/weight_rules.py), a JSON file, or a caller's tuple. Value
+A map comes from the layer rules (proto/weights/layer_rules.py), a JSON file, or a caller's tuple. Value
 transforms are declarative names from a closed set; TroubleShooter's known dotted paths are
 recognised on read, anything else is refused (a data file never names code to import).
 """
@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from proto import weight_rules
 from proto.errors import MsparityError
+from proto.weights import layer_rules
 
 MAX_LISTED = 12
 
@@ -32,11 +32,11 @@ class WeightMap:
 
 
 def _transform_name(pt_name: str, value: object, source: str) -> str:
-    if value in weight_rules.TRANSFORMS:
+    if value in layer_rules.TRANSFORMS:
         return value
-    if value in weight_rules.TS_TRANSFORM_PATHS:
-        return weight_rules.TS_TRANSFORM_PATHS[value]
-    known = ", ".join(sorted(weight_rules.TRANSFORMS))
+    if value in layer_rules.TS_TRANSFORM_PATHS:
+        return layer_rules.TS_TRANSFORM_PATHS[value]
+    known = ", ".join(sorted(layer_rules.TRANSFORMS))
     raise MsparityError(
         f"{source}: value transform {value!r} for {pt_name!r} is not one msparity knows ({known}); "
         "transforms are named, never imported from a map file"

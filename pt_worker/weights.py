@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from proto import weight_rules
 from proto.formats.atomic import atomic_binary
-from proto.weight_map import WeightMap, weight_map_json
+from proto.weights import layer_rules
+from proto.weights.map_file import WeightMap, weight_map_json
 from pt_worker.adapter import TorchAdapter
 
 log = logging.getLogger("msparity")
@@ -38,7 +38,7 @@ def get_weight_map(pt_net=None, weight_map_save_path=None, weight_name_prefix=No
         raise ValueError(f"The parameter 'weight_map_save_path' error: the folder of {weight_map_save_path} "
                          "does not exist; create it first")
     listing = TorchAdapter(pt_net).list_parameters()
-    name_map, value_map = weight_rules.weight_map_from_listing(listing, weight_name_prefix or None)
+    name_map, value_map = layer_rules.weight_map_from_listing(listing, weight_name_prefix or None)
     if custom_name_func:
         name_map = custom_name_func(name_map)
         if not isinstance(name_map, dict):

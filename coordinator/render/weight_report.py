@@ -6,8 +6,8 @@ import math
 
 from rich.table import Table
 
-from coordinator.report import make_console
-from proto.conversion import CONVERSION_COLUMNS
+from coordinator.render.compare_report import make_console
+from proto.weights.conversion import CONVERSION_COLUMNS
 
 
 def _table(title: str, columns) -> Table:

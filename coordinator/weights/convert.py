@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from coordinator.errors import MsparityError
-from proto.adapter import TensorSpec
 from proto.codec import NamedArray
-from proto import weight_rules
-from proto.conversion import ConversionRow, check_keys, convert_tensors
 from proto.formats import ckpt, open_weights, weights_kind
 from proto.formats.pth import UntrustedPickleError
 from proto.formats.safetensors_io import write_safetensors
-from proto.weight_map import WeightMap, load_weight_map, weight_map_from_pair
+from proto.weights import layer_rules
+from proto.weights.conversion import ConversionRow, check_keys, convert_tensors
+from proto.weights.map_file import WeightMap, load_weight_map, weight_map_from_pair
+from proto.worker.interface import TensorSpec
 
 log = logging.getLogger("msparity")
 
@@ -58,7 +58,7 @@ def _write(out: Path, kind: str, weight_map: WeightMap, specs: list[TensorSpec],
         ckpt.write_ckpt(out, converted)
         return
     out_specs = [TensorSpec(weight_map.name_map[s.name], s.dtype,
-                            weight_rules.SHAPE_TRANSFORMS[weight_map.value_map.get(s.name, "identity")](s.shape))
+                            layer_rules.SHAPE_TRANSFORMS[weight_map.value_map.get(s.name, "identity")](s.shape))
                  for s in specs]
     write_safetensors(out, out_specs, converted, {"format": "ms"})
 
@@ -107,7 +107,7 @@ def convert_weight(weight_map_path=None, pt_file_path=None, ms_file_save_path=No
     else:
         raise MsparityError("The parameters 'pt_file_path' or 'pt_param_dict' must be set to one")
     if kwargs.get("print_conv_info", True):
-        from coordinator import weight_report
+        from coordinator.render import weight_report
 
         weight_report.print_conversion(rows)
     if kwargs.get("print_save_path", True):

@@ -16,10 +16,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from proto import servicer, transport
+from proto import transport
 from proto.errors import MsparityError, one_line
-from proto.model_spec import ModelSpecError
-from proto.npy_files import ServedRoots
+from proto.formats.npy_files import ServedRoots
+from proto.worker import servicer
+from proto.worker.model_spec import ModelSpecError
 
 TOKEN_ENV = "MSPARITY_TOKEN"
 

@@ -35,7 +35,7 @@ import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from proto.module_records import ModuleCall
+from proto.worker.module_records import ModuleCall
 
 __all__ = ["TYPE_EQUIVALENTS", "Alignment", "CallPair", "Unmatched", "align_calls", "types_compatible"]
 

@@ -15,13 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from coordinator import metrics
+from coordinator.dirs.name_maps import STRATEGIES, NameMap, end_key, front_end_key, sorted_entries
+from coordinator.dirs.tensor_dirs import TensorDir, open_dir, read_ahead
 from coordinator.errors import UsageError
-from coordinator.name_maps import STRATEGIES, NameMap, end_key, front_end_key, sorted_entries
-from coordinator.tensor_dirs import TensorDir, open_dir, read_ahead
 from proto import transport
 from proto.codec import NamedArray
 from proto.errors import MsparityError
-from proto.npy_files import NPY_SUFFIX, NpyEntry, NpyFileError
+from proto.formats.npy_files import NPY_SUFFIX, NpyEntry, NpyFileError
 
 log = logging.getLogger("msparity")
 IN_FLIGHT = 4  # pairs being compared at once

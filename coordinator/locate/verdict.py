@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from coordinator.locate_align import Alignment, CallPair
+from coordinator.locate.alignment import Alignment, CallPair
 
 __all__ = [
     "ABS_FLOOR", "NO_REFERENCE_ABS_FLOOR", "RATIO_LIMIT", "TAINT_LIMIT", "CurvePoint", "Located", "ModuleVerdict", "PairErrors",

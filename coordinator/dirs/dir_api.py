@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from coordinator.dir_compare import DirComparison, compare_dirs
-from coordinator.dir_report import TITLE, print_dir_comparison, write_csv
+from coordinator.dirs.dir_compare import DirComparison, compare_dirs
 from coordinator.errors import UsageError
+from coordinator.render.dir_report import TITLE, print_dir_comparison, write_csv
 
 _KWARGS = {"title": str, "field_names": list, "frame_names": tuple}
 

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import grpc
 
 from proto import codec, errors, worker_pb2, worker_pb2_grpc
-from proto.adapter import LOSSES, OPTIMIZERS, PROTOCOL_VERSION, TARGET_NAME, TrainOptions, WorkerAdapter
-from proto.npy_files import NpyFileError, ServedRoots, load_npy
+from proto.formats.npy_files import NpyFileError, ServedRoots, load_npy
 from proto.tensor_pb2 import TensorSpec as TensorSpecPb
+from proto.worker.interface import LOSSES, OPTIMIZERS, PROTOCOL_VERSION, TARGET_NAME, TrainOptions, WorkerAdapter
 
 log = logging.getLogger("msparity.worker")
 _END = object()
@@ -278,7 +278,7 @@ def summary_to_pb(s) -> worker_pb2.TensorSummary:
 
 
 def call_to_pb(c) -> worker_pb2.ModuleCall:
-    """A proto.module_records.ModuleCall as its wire message."""
+    """A proto.worker.module_records.ModuleCall as its wire message."""
     return worker_pb2.ModuleCall(path=c.path, type=c.type, rule_type=c.rule_type, call=c.call, start=c.start,
                                  end=c.end, inputs=[summary_to_pb(s) for s in c.inputs],
                                  outputs=[summary_to_pb(s) for s in c.outputs], param_names=list(c.param_names))

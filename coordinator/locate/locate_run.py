@@ -3,10 +3,10 @@
 1. Same weights and inputs as compare. Each worker runs ONE forward with every module / cell hooked
    and keeps the activations; the torch worker also runs a float64 copy of its net (the reference).
    Only per-call summaries come back (statistics and a count sketch per tensor).
-2. Calls are aligned (coordinator/locate_align.py: parameters through the weight map, then paths,
+2. Calls are aligned (coordinator/locate/alignment.py: parameters through the weight map, then paths,
    then execution order and shapes). For each pair the sketches estimate the relative L2 error of
    MindSpore vs float64 torch and the floor (float32 torch vs float64 torch), for outputs and inputs.
-3. The verdict rule (coordinator/locate_verdict.py) blames the first module whose output error is
+3. The verdict rule (coordinator/locate/verdict.py) blames the first module whose output error is
    >= 10x the floor while its inputs match. The calls around the divergence are then fetched in full
    and re-judged exactly, so a sketch's estimate never blames on its own.
 4. ``isolate``: the blamed call is replayed on the MindSpore worker with the exact inputs torch's
@@ -24,9 +24,9 @@ import numpy as np
 from coordinator import metrics, randomness
 from coordinator.compare import choose_input_specs
 from coordinator.errors import MsparityError
-from coordinator.layer_hints import evidence_from_calls, hint_for
-from coordinator.locate_align import Alignment, CallPair, align_calls
-from coordinator.locate_verdict import (
+from coordinator.locate.alignment import Alignment, CallPair, align_calls
+from coordinator.locate.layer_hints import evidence_from_calls, hint_for
+from coordinator.locate.verdict import (
     ABS_FLOOR,
     NO_REFERENCE_ABS_FLOOR,
     RATIO_LIMIT,
@@ -39,10 +39,10 @@ from coordinator.locate_verdict import (
 )
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
-from proto.adapter import TensorSpec, WorkerDescription, spec_of
 from proto.codec import NamedArray
-from proto.module_records import SKETCH_SIZE, ModuleCall, TensorSummary, estimate_rel_error
-from proto.weight_map import WeightMap
+from proto.weights.map_file import WeightMap
+from proto.worker.interface import TensorSpec, WorkerDescription, spec_of
+from proto.worker.module_records import SKETCH_SIZE, ModuleCall, TensorSummary, estimate_rel_error
 
 EXACT_NEIGHBOURS = 3  # calls before the first suspect that are fetched and re-judged exactly
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ms_worker.adapter import MindSporeAdapter
-from proto.conversion import CONVERSION_COLUMNS, ConversionRow, check_keys, convert_tensors, text_table
 from proto.formats.pth import PthReader
-from proto.weight_map import load_weight_map
-from proto.weight_rules import OPTIONAL_LOCAL_NAMES
+from proto.weights.conversion import CONVERSION_COLUMNS, ConversionRow, check_keys, convert_tensors, text_table
+from proto.weights.layer_rules import OPTIONAL_LOCAL_NAMES
+from proto.weights.map_file import load_weight_map
 
 
 def convert_weight_and_load(weight_map_path, pt_file_path, net, print_conv_info: bool = True) -> list[ConversionRow]:

@@ -8,9 +8,9 @@ from rich.console import Console
 from rich.table import Table
 
 from coordinator.compare import REPORT_SCHEMA
-from coordinator.locate import LocateReport
-from coordinator.locate_verdict import ABS_FLOOR, NO_REFERENCE_ABS_FLOOR, RATIO_LIMIT
-from coordinator.report import _description_dict, _finite, _num, make_console, print_unwrapped
+from coordinator.locate.locate_run import LocateReport
+from coordinator.locate.verdict import ABS_FLOOR, NO_REFERENCE_ABS_FLOOR, RATIO_LIMIT
+from coordinator.render.compare_report import _description_dict, _finite, _num, make_console, print_unwrapped
 
 MAX_CURVE_ROWS = 60
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from proto.module_records import ModuleCall
+from proto.worker.module_records import ModuleCall
 
 __all__ = ["HINTS", "Hint", "evidence_from_calls", "hint_for", "hints_for"]
 

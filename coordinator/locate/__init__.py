@@ -1,0 +1,1 @@
+"""The locate job: the first module where the two nets part ways."""

@@ -1,0 +1,1 @@
+"""Weight-file jobs: convert a .pth into a .ckpt, compare weight files."""

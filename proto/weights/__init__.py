@@ -1,0 +1,1 @@
+"""Weight migration without a framework: map files, layer rules, value transforms, plans, conversion."""

@@ -1,0 +1,1 @@
+"""The framework-free worker runtime: the worker interface, the servicer, serve/main, model specs, recording."""
