@@ -241,18 +241,19 @@ def side_breakdown(session, inputs, times: int, meter: CpuMeter,
 
     Rows of (side, what, best wall seconds, best CPU seconds of that side's worker).
     """
+    from proto.worker.interface import RecordOptions
     from proto.worker.module_records import SKETCH_SIZE
 
     pt, ms = session.pt, session.ms
     steps = [
         ("pt", "forward (plain, as compare)", lambda: pt.forward(inputs)),
-        ("pt", "record: hooks + copies + stats, no sketch", lambda: pt.record(inputs, 0, 0, False)),
-        ("pt", f"record: + {SKETCH_SIZE}-bucket sketches", lambda: pt.record(inputs, SKETCH_SIZE, 0, False)),
-        ("pt", "record: + float64 reference (as locate)", lambda: pt.record(inputs, SKETCH_SIZE, 0, True)),
+        ("pt", "record: hooks + copies + stats, no sketch", lambda: pt.record(inputs, RecordOptions(0, 0, False))),
+        ("pt", f"record: + {SKETCH_SIZE}-bucket sketches", lambda: pt.record(inputs, RecordOptions(SKETCH_SIZE, 0, False))),
+        ("pt", "record: + float64 reference (as locate)", lambda: pt.record(inputs, RecordOptions(SKETCH_SIZE, 0, True))),
         ("ms", "forward (plain, as compare)", lambda: ms.forward(inputs)),
-        ("ms", "record: hooks + copies + stats, no sketch", lambda: ms.record(inputs, 0, 0, False)),
+        ("ms", "record: hooks + copies + stats, no sketch", lambda: ms.record(inputs, RecordOptions(0, 0, False))),
         ("ms", f"record: + {SKETCH_SIZE}-bucket sketches (as locate)",
-         lambda: ms.record(inputs, SKETCH_SIZE, 0, False)),
+         lambda: ms.record(inputs, RecordOptions(SKETCH_SIZE, 0, False))),
     ]
     rows = []
     for side, what, fn in steps:

@@ -6,22 +6,19 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
-import numpy as np
 
 from coordinator.errors import WorkerError
-from proto import codec, transport, worker_pb2, worker_pb2_grpc
+from proto import codec, messages, transport, worker_pb2, worker_pb2_grpc
 from proto.codec import NamedArray
-from proto.formats.npy_files import NpyEntry
 from proto.worker.interface import (
-    ModuleSpec,
+    DirListing,
     ParameterListing,
-    ParameterSpec,
+    RecordOptions,
+    RecordResult,
     SetWeightsResult,
-    TensorSpec,
     TrainOptions,
     WorkerDescription,
 )
-from proto.worker.module_records import ModuleCall, TensorSummary
 
 CONNECT_TIMEOUT_S = 15.0
 UNARY_TIMEOUT_S = 120.0
@@ -43,7 +40,7 @@ class _RequestErrors:
 
 
 class WorkerClient:
-    """Dials one worker; offers describe/seed/list_parameters/get_weights/set_weights/forward."""
+    """Dials one worker; offers every method of the worker interface (proto.worker.interface.Worker)."""
 
     def __init__(self, address: str, role: str, security: transport.Security = transport.Security()):
         self.address = address
@@ -82,6 +79,26 @@ class WorkerClient:
         except grpc.RpcError as exc:
             raise self._error(rpc, exc) from None
 
+    def _stream_in(self, rpc: str, request_type, options, tensors: Iterable[NamedArray]):
+        """Call a client-streaming RPC with (options, tensors...); its reply message.
+
+        An error raised by the tensors' iterator (the caller's own code) is re-raised as it was,
+        not as the CANCELLED status gRPC makes of it.
+        """
+        errors = _RequestErrors()
+        requests = messages.requests_with_options(request_type, options, errors.guard(tensors))
+        try:
+            return getattr(self._stub, rpc)(requests, timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            if errors.error is not None:
+                raise errors.error from None
+            raise self._error(rpc, exc) from None
+
+    def _stream_out(self, rpc: str, request) -> Iterator[NamedArray]:
+        """Call an RPC whose reply is a tensor stream (request: a message, or an iterator of them)."""
+        responses = getattr(self._stub, rpc)(request, timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
+        return self._decoded(rpc, responses)
+
     def _decoded(self, rpc: str, responses) -> Iterator[NamedArray]:
         try:
             yield from codec.decode(responses)
@@ -94,147 +111,55 @@ class WorkerClient:
     def describe(self, connect_timeout: float = CONNECT_TIMEOUT_S) -> WorkerDescription:
         """Describe the worker; waits up to connect_timeout for it to come up."""
         reply = self._unary("Describe", worker_pb2.DescribeRequest(), timeout=connect_timeout, wait_for_ready=True)
-        return WorkerDescription(
-            framework=reply.framework,
-            framework_version=reply.framework_version,
-            python_version=reply.python_version,
-            device=reply.device,
-            protocol_version=reply.protocol_version,
-            model_spec=reply.model_spec,
-            model_class=reply.model_class,
-            parameter_count=reply.parameter_count,
-            parameter_elements=reply.parameter_elements,
-            example_inputs=tuple(TensorSpec(s.name, s.dtype, tuple(s.shape)) for s in reply.example_inputs),
-            hostname=reply.hostname,
-            execution_mode=reply.execution_mode,
-            factory_loss=reply.factory_loss,
-            factory_optimizer=reply.factory_optimizer,
-        )
+        return messages.description_from_pb(reply)
 
     def seed(self, seed: int) -> None:
         self._unary("Seed", worker_pb2.SeedRequest(seed=seed))
 
     def list_parameters(self) -> ParameterListing:
-        reply = self._unary("ListParameters", worker_pb2.ListParametersRequest())
-        return ParameterListing(
-            parameters=tuple(
-                ParameterSpec(
-                    name=p.name,
-                    dtype=p.dtype,
-                    shape=tuple(p.shape),
-                    module_path=p.module_path,
-                    module_type=p.module_type,
-                    trainable=p.trainable,
-                    is_buffer=p.is_buffer,
-                    module_rule_type=p.module_rule_type,
-                )
-                for p in reply.parameters
-            ),
-            modules=tuple(ModuleSpec(m.path, m.type, m.rule_type) for m in reply.modules),
-        )
+        return messages.listing_from_pb(self._unary("ListParameters", worker_pb2.ListParametersRequest()))
 
     def get_weights(self, names: Sequence[str] = ()) -> Iterator[NamedArray]:
         """Stream the named weights (all when empty), one NamedArray at a time."""
-        responses = self._stub.GetWeights(
-            worker_pb2.GetWeightsRequest(names=list(names)), timeout=STREAM_TIMEOUT_S, metadata=self._metadata
-        )
-        return self._decoded("GetWeights", responses)
+        return self._stream_out("GetWeights", worker_pb2.GetWeightsRequest(names=list(names)))
 
     def set_weights(self, tensors: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
         """Stream tensors into the worker's net as they come; returns what was loaded."""
-        errors = _RequestErrors()
-
-        def requests():
-            yield worker_pb2.SetWeightsRequest(options=worker_pb2.SetWeightsOptions(strict=strict))
-            for chunk in codec.encode(errors.guard(tensors)):
-                yield worker_pb2.SetWeightsRequest(chunk=chunk)
-
-        try:
-            reply = self._stub.SetWeights(requests(), timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            if errors.error is not None:
-                raise errors.error from None
-            raise self._error("SetWeights", exc) from None
-        return SetWeightsResult(loaded=reply.loaded, missing=tuple(reply.missing))
+        reply = self._stream_in("SetWeights", worker_pb2.SetWeightsRequest,
+                                messages.set_weights_options_to_pb(strict), tensors)
+        return messages.set_weights_result_from_pb(reply)
 
     def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> list[NamedArray]:
         """Run the net on inputs; returns its flattened outputs."""
-
-        def requests():
-            yield worker_pb2.ForwardRequest(options=worker_pb2.ForwardOptions(train_mode=train_mode))
-            for chunk in codec.encode(inputs):
-                yield worker_pb2.ForwardRequest(chunk=chunk)
-
-        responses = self._stub.Forward(requests(), timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
-        return list(self._decoded("Forward", responses))
+        requests = messages.requests_with_options(worker_pb2.ForwardRequest,
+                                                  messages.forward_options_to_pb(train_mode), inputs)
+        return list(self._stream_out("Forward", requests))
 
     def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions) -> Iterator[NamedArray]:
         """Run one training step on the worker; streams back loss, grads, and state / moments when asked."""
+        requests = messages.requests_with_options(worker_pb2.TrainStepRequest, messages.train_options_to_pb(options),
+                                                  [*inputs, target])
+        return self._stream_out("TrainStep", requests)
 
-        def requests():
-            yield worker_pb2.TrainStepRequest(options=worker_pb2.TrainOptions(
-                loss=options.loss, optimizer=options.optimizer, lr=options.lr, reset=options.reset,
-                return_state=options.return_state, return_moments=options.return_moments))
-            for chunk in codec.encode([*inputs, target]):
-                yield worker_pb2.TrainStepRequest(chunk=chunk)
-
-        responses = self._stub.TrainStep(requests(), timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
-        return self._decoded("TrainStep", responses)
-
-    def record(self, inputs: Sequence[NamedArray], sketch_size: int, sketch_seed: int, float64_reference: bool):
-        """One hooked forward on the worker: (calls, float64 reference calls, why no reference)."""
-
-        def requests():
-            yield worker_pb2.RecordRequest(options=worker_pb2.RecordOptions(
-                sketch_size=sketch_size, sketch_seed=sketch_seed, float64_reference=float64_reference))
-            for chunk in codec.encode(inputs):
-                yield worker_pb2.RecordRequest(chunk=chunk)
-
-        try:
-            reply = self._stub.Record(requests(), timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise self._error("Record", exc) from None
-        return ([call_from_pb(c) for c in reply.calls], [call_from_pb(c) for c in reply.reference_calls],
-                reply.reference_note)
+    def record(self, inputs: Sequence[NamedArray], options: RecordOptions) -> RecordResult:
+        """One hooked forward on the worker: every call's summaries, and the float64 reference's."""
+        reply = self._stream_in("Record", worker_pb2.RecordRequest, messages.record_options_to_pb(options), inputs)
+        return messages.record_result_from_pb(reply)
 
     def get_activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool) -> Iterator[NamedArray]:
         """Stream the recorded tensors of the calls asked for."""
-        responses = self._stub.GetActivations(
-            worker_pb2.GetActivationsRequest(run=run, keys=list(keys), inputs=inputs, outputs=outputs),
-            timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
-        return self._decoded("GetActivations", responses)
+        return self._stream_out("GetActivations", messages.activations_request_to_pb(run, keys, inputs, outputs))
 
     def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
         """Replay one recorded module / cell call on the tensors given."""
+        requests = messages.requests_with_options(worker_pb2.RunModuleRequest,
+                                                  messages.run_module_options_to_pb(path, call, float64), inputs)
+        return list(self._stream_out("RunModule", requests))
 
-        def requests():
-            yield worker_pb2.RunModuleRequest(options=worker_pb2.RunModuleOptions(path=path, call=call, float64=float64))
-            for chunk in codec.encode(inputs):
-                yield worker_pb2.RunModuleRequest(chunk=chunk)
-
-        responses = self._stub.RunModule(requests(), timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
-        return list(self._decoded("RunModule", responses))
-
-    def list_dir(self, path: str) -> tuple[str, list[NpyEntry]]:
+    def list_dir(self, path: str) -> DirListing:
         """The resolved path of a served directory and its .npy files (described by header)."""
-        reply = self._unary("ListDir", worker_pb2.ListDirRequest(path=path))
-        return reply.path, [NpyEntry(e.name, e.dtype, tuple(e.shape), e.nbytes, e.ctime) for e in reply.entries]
+        return messages.dir_listing_from_pb(self._unary("ListDir", worker_pb2.ListDirRequest(path=path)))
 
     def get_tensors(self, path: str, names: Sequence[str]) -> Iterator[NamedArray]:
         """Stream the named .npy files of a served directory, in the order given."""
-        responses = self._stub.GetTensors(worker_pb2.GetTensorsRequest(path=path, names=list(names)),
-                                          timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
-        return self._decoded("GetTensors", responses)
-
-
-def _summary_from_pb(s) -> TensorSummary:
-    return TensorSummary(name=s.name, dtype=s.dtype, shape=tuple(s.shape), min=s.min, max=s.max, mean=s.mean,
-                         norm=s.norm, finite=s.finite, sketch=np.asarray(s.sketch, dtype=np.float64),
-                         sketch_seed=s.sketch_seed)
-
-
-def call_from_pb(c) -> ModuleCall:
-    """A ModuleCall wire message as proto.worker.module_records.ModuleCall."""
-    return ModuleCall(path=c.path, type=c.type, rule_type=c.rule_type, call=c.call, start=c.start, end=c.end,
-                      inputs=tuple(_summary_from_pb(s) for s in c.inputs),
-                      outputs=tuple(_summary_from_pb(s) for s in c.outputs), param_names=tuple(c.param_names))
+        return self._stream_out("GetTensors", worker_pb2.GetTensorsRequest(path=path, names=list(names)))

@@ -9,9 +9,9 @@ from coordinator import metrics, randomness
 from coordinator.errors import MsparityError, UsageError
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
-from proto.codec import NamedArray
+from proto.codec import NamedArray, TensorSpec, spec_of
 from proto.weights.map_file import WeightMap
-from proto.worker.interface import TensorSpec, WorkerDescription, spec_of
+from proto.worker.interface import WorkerDescription
 
 REPORT_SCHEMA = "msparity.report/1"
 

@@ -178,7 +178,7 @@ class _HeldWeights:
         self._tensors = {t.name: t for t in tensors}
 
     def specs(self):
-        from proto.worker.interface import spec_of
+        from proto.codec import spec_of
 
         return [spec_of(t) for t in self._tensors.values()]
 
@@ -320,7 +320,7 @@ class NetDifferenceFinder:
         """
         from coordinator.render.train_report import print_train
         from coordinator.train.train_step import TrainOptions, resolve_choice, run_train_step
-        from proto.worker.interface import TensorSpec
+        from proto.codec import TensorSpec
 
         seed = int(self.fix_seed or 0)
         shapes, arrays = None, None

@@ -8,8 +8,8 @@ import numpy as np
 
 from coordinator.errors import MsparityError, UsageError
 from proto import dtypes
-from proto.codec import NamedArray
-from proto.worker.interface import TensorSpec, input_name
+from proto.codec import NamedArray, TensorSpec
+from proto.worker.net_io import input_name
 
 DEFAULT_INT_RANGE = (0, 100)
 

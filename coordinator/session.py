@@ -1,7 +1,7 @@
 """A Session drives a pt and an ms worker side by side, whatever they are behind.
 
 Workers are gRPC clients (dialled or spawned on loopback) or, in same-process mode, live adapters
-from coordinator/local.py; all offer the proto.worker.interface.WorkerAdapter methods, so everything above
+from coordinator/local.py; all offer the proto.worker.interface.ModelWorker methods, so everything above
 this module is the same in the three modes. Calls to the two sides run concurrently.
 """
 
@@ -21,7 +21,7 @@ from proto import transport
 from proto.codec import NamedArray
 from proto.weights import weight_plan
 from proto.weights.map_file import WeightMap
-from proto.worker.interface import PROTOCOL_VERSION, WorkerAdapter, WorkerDescription
+from proto.worker.interface import PROTOCOL_VERSION, ModelWorker, WorkerDescription
 
 EXPECTED_FRAMEWORK = {"pt": "pytorch", "ms": "mindspore"}
 
@@ -78,7 +78,7 @@ def check_description(role: str, description: WorkerDescription) -> None:
 class Session:
     """The pt and ms workers of one comparison."""
 
-    def __init__(self, pt: WorkerAdapter, ms: WorkerAdapter):
+    def __init__(self, pt: ModelWorker, ms: ModelWorker):
         self.pt = pt
         self.ms = ms
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="msparity-session")
@@ -160,7 +160,7 @@ def _connect(role: str, target: WorkerTarget, security: transport.Security, verb
 
 @contextlib.contextmanager
 def open_worker(role: str, target: WorkerTarget, security: transport.Security = transport.Security(),
-                verbose: bool = False) -> Iterator[WorkerAdapter]:
+                verbose: bool = False) -> Iterator[ModelWorker]:
     """Connect to (or spawn) one worker; stop it on exit if spawned."""
     with contextlib.ExitStack() as stack:
         worker = _connect(role, target, security, verbose, stack.callback)

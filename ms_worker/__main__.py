@@ -8,18 +8,9 @@ from proto.worker import serve
 
 
 def make_adapter(args):
-    import mindspore as ms
+    from ms_worker.model import make_adapter  # mindspore is imported only once the options parse
 
-    from ms_worker.adapter import MindSporeAdapter
-    from proto.worker.model_spec import build_parts
-
-    ms.set_context(mode=ms.GRAPH_MODE if args.mode == "graph" else ms.PYNATIVE_MODE)
-    if args.device:
-        target, _, device_id = args.device.partition(":")
-        ms.set_device(target, int(device_id) if device_id else None)
-    parts = build_parts(args.model)
-    return MindSporeAdapter(parts.net, parts.example_inputs, model_spec=args.model, loss=parts.loss,
-                            optimizer=parts.optimizer)
+    return make_adapter(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import platform
-import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import mindspore as ms
 
@@ -12,68 +10,54 @@ from ms_worker import determinism, tensors
 from ms_worker.recording import MindSporeRecorder
 from ms_worker.training import MindSporeTrainer
 from proto.codec import NamedArray
-from proto.errors import BadRequest
-from proto.worker.interface import (
-    PROTOCOL_VERSION,
-    ModuleSpec,
-    ParameterListing,
-    ParameterSpec,
-    SetWeightsResult,
-    TrainOptions,
-    WorkerDescription,
-    apply_weights,
-    as_input_list,
-    flatten_outputs,
-    select_weights,
-    spec_of,
-)
-
-FRAMEWORK = "mindspore"
+from proto.worker.base_adapter import BaseAdapter
+from proto.worker.interface import ModuleSpec, ParameterListing, ParameterSpec
 
 
-
-class MindSporeAdapter:
+class MindSporeAdapter(BaseAdapter):
     """Serves one cell: its Parameters (keyed by Parameter.name, the checkpoint key) are the state."""
+
+    framework = "mindspore"
+    framework_version = ms.__version__
 
     def __init__(self, net: ms.nn.Cell, example_inputs=None, model_spec: str = "", loss=None, optimizer=None):
         if not isinstance(net, ms.nn.Cell):
             raise TypeError(f"the ms model must be a mindspore.nn.Cell, got {type(net).__name__}")
         _refuse_duplicate_names(net)
-        self.net = net
-        self.model_spec = model_spec
-        self.example_inputs = [
-            tensors.numpy_from_ms(f"input{i}", x if tensors.is_ms_tensor(x) else ms.Tensor(x))
-            for i, x in enumerate(as_input_list(example_inputs))
-        ]
-        self.trainer = MindSporeTrainer(net, loss, optimizer)
-        self.recorder = MindSporeRecorder(net, rule_type)
+        super().__init__(net, tensors, example_inputs, model_spec, MindSporeTrainer(net, loss, optimizer),
+                         MindSporeRecorder(net, rule_type))
 
     def _state(self) -> dict[str, ms.Parameter]:
         return {p.name: p for p in self.net.get_parameters()}
 
-    def describe(self) -> WorkerDescription:
-        state = self._state()
-        device_id = ms.get_context("device_id")
-        mode = "graph" if ms.get_context("mode") == ms.GRAPH_MODE else "pynative"
-        return WorkerDescription(
-            framework=FRAMEWORK,
-            framework_version=ms.__version__,
-            python_version=platform.python_version(),
-            device=f"{ms.get_context('device_target')}:{device_id}",
-            protocol_version=PROTOCOL_VERSION,
-            model_spec=self.model_spec,
-            model_class=type(self.net).__name__,
-            parameter_count=len(state),
-            parameter_elements=sum(int(p.size) for p in state.values()),
-            example_inputs=tuple(spec_of(x) for x in self.example_inputs),
-            hostname=socket.gethostname(),
-            execution_mode=mode,
-            factory_loss=type(self.trainer.factory_loss).__name__ if self.trainer.factory_loss is not None else "",
-            factory_optimizer=type(self.trainer.factory_optimizer).__name__ if self.trainer.factory_optimizer is not None else "",
-        )
+    def _numel(self, value: ms.Parameter) -> int:
+        return int(value.size)
 
-    def seed(self, seed: int) -> None:
+    def _device(self) -> str:
+        return f"{ms.get_context('device_target')}:{ms.get_context('device_id')}"
+
+    def _execution_mode(self) -> str:
+        return "graph" if ms.get_context("mode") == ms.GRAPH_MODE else "pynative"
+
+    def _fix_random(self, seed: int) -> None:
         determinism.fix_random(seed)
+
+    def _as_native(self, value) -> ms.Tensor:
+        return ms.Tensor(value)
+
+    def _assign(self, target: ms.Parameter, tensor: NamedArray) -> None:
+        # In place, not set_data: after set_data a second time, an optimizer that already ran (nn.SGD on
+        # CPU, PyNative, mindspore 2.10) keeps updating the old buffer and the net never sees its steps.
+        value = tensors.native_from_numpy(tensor)
+        try:
+            ms.ops.assign(target, value)
+        except (TypeError, RuntimeError):  # CPU Assign has no kernel for some dtypes (bfloat16, complex)
+            target.set_data(value)
+
+    def _call_net(self, inputs: Sequence[NamedArray], train_mode: bool):
+        args = [tensors.native_from_numpy(x) for x in inputs]
+        self.net.set_train(train_mode)
+        return self.net(*args)
 
     def list_parameters(self) -> ParameterListing:
         owners: dict[str, tuple[str, str]] = {}
@@ -85,66 +69,10 @@ class MindSporeAdapter:
         params = []
         for name, param in self._state().items():
             path, cell_type = owners.get(name, ("", type(self.net).__name__))
-            params.append(
-                ParameterSpec(
-                    name=name,
-                    dtype=tensors.wire_dtype_from_ms(param.dtype),
-                    shape=tuple(param.shape),
-                    module_path=path,
-                    module_type=cell_type,
-                    trainable=bool(param.requires_grad),
-                )
-            )
+            params.append(ParameterSpec(
+                name=name, dtype=tensors.wire_dtype_from_native(param.dtype), shape=tuple(param.shape),
+                module_path=path, module_type=cell_type, trainable=bool(param.requires_grad)))
         return ParameterListing(tuple(params), tuple(modules))
-
-    def get_weights(self, names: Sequence[str] = ()):
-        state = self._state()
-        for name in select_weights(names, state, FRAMEWORK):
-            yield tensors.numpy_from_ms(name, state[name])
-
-    def set_weights(self, incoming: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
-        state = self._state()
-        specs = {p.name: p for p in self.list_parameters().parameters}
-
-        def assign(tensor: NamedArray) -> None:
-            # In place, not set_data: after set_data a second time, an optimizer that already ran (nn.SGD on
-            # CPU, PyNative, mindspore 2.10) keeps updating the old buffer and the net never sees its steps.
-            value = tensors.ms_from_numpy(tensor)
-            try:
-                ms.ops.assign(state[tensor.name], value)
-            except (TypeError, RuntimeError):  # CPU Assign has no kernel for some dtypes (bfloat16, complex)
-                state[tensor.name].set_data(value)
-
-        return apply_weights(incoming, specs, assign, strict, FRAMEWORK)
-
-    def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> list[NamedArray]:
-        args = [tensors.ms_from_numpy(x) for x in inputs]
-        self.net.set_train(train_mode)
-        try:
-            result = self.net(*args)
-            named = list(flatten_outputs(result, tensors.is_ms_tensor))
-            # PyNative runs asynchronously: a kernel error surfaces at asnumpy(), so convert inside the try.
-            return [
-                tensors.numpy_from_ms(name, value if tensors.is_ms_tensor(value) else ms.Tensor(value))
-                for name, value in named
-            ]
-        except (RuntimeError, TypeError, ValueError) as exc:
-            shapes = ", ".join(f"{x.name} {list(x.shape)} {x.dtype}" for x in inputs)
-            raise BadRequest(f"forward failed on inputs ({shapes}): {type(exc).__name__}: {exc}") from exc
-
-    def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions):
-        """One training step (see ms_worker.training); yields loss, grads, state and moments lazily."""
-        return self.trainer.step(inputs, target, options)
-
-    def record(self, inputs: Sequence[NamedArray], sketch_size: int, sketch_seed: int, float64_reference: bool):
-        """One forward with every cell hooked (see ms_worker.recording): (calls, [], why no float64 run)."""
-        return self.recorder.record(inputs, sketch_size, sketch_seed, float64_reference)
-
-    def get_activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool):
-        return self.recorder.activations(run, keys, inputs, outputs)
-
-    def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
-        return self.recorder.run_module(path, call, float64, inputs)
 
 
 def _refuse_duplicate_names(net: ms.nn.Cell) -> None:

@@ -13,8 +13,8 @@ import mindspore as ms
 from ms_worker import tensors
 from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
-from proto.worker.call_recorder import CallRecorder, RecordedRun, recorded_tensors, replay_args
-from proto.worker.module_records import ModuleCall
+from proto.worker.call_recorder import BaseRecorder, CallRecorder, replay_args
+from proto.worker.interface import RecordOptions, RecordResult
 
 NO_REFERENCE = "MindSpore runs no float64 reference (its CPU Conv2d has no float64 kernel)"
 
@@ -23,18 +23,13 @@ def _own_names(cell: ms.nn.Cell) -> list[str]:
     return [param.name for _, param in cell.parameters_and_names(expand=False)]
 
 
-class MindSporeRecorder:
+class MindSporeRecorder(BaseRecorder):
     """Recorded forward of one MindSpore net ("f32") and replays of its cells."""
 
-    def __init__(self, net: ms.nn.Cell, rule_type):
-        self.net = net
-        self.rule_type = rule_type
-        self.runs: dict[str, RecordedRun] = {}
-
-    def record(self, inputs: Sequence[NamedArray], sketch_size: int, seed: int,
-               float64_reference: bool) -> tuple[list[ModuleCall], list[ModuleCall], str]:
-        """Run the net once in PyNative mode with every cell hooked; keep the tensors."""
-        recorder = CallRecorder(tensors.numpy_from_ms, tensors.is_ms_tensor, sketch_size, seed)
+    def record(self, inputs: Sequence[NamedArray], options: RecordOptions) -> RecordResult:
+        """Run the net once in PyNative mode with every cell hooked; keep the tensors (no float64 run here)."""
+        recorder = CallRecorder(tensors.numpy_from_native, tensors.is_native_tensor, options.sketch_size,
+                                options.sketch_seed)
         handles = []
         for path, cell in self.net.cells_and_names():
             handles.append(cell.register_forward_pre_hook(
@@ -47,7 +42,7 @@ class MindSporeRecorder:
         try:
             if mode != ms.PYNATIVE_MODE:
                 ms.set_context(mode=ms.PYNATIVE_MODE)
-            self.net(*[tensors.ms_from_numpy(x) for x in inputs])
+            self.net(*[tensors.native_from_numpy(x) for x in inputs])
         except (RuntimeError, TypeError, ValueError) as exc:
             raise BadRequest(f"recorded forward failed: {type(exc).__name__}: {exc}") from exc
         finally:
@@ -56,10 +51,7 @@ class MindSporeRecorder:
             if mode != ms.PYNATIVE_MODE:
                 ms.set_context(mode=mode)
         self.runs = {"f32": recorder.run}
-        return recorder.run.calls, [], NO_REFERENCE
-
-    def activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool):
-        return recorded_tensors(self.runs, run, keys, inputs, outputs)
+        return RecordResult(tuple(recorder.run.calls), (), NO_REFERENCE)
 
     def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
         """Run one cell on the tensors given, with its recorded non-tensor arguments, in eval mode."""
@@ -71,10 +63,10 @@ class MindSporeRecorder:
         key = f"{path}#{call}"
         cell = cells[path]
         cell.set_train(False)
-        args, kwargs = replay_args(self.runs, "f32", key, [tensors.ms_from_numpy(x) for x in inputs])
+        args, kwargs = replay_args(self.runs, "f32", key, [tensors.native_from_numpy(x) for x in inputs])
         try:
             result = cell(*args, **kwargs)
-            recorder = CallRecorder(tensors.numpy_from_ms, tensors.is_ms_tensor, 0, 0)
+            recorder = CallRecorder(tensors.numpy_from_native, tensors.is_native_tensor, 0, 0)
             return recorder.arrays(key, "out", result)
         except (RuntimeError, TypeError, ValueError) as exc:
             raise BadRequest(f"replaying {key} failed: {type(exc).__name__}: {exc}") from exc

@@ -15,18 +15,10 @@ import mindspore as ms
 from ms_worker import tensors
 from proto.codec import NamedArray
 from proto.errors import BadRequest
-from proto.worker.interface import (
-    GRAD_PREFIX,
-    LOSS_NAME,
-    MOMENT_PREFIXES,
-    STATE_PREFIX,
-    TrainOptions,
-    flatten_outputs,
-    is_dropout_class,
-)
+from proto.worker.base_trainer import ADAM_BETAS, ADAM_EPS, BaseTrainer, is_dropout_class
+from proto.worker.interface import GRAD_PREFIX, LOSS_NAME, MOMENT_PREFIXES, STATE_PREFIX, TrainOptions
+from proto.worker.net_io import flatten_outputs
 
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
 MOMENT_ATTRS = (("exp_avg", "moment1"), ("exp_avg_sq", "moment2"))  # mint.optim.Adam's, nn.Adam's
 
 
@@ -61,50 +53,30 @@ class TorchFormulaAdam:
             ms.ops.assign(param, param - step_size * (new_avg / denom))
 
 
-class MindSporeTrainer:
+class MindSporeTrainer(BaseTrainer):
     """Holds the loss and the optimizer across the steps of one run."""
 
-    def __init__(self, net: ms.nn.Cell, factory_loss=None, factory_optimizer=None):
-        self.net = net
-        self.factory_loss = factory_loss
-        self.factory_optimizer = factory_optimizer
-        self._optimizer = None
-        self._config: tuple | None = None
+    role = "ms"
 
-    def _loss_fn(self, name: str):
-        if name == "mse":
-            return ms.nn.MSELoss()
-        if name == "cross-entropy":
-            return ms.nn.CrossEntropyLoss()
-        if self.factory_loss is None:
-            raise BadRequest("loss 'factory': the ms factory supplied no loss; return {'net': ..., 'loss': ...} "
-                             "from it or choose --loss mse|cross-entropy")
-        return self.factory_loss
+    def _builtin_loss(self, name: str):
+        return ms.nn.MSELoss() if name == "mse" else ms.nn.CrossEntropyLoss()
 
-    def _make_optimizer(self, options: TrainOptions):
-        params = self.net.trainable_params()
-        if options.optimizer == "sgd":
-            return ms.nn.SGD(params, learning_rate=options.lr)
-        if options.optimizer == "adam":
-            return TorchFormulaAdam(params, options.lr, ADAM_BETAS, ADAM_EPS)
-        if isinstance(self.factory_optimizer, ms.nn.Optimizer):
-            return self.factory_optimizer
-        if callable(self.factory_optimizer):
-            return self.factory_optimizer(params)
-        raise BadRequest("optimizer 'factory': the ms factory supplied no optimizer; choose --optimizer sgd|adam")
+    def _trainable_parameters(self) -> list:
+        return self.net.trainable_params()
 
-    def _optimizer_for(self, options: TrainOptions):
-        config = (options.optimizer, options.lr)
-        if options.reset or self._optimizer is None or config != self._config:
-            self._optimizer, self._config = self._make_optimizer(options), config
-        return self._optimizer
+    def _sgd(self, params: list, lr: float):
+        return ms.nn.SGD(params, learning_rate=lr)
 
-    def step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions) -> Iterator[NamedArray]:
-        """Run forward, loss and gradients, then one optimizer update; yield what the coordinator compares."""
-        loss_fn = self._loss_fn(options.loss)
-        optimizer = self._optimizer_for(options)
-        args = [tensors.ms_from_numpy(x) for x in inputs]
-        goal = tensors.ms_from_numpy(target)
+    def _adam(self, params: list, lr: float):
+        return TorchFormulaAdam(params, lr, ADAM_BETAS, ADAM_EPS)
+
+    def _is_optimizer(self, value) -> bool:
+        return isinstance(value, ms.nn.Optimizer)
+
+    def _step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions, loss_fn,
+              optimizer) -> Iterator[NamedArray]:
+        args = [tensors.native_from_numpy(x) for x in inputs]
+        goal = tensors.native_from_numpy(target)
         if options.loss == "cross-entropy":
             goal = goal.astype(ms.int32)  # MindSpore's CrossEntropyLoss takes int32 class indices only
         self.net.set_train(True)
@@ -116,7 +88,7 @@ class MindSporeTrainer:
             outputs = self.net(*values[:-1])
             if options.loss == "factory":
                 return loss_fn(outputs, values[-1])
-            leaves = [value for _, value in flatten_outputs(outputs, tensors.is_ms_tensor)]
+            leaves = [value for _, value in flatten_outputs(outputs, tensors.is_native_tensor)]
             prediction = leaves[0]
             label = values[-1] if options.loss == "cross-entropy" else values[-1].astype(prediction.dtype)
             return loss_fn(prediction, label)
@@ -124,8 +96,8 @@ class MindSporeTrainer:
         params = list(optimizer.parameters)
         try:
             loss, grads = ms.value_and_grad(loss_of, None, optimizer.parameters)(*args, goal)
-            named_grads = [tensors.numpy_from_ms(GRAD_PREFIX + p.name, g) for p, g in zip(params, grads)]
-            loss_value = tensors.numpy_from_ms(LOSS_NAME, loss)
+            named_grads = [tensors.numpy_from_native(GRAD_PREFIX + p.name, g) for p, g in zip(params, grads)]
+            loss_value = tensors.numpy_from_native(LOSS_NAME, loss)
         except (RuntimeError, TypeError, ValueError, IndexError) as exc:
             raise BadRequest(f"training step failed: {type(exc).__name__}: {exc}") from exc
         yield loss_value
@@ -133,9 +105,9 @@ class MindSporeTrainer:
         optimizer(grads)
         if options.return_state:
             for param in self.net.get_parameters():
-                yield tensors.numpy_from_ms(STATE_PREFIX + param.name, param)
+                yield tensors.numpy_from_native(STATE_PREFIX + param.name, param)
         if options.return_moments:
             for prefix, attrs in zip(MOMENT_PREFIXES, MOMENT_ATTRS):
                 moments = next((getattr(optimizer, a) for a in attrs if getattr(optimizer, a, None) is not None), ())
                 for param, moment in zip(params, moments):
-                    yield tensors.numpy_from_ms(prefix + param.name, moment)
+                    yield tensors.numpy_from_native(prefix + param.name, moment)

@@ -46,6 +46,20 @@ class NamedArray:
         return dtypes.numeric_array(self.array, self.dtype)
 
 
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, wire dtype and shape of a tensor, without data (what a stream's header says)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+
+def spec_of(tensor: NamedArray) -> TensorSpec:
+    """The spec of a tensor."""
+    return TensorSpec(tensor.name, tensor.dtype, tensor.shape)
+
+
 def _little_endian_c_order(array: np.ndarray) -> np.ndarray:
     # np.asarray(order="C") keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
     array = np.asarray(array, order="C")

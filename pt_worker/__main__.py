@@ -8,16 +8,9 @@ from proto.worker import serve
 
 
 def make_adapter(args):
-    from proto.worker.model_spec import ModelParts, build_parts
-    from pt_worker.adapter import TorchAdapter
-    from pt_worker.model import PICKLE_SPEC_PREFIX, load_pickled
+    from pt_worker.model import make_adapter  # torch is imported only once the options parse
 
-    if args.model.startswith(PICKLE_SPEC_PREFIX):
-        parts = ModelParts(load_pickled(args.model[len(PICKLE_SPEC_PREFIX):], args.trust_pickle))
-    else:
-        parts = build_parts(args.model)
-    return TorchAdapter(parts.net, parts.example_inputs, model_spec=args.model, device=args.device, loss=parts.loss,
-                        optimizer=parts.optimizer)
+    return make_adapter(args)
 
 
 def main(argv: list[str] | None = None) -> int:

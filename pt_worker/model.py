@@ -1,4 +1,5 @@
-"""Loading what a user trusts: a pickled whole model (or state dict) via full torch.load."""
+"""The pt worker's model: built from a spec (proto/worker/model_spec.py) or, when the user trusts the
+file, unpickled whole with full torch.load (``--model pickle:PATH --trust-pickle``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from collections import OrderedDict
 from pathlib import Path
 
 import torch
+
+from proto.worker.model_spec import ModelParts, build_parts
+from pt_worker.adapter import TorchAdapter
 
 PICKLE_SPEC_PREFIX = "pickle:"
 
@@ -34,3 +38,13 @@ def load_pickled(path: str | Path, trust_pickle: bool) -> torch.nn.Module:
     if isinstance(loaded, dict):
         return StateDictHolder(loaded)
     raise TypeError(f"{path}: holds a {type(loaded).__name__}, not a torch module or state dict")
+
+
+def make_adapter(args) -> TorchAdapter:
+    """The adapter serving the model the worker's command line names (--model, --device, --trust-pickle)."""
+    if args.model.startswith(PICKLE_SPEC_PREFIX):
+        parts = ModelParts(load_pickled(args.model[len(PICKLE_SPEC_PREFIX):], args.trust_pickle))
+    else:
+        parts = build_parts(args.model)
+    return TorchAdapter(parts.net, parts.example_inputs, model_spec=args.model, device=args.device, loss=parts.loss,
+                        optimizer=parts.optimizer)

@@ -14,13 +14,13 @@ import torch
 
 from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
-from proto.worker.call_recorder import CallRecorder, RecordedRun, recorded_tensors, replay_args
-from proto.worker.module_records import ModuleCall
+from proto.worker.call_recorder import BaseRecorder, CallRecorder, RecordedRun, replay_args
+from proto.worker.interface import RecordOptions, RecordResult
 from pt_worker import tensors
 
 
 def _copied(name: str, value: torch.Tensor) -> NamedArray:
-    named = tensors.numpy_from_pt(name, value)
+    named = tensors.numpy_from_native(name, value)
     return NamedArray(name, named.array.copy(), named.dtype)  # in-place ops later in the forward must not reach it
 
 
@@ -35,18 +35,16 @@ def _own_names(path: str, module: torch.nn.Module) -> list[str]:
         [prefix + n for n, _ in module.named_buffers(recurse=False)]
 
 
-class TorchRecorder:
+class TorchRecorder(BaseRecorder):
     """Recorded forwards of one torch net ("f32": as it is; "f64": a float64 copy) and replays of its modules."""
 
     def __init__(self, net: torch.nn.Module, device: torch.device, rule_type):
-        self.net = net
+        super().__init__(net, rule_type)
         self.device = device
-        self.rule_type = rule_type
-        self.runs: dict[str, RecordedRun] = {}
         self.reference: torch.nn.Module | None = None
 
     def _record(self, net: torch.nn.Module, args: list, sketch_size: int, seed: int) -> RecordedRun:
-        recorder = CallRecorder(_copied, tensors.is_pt_tensor, sketch_size, seed, _identity)
+        recorder = CallRecorder(_copied, tensors.is_native_tensor, sketch_size, seed, _identity)
         handles = []
         for path, module in net.named_modules():
             handles.append(module.register_forward_pre_hook(
@@ -65,27 +63,24 @@ class TorchRecorder:
                 handle.remove()
         return recorder.run
 
-    def record(self, inputs: Sequence[NamedArray], sketch_size: int, seed: int,
-               float64_reference: bool) -> tuple[list[ModuleCall], list[ModuleCall], str]:
+    def record(self, inputs: Sequence[NamedArray], options: RecordOptions) -> RecordResult:
         """Run the net once with every module hooked (and its float64 copy when asked); keep the tensors."""
-        args = [tensors.pt_from_numpy(x, self.device) for x in inputs]
-        self.runs = {"f32": self._record(self.net, args, sketch_size, seed)}
+        args = [tensors.native_from_numpy(x, self.device) for x in inputs]
+        self.runs = {"f32": self._record(self.net, args, options.sketch_size, options.sketch_seed)}
+        calls = tuple(self.runs["f32"].calls)
         self.reference = None
-        if not float64_reference:
-            return self.runs["f32"].calls, [], "skipped, as asked (no-reference)"
+        if not options.float64_reference:
+            return RecordResult(calls, (), "skipped, as asked (no-reference)")
         try:
             self.reference = copy.deepcopy(self.net).double()
             args64 = [a.double() if a.is_floating_point() else a for a in args]
-            self.runs["f64"] = self._record(self.reference, args64, sketch_size, seed)
+            self.runs["f64"] = self._record(self.reference, args64, options.sketch_size, options.sketch_seed)
         except (BadRequest, RuntimeError, TypeError, ValueError, copy.Error) as exc:
             # e.g. a forward that builds float32 tensors itself: judge without a floor rather than fail
             self.reference = None
             self.runs.pop("f64", None)
-            return self.runs["f32"].calls, [], f"the float64 copy of the torch net did not run: {exc}"
-        return self.runs["f32"].calls, self.runs["f64"].calls, ""
-
-    def activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool):
-        return recorded_tensors(self.runs, run, keys, inputs, outputs)
+            return RecordResult(calls, (), f"the float64 copy of the torch net did not run: {exc}")
+        return RecordResult(calls, tuple(self.runs["f64"].calls))
 
     def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
         """Run one module on the tensors given, with its recorded non-tensor arguments; no grad, eval mode."""
@@ -96,7 +91,7 @@ class TorchRecorder:
             module = net.get_submodule(path)
         except AttributeError:
             raise NotFound(f"the torch net has no module {path!r}") from None
-        args = [tensors.pt_from_numpy(x, self.device) for x in inputs]
+        args = [tensors.native_from_numpy(x, self.device) for x in inputs]
         if float64:
             args = [a.double() if a.is_floating_point() else a for a in args]
         key = f"{path}#{call}"
@@ -107,5 +102,5 @@ class TorchRecorder:
                 result = module(*replay, **kwargs)
         except (RuntimeError, TypeError, ValueError) as exc:
             raise BadRequest(f"replaying {key} failed: {type(exc).__name__}: {exc}") from exc
-        recorder = CallRecorder(_copied, tensors.is_pt_tensor, 0, 0)
+        recorder = CallRecorder(_copied, tensors.is_native_tensor, 0, 0)
         return recorder.arrays(key, "out", result)

@@ -12,66 +12,41 @@ import torch
 
 from proto.codec import NamedArray
 from proto.errors import BadRequest
-from proto.worker.interface import (
-    GRAD_PREFIX,
-    LOSS_NAME,
-    MOMENT_PREFIXES,
-    STATE_PREFIX,
-    TrainOptions,
-    flatten_outputs,
-    is_dropout_class,
-)
+from proto.worker.base_trainer import ADAM_BETAS, ADAM_EPS, BaseTrainer, is_dropout_class
+from proto.worker.interface import GRAD_PREFIX, LOSS_NAME, MOMENT_PREFIXES, STATE_PREFIX, TrainOptions
+from proto.worker.net_io import flatten_outputs
 from pt_worker import tensors
 
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
-TORCH_MOMENT_KEYS = ("exp_avg", "exp_avg_sq")
+MOMENT_KEYS = ("exp_avg", "exp_avg_sq")  # torch.optim.Adam's state keys
 
 
-class TorchTrainer:
+class TorchTrainer(BaseTrainer):
     """Holds the loss and the optimizer across the steps of one run."""
 
+    role = "pt"
+
     def __init__(self, net: torch.nn.Module, device: torch.device, factory_loss=None, factory_optimizer=None):
-        self.net = net
+        super().__init__(net, factory_loss, factory_optimizer)
         self.device = device
-        self.factory_loss = factory_loss
-        self.factory_optimizer = factory_optimizer
-        self._optimizer: torch.optim.Optimizer | None = None
-        self._config: tuple | None = None
 
-    def _loss_fn(self, name: str):
-        if name == "mse":
-            return torch.nn.MSELoss()
-        if name == "cross-entropy":
-            return torch.nn.CrossEntropyLoss()
-        if self.factory_loss is None:
-            raise BadRequest("loss 'factory': the pt factory supplied no loss; return {'net': ..., 'loss': ...} "
-                             "from it or choose --loss mse|cross-entropy")
-        return self.factory_loss
+    def _builtin_loss(self, name: str):
+        return torch.nn.MSELoss() if name == "mse" else torch.nn.CrossEntropyLoss()
 
-    def _make_optimizer(self, options: TrainOptions) -> torch.optim.Optimizer:
-        params = [p for p in self.net.parameters() if p.requires_grad]
-        if options.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=options.lr)
-        if options.optimizer == "adam":
-            return torch.optim.Adam(params, lr=options.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
-        if isinstance(self.factory_optimizer, torch.optim.Optimizer):
-            return self.factory_optimizer
-        if callable(self.factory_optimizer):
-            return self.factory_optimizer(params)
-        raise BadRequest("optimizer 'factory': the pt factory supplied no optimizer; choose --optimizer sgd|adam")
+    def _trainable_parameters(self) -> list:
+        return [p for p in self.net.parameters() if p.requires_grad]
 
-    def _optimizer_for(self, options: TrainOptions) -> torch.optim.Optimizer:
-        config = (options.optimizer, options.lr)
-        if options.reset or self._optimizer is None or config != self._config:
-            self._optimizer, self._config = self._make_optimizer(options), config
-        return self._optimizer
+    def _sgd(self, params: list, lr: float):
+        return torch.optim.SGD(params, lr=lr)
 
-    def step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions) -> Iterator[NamedArray]:
-        """Run forward, loss, backward and one optimizer update; yield what the coordinator compares."""
-        loss_fn = self._loss_fn(options.loss)
-        optimizer = self._optimizer_for(options)
-        args = [tensors.pt_from_numpy(x, self.device) for x in inputs]
+    def _adam(self, params: list, lr: float):
+        return torch.optim.Adam(params, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS)
+
+    def _is_optimizer(self, value) -> bool:
+        return isinstance(value, torch.optim.Optimizer)
+
+    def _step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions, loss_fn,
+              optimizer) -> Iterator[NamedArray]:
+        args = [tensors.native_from_numpy(x, self.device) for x in inputs]
         self.net.train(True)
         for module in self.net.modules():
             if is_dropout_class(type(module).__name__):
@@ -84,26 +59,26 @@ class TorchTrainer:
         except (RuntimeError, TypeError, ValueError) as exc:
             raise BadRequest(f"training step failed: {type(exc).__name__}: {exc}") from exc
         named = [(name, p) for name, p in self.net.named_parameters() if p.requires_grad]
-        yield tensors.numpy_from_pt(LOSS_NAME, loss)
+        yield tensors.numpy_from_native(LOSS_NAME, loss)
         for name, param in named:
             if param.grad is not None:  # a parameter the loss does not reach has no gradient; the coordinator says so
-                yield tensors.numpy_from_pt(GRAD_PREFIX + name, param.grad)
+                yield tensors.numpy_from_native(GRAD_PREFIX + name, param.grad)
         optimizer.step()
         if options.return_state:
             for name, value in self.net.state_dict(keep_vars=True).items():
-                yield tensors.numpy_from_pt(STATE_PREFIX + name, value)
+                yield tensors.numpy_from_native(STATE_PREFIX + name, value)
         if options.return_moments:
             for name, param in named:
                 state = optimizer.state.get(param, {})
-                for prefix, key in zip(MOMENT_PREFIXES, TORCH_MOMENT_KEYS):
+                for prefix, key in zip(MOMENT_PREFIXES, MOMENT_KEYS):
                     if key in state:
-                        yield tensors.numpy_from_pt(prefix + name, state[key])
+                        yield tensors.numpy_from_native(prefix + name, state[key])
 
     def _loss_args(self, loss_name: str, outputs, target: NamedArray) -> tuple:
-        goal = tensors.pt_from_numpy(target, self.device)
+        goal = tensors.native_from_numpy(target, self.device)
         if loss_name == "factory":
             return outputs, goal
-        leaves = [value for _, value in flatten_outputs(outputs, tensors.is_pt_tensor)]
+        leaves = [value for _, value in flatten_outputs(outputs, tensors.is_native_tensor)]
         if not leaves:
             raise BadRequest("the net returned no tensor to take a loss of")
         prediction = leaves[0]

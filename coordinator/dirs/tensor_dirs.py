@@ -59,7 +59,8 @@ class RemoteDir:
 
     def entries(self) -> list[NpyEntry]:
         if self._entries is None:
-            self._resolved, self._entries = self.client.list_dir(self.path)
+            listing = self.client.list_dir(self.path)
+            self._resolved, self._entries = listing.path, list(listing.entries)
             self.label = f"{self.client.address}:{self._resolved}"
         return self._entries
 

@@ -29,7 +29,6 @@ from coordinator.locate.layer_hints import evidence_from_calls, hint_for
 from coordinator.locate.verdict import (
     ABS_FLOOR,
     NO_REFERENCE_ABS_FLOOR,
-    RATIO_LIMIT,
     TAINT_LIMIT,
     Located,
     ModuleVerdict,
@@ -39,10 +38,10 @@ from coordinator.locate.verdict import (
 )
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
-from proto.codec import NamedArray
+from proto.codec import NamedArray, TensorSpec, spec_of
 from proto.weights.map_file import WeightMap
-from proto.worker.interface import TensorSpec, WorkerDescription, spec_of
-from proto.worker.module_records import SKETCH_SIZE, ModuleCall, TensorSummary, estimate_rel_error
+from proto.worker.interface import RecordOptions, WorkerDescription
+from proto.worker.module_records import SKETCH_SIZE, ModuleCall, estimate_rel_error
 
 EXACT_NEIGHBOURS = 3  # calls before the first suspect that are fetched and re-judged exactly
 
@@ -255,9 +254,11 @@ def run_locate(
     plan = session.plan_weights(weight_map)
     inputs = input_arrays or randomness.generate_inputs(choose_input_specs(input_shapes or [], pt_desc, ms_desc), seed)
     start = time.perf_counter()
-    (pt_calls, pt_reference, pt_note), (ms_calls, _, _) = session.both(
-        lambda: session.pt.record(inputs, sketch_size, seed, float64_reference),
-        lambda: session.ms.record(inputs, sketch_size, seed, False))
+    pt_record, ms_record = session.both(
+        lambda: session.pt.record(inputs, RecordOptions(sketch_size, seed, float64_reference)),
+        lambda: session.ms.record(inputs, RecordOptions(sketch_size, seed, False)))
+    pt_calls, pt_reference, pt_note, ms_calls = (list(pt_record.calls), list(pt_record.reference_calls),
+                                                 pt_record.reference_note, list(ms_record.calls))
     seconds["record"] = time.perf_counter() - start
     if not pt_calls or not ms_calls:
         raise MsparityError("nothing recorded: a net ran without calling any module")

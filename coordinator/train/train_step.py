@@ -19,7 +19,7 @@ from coordinator.compare import choose_input_specs
 from coordinator.errors import MsparityError, UsageError
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
-from proto.codec import NamedArray
+from proto.codec import NamedArray, TensorSpec, spec_of
 from proto.weights.conversion import ms_tensor_from_pt
 from proto.weights.map_file import WeightMap
 from proto.weights.weight_plan import WeightPlan
@@ -30,10 +30,8 @@ from proto.worker.interface import (
     STATE_PREFIX,
     TARGET_NAME,
     ParameterSpec,
-    TensorSpec,
     TrainOptions,
     WorkerDescription,
-    spec_of,
 )
 
 KINDS = ("grad", "weight", "buffer", "moment1", "moment2")

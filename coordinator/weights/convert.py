@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from coordinator.errors import MsparityError
-from proto.codec import NamedArray
+from proto.codec import NamedArray, TensorSpec
 from proto.formats import ckpt, open_weights, weights_kind
 from proto.formats.pth import UntrustedPickleError
 from proto.formats.safetensors_io import write_safetensors
 from proto.weights import layer_rules
 from proto.weights.conversion import ConversionRow, check_keys, convert_tensors
 from proto.weights.map_file import WeightMap, load_weight_map, weight_map_from_pair
-from proto.worker.interface import TensorSpec
 
 log = logging.getLogger("msparity")
 

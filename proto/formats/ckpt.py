@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from proto.codec import NamedArray
+from proto.codec import NamedArray, TensorSpec
 from proto.errors import MsparityError
 from proto.formats import ckpt_values
 from proto.formats.atomic import atomic_binary
-from proto.worker.interface import TensorSpec
 
 SPLIT_BYTES = 512 << 20
 CRC_MARK = b"crc_num"

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from proto import dtypes
-from proto.codec import NamedArray
+from proto.codec import NamedArray, TensorSpec
 from proto.errors import MsparityError
-from proto.worker.interface import TensorSpec
 
 # torch storage class name -> wire dtype
 WIRE_FROM_STORAGE = {

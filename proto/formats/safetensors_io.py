@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from proto import dtypes
-from proto.codec import NamedArray
+from proto.codec import NamedArray, TensorSpec
 from proto.errors import MsparityError
 from proto.formats.atomic import atomic_binary
-from proto.worker.interface import TensorSpec
 
 ST_FROM_WIRE = {
     "bool": "BOOL", "uint8": "U8", "int8": "I8", "int16": "I16", "uint16": "U16", "int32": "I32",

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from proto.codec import NamedArray
+from proto.codec import NamedArray, TensorSpec
 from proto.errors import MsparityError
 from proto.weights import layer_rules
 from proto.weights.map_file import WeightMap, listed
-from proto.worker.interface import TensorSpec
 
 CONVERSION_COLUMNS = ("Parameter name of torch", "Parameter name of MindSpore", "Conversion status",
                       "Parameter shape of torch", "Parameter shape of MindSpore")

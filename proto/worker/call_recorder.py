@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 
 from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
-from proto.worker.interface import flatten_outputs
 from proto.worker.module_records import ModuleCall, TensorSummary, summarize
+from proto.worker.net_io import flatten_outputs
 
 RUNS = ("f32", "f64")
 _TENSOR = object()  # marks a tensor argument's place in a replay template
@@ -105,6 +105,19 @@ class CallRecorder:
         summary = summarize(tensor.name, tensor.array, self.sketch_size, self.sketch_seed, tensor.dtype)
         self._summaries[id(tensor.array)] = summary
         return summary
+
+
+class BaseRecorder:
+    """What both frameworks' recorders share: the recorded forwards of one net, and their tensors on request."""
+
+    def __init__(self, net, rule_type: Callable[[object], str]):
+        self.net = net
+        self.rule_type = rule_type
+        self.runs: dict[str, RecordedRun] = {}
+
+    def activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool) -> Iterator[NamedArray]:
+        """The kept tensors of the calls asked for (inputs, then outputs, of each key in order)."""
+        return recorded_tensors(self.runs, run, keys, inputs, outputs)
 
 
 def recorded_tensors(runs: dict[str, RecordedRun], run: str, keys: Sequence[str], inputs: bool,

@@ -1,8 +1,9 @@
-"""The worker interface: what every framework adapter offers, in numpy terms.
+"""The worker interface: one method per RPC, in numpy terms; every result a frozen dataclass.
 
-The gRPC servicer serves any WorkerAdapter; the coordinator's client offers the same methods over
-the wire, and coordinator/local.py hands live adapters to the session in same-process mode, so the
-session code path is the same in all three modes.
+The gRPC servicer serves any ModelWorker (plus the directories a worker was started with, a
+DirectoryServer); the coordinator's client offers the same methods over the wire, and
+coordinator/local.py hands live adapters to the session in same-process mode, so the session code
+path is the same in all three modes.
 """
 
 from __future__ import annotations
@@ -11,18 +12,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from proto.codec import NamedArray
+from proto.codec import NamedArray, TensorSpec
+from proto.formats.npy_files import NpyEntry
+from proto.worker.module_records import ModuleCall
 
 PROTOCOL_VERSION = "1.3"  # 1.1: ListDir / GetTensors; 1.2: TrainStep; 1.3: Record / GetActivations / RunModule
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, wire dtype and shape of a tensor, without data."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -48,6 +42,8 @@ class ParameterSpec:
 
 @dataclass(frozen=True)
 class ModuleSpec:
+    """One module / cell of a net: its path ("" for the root), class and nearest framework class."""
+
     path: str
     type: str
     rule_type: str = ""
@@ -55,12 +51,16 @@ class ModuleSpec:
 
 @dataclass(frozen=True)
 class ParameterListing:
+    """A net's state entries in registration order, and every module / cell, root first."""
+
     parameters: tuple[ParameterSpec, ...]
     modules: tuple[ModuleSpec, ...]
 
 
 @dataclass(frozen=True)
 class WorkerDescription:
+    """What Describe answers: the framework, its environment, the model and what its factory supplied."""
+
     framework: str
     framework_version: str
     python_version: str
@@ -79,6 +79,8 @@ class WorkerDescription:
 
 @dataclass(frozen=True)
 class SetWeightsResult:
+    """How many tensors a SetWeights stream loaded, and the parameters it left alone."""
+
     loaded: int
     missing: tuple[str, ...] = field(default=())
 
@@ -90,15 +92,6 @@ LOSS_NAME = "loss"
 GRAD_PREFIX = "grad:"
 STATE_PREFIX = "state:"
 MOMENT_PREFIXES = ("moment1:", "moment2:")  # Adam's first and second moments (torch exp_avg / exp_avg_sq)
-
-
-DROPOUT_WORDS = ("dropout", "droppath", "drop_path", "stochasticdepth")
-
-
-def is_dropout_class(class_name: str) -> bool:
-    """Whether a module / cell class is a dropout (or drop-path) layer, which a training step turns off."""
-    lowered = class_name.lower()
-    return any(word in lowered for word in DROPOUT_WORDS)
 
 
 @dataclass(frozen=True)
@@ -113,8 +106,34 @@ class TrainOptions:
     return_moments: bool = True
 
 
-class WorkerAdapter(Protocol):
-    """One framework's net behind numpy in, numpy out."""
+@dataclass(frozen=True)
+class RecordOptions:
+    """How a worker records one hooked forward for locate."""
+
+    sketch_size: int
+    sketch_seed: int
+    float64_reference: bool
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """One recorded forward: every module call, the float64 reference's calls, and why there are none."""
+
+    calls: tuple[ModuleCall, ...]
+    reference_calls: tuple[ModuleCall, ...] = ()
+    reference_note: str = ""
+
+
+@dataclass(frozen=True)
+class DirListing:
+    """A served directory as its worker resolved it, and the .npy files directly inside it."""
+
+    path: str
+    entries: tuple[NpyEntry, ...]
+
+
+class ModelWorker(Protocol):
+    """One framework's net behind numpy in, numpy out: the model RPCs."""
 
     def describe(self) -> WorkerDescription: ...
 
@@ -128,92 +147,32 @@ class WorkerAdapter(Protocol):
 
     def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> list[NamedArray]: ...
 
-    def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions) -> list[NamedArray]: ...
+    def train_step(self, inputs: Sequence[NamedArray], target: NamedArray,
+                   options: TrainOptions) -> Iterator[NamedArray]: ...
+
+    def record(self, inputs: Sequence[NamedArray], options: RecordOptions) -> RecordResult: ...
+
+    def get_activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool) -> Iterator[NamedArray]: ...
+
+    def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]: ...
 
 
-def as_input_list(inputs) -> list:
-    """A factory's example inputs as a list: None -> [], one tensor -> [it], a sequence -> list."""
-    if inputs is None:
-        return []
-    if isinstance(inputs, (tuple, list)):
-        return list(inputs)
-    return [inputs]
+class DirectoryServer(Protocol):
+    """The directories of saved tensors a worker serves: the ListDir and GetTensors RPCs."""
+
+    def list_dir(self, path: str) -> DirListing: ...
+
+    def get_tensors(self, path: str, names: Sequence[str]) -> Iterator[NamedArray]: ...
 
 
-def input_name(index: int) -> str:
-    """Wire name of the index-th positional input."""
-    return f"input{index}"
+class Worker(ModelWorker, DirectoryServer, Protocol):
+    """Every RPC of the Worker service (what the coordinator's client offers)."""
 
 
-def flatten_outputs(value: object, is_tensor, prefix: str = "output") -> Iterator[tuple[str, object]]:
-    """Yield (name, leaf) for every tensor leaf in a nested output; None leaves are skipped.
-
-    Names: "output" for a single tensor, "output.0", "output.1" for sequences, "output.key" for
-    dicts, nested with dots. Both workers use this, so the same structure gets the same names.
-    """
-    if value is None:
-        return
-    if is_tensor(value):
-        yield prefix, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from flatten_outputs(item, is_tensor, f"{prefix}.{key}")
-    elif isinstance(value, (tuple, list)):
-        for index, item in enumerate(value):
-            yield from flatten_outputs(item, is_tensor, f"{prefix}.{index}")
-    else:
-        yield prefix, value  # a Python number or numpy value; the adapter turns it into an array
-
-
-def spec_of(tensor: NamedArray) -> TensorSpec:
-    return TensorSpec(tensor.name, tensor.dtype, tensor.shape)
-
-
-def apply_weights(
-    tensors: Iterable[NamedArray],
-    targets: dict[str, ParameterSpec],
-    assign,
-    strict: bool,
-    framework: str,
-) -> SetWeightsResult:
-    """Check each incoming tensor against the net's parameter specs and assign it.
-
-    ``assign(tensor)`` writes one checked tensor into the net. Unknown names, shape and dtype
-    mismatches are collected and raised together at the end (one error listing them all); with
-    ``strict`` a parameter the stream did not set is an error too.
-    """
-    from proto.errors import BadRequest
-
-    problems: list[str] = []
-    loaded: set[str] = set()
-    for tensor in tensors:
-        target = targets.get(tensor.name)
-        if target is None:
-            problems.append(f"{tensor.name!r} is not a parameter of the {framework} net")
-        elif tuple(target.shape) != tensor.shape:
-            problems.append(f"{tensor.name!r} has shape {list(tensor.shape)}, the net's is {list(target.shape)}")
-        elif target.dtype != tensor.dtype:
-            problems.append(f"{tensor.name!r} is {tensor.dtype}, the net's is {target.dtype}")
-        else:
-            assign(tensor)
-            loaded.add(tensor.name)
-    missing = tuple(name for name in targets if name not in loaded)
-    if strict and missing:
-        problems.append(f"not set: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''} ({len(missing)})")
-    if problems:
-        shown = "; ".join(problems[:10])
-        more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
-        raise BadRequest(f"{len(problems)} weight problem(s): {shown}{more}")
-    return SetWeightsResult(loaded=len(loaded), missing=missing)
-
-
-def select_weights(names: Sequence[str], available: dict[str, object], framework: str) -> list[str]:
-    """The names to stream for a GetWeights request (all when empty); unknown names raise NotFound."""
-    from proto.errors import NotFound
-
-    if not names:
-        return list(available)
-    unknown = [name for name in names if name not in available]
-    if unknown:
-        raise NotFound(f"{len(unknown)} unknown {framework} parameter(s): {', '.join(unknown[:10])}")
-    return list(names)
+# interface method -> its RPC, for messages that name the call (same-process mode names it too)
+RPC_NAMES: dict[str, str] = {
+    "describe": "Describe", "seed": "Seed", "list_parameters": "ListParameters", "get_weights": "GetWeights",
+    "set_weights": "SetWeights", "forward": "Forward", "train_step": "TrainStep", "record": "Record",
+    "get_activations": "GetActivations", "run_module": "RunModule", "list_dir": "ListDir",
+    "get_tensors": "GetTensors",
+}

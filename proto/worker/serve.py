@@ -16,11 +16,15 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
+
 from proto import transport
 from proto.errors import MsparityError, one_line
 from proto.formats.npy_files import ServedRoots
 from proto.worker import servicer
+from proto.worker.interface import DirectoryServer, ModelWorker
 from proto.worker.model_spec import ModelSpecError
+from proto.worker.served_dirs import ServedDirectories
 
 TOKEN_ENV = "MSPARITY_TOKEN"
 
@@ -61,6 +65,18 @@ def _watch_stdin(stop: threading.Event) -> None:
     stop.set()
 
 
+def create_server(adapter: ModelWorker | None, worker_name: str, listen: str = "127.0.0.1:0",
+                  security: transport.Security = transport.Security(),
+                  served: DirectoryServer | None = None) -> tuple[grpc.Server, str]:
+    """A worker's gRPC server for adapter (None: directories only), bound but not started: (server, "HOST:PORT").
+
+    Tests start one in-process on port 0; ``serve`` starts one for the command line.
+    """
+    server = transport.make_server(security)
+    servicer.add_to_server(server, adapter, worker_name, served)
+    return server, transport.bind(server, listen, security)
+
+
 def serve(worker_name: str, args: argparse.Namespace, make_adapter: Callable[[argparse.Namespace], object]) -> int:
     """Load the model, bind, print the address as the first stdout line, serve until stopped."""
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
@@ -73,11 +89,9 @@ def serve(worker_name: str, args: argparse.Namespace, make_adapter: Callable[[ar
             print(f"{worker_name} worker: give --model SPEC, --serve-dir DIR, or both", file=sys.stderr)
             return 2
         security = security_from_args(args)
-        served = ServedRoots(args.serve_dir)
+        served = ServedDirectories(ServedRoots(args.serve_dir))
         adapter = make_adapter(args) if args.model is not None else None
-        server = transport.make_server(security)
-        servicer.add_to_server(server, adapter, worker_name, served)
-        address = transport.bind(server, args.listen, security)
+        server, address = create_server(adapter, worker_name, args.listen, security, served)
     except (ModelSpecError, MsparityError, OSError) as exc:
         print(f"{worker_name} worker: {one_line(str(exc))}", file=sys.stderr)
         return 3

@@ -1,4 +1,4 @@
-"""One gRPC servicer for both frameworks: protobuf <-> numpy around a WorkerAdapter.
+"""One gRPC servicer for both frameworks: protobuf <-> the worker interface (proto/messages.py).
 
 Framework calls are serialised with one lock (a net is not thread-safe); streams take the lock per
 tensor so an abandoned stream never blocks the worker. Every failure becomes a status whose
@@ -16,13 +16,14 @@ from collections.abc import Iterator
 
 import grpc
 
-from proto import codec, errors, worker_pb2, worker_pb2_grpc
-from proto.formats.npy_files import NpyFileError, ServedRoots, load_npy
-from proto.tensor_pb2 import TensorSpec as TensorSpecPb
-from proto.worker.interface import LOSSES, OPTIMIZERS, PROTOCOL_VERSION, TARGET_NAME, TrainOptions, WorkerAdapter
+from proto import codec, errors, messages, worker_pb2, worker_pb2_grpc
+from proto.formats.npy_files import ServedRoots
+from proto.worker.interface import PROTOCOL_VERSION, TARGET_NAME, DirectoryServer, ModelWorker
+from proto.worker.served_dirs import ServedDirectories
 
 log = logging.getLogger("msparity.worker")
 _END = object()
+FRAMEWORK_OF_ROLE = {"pt": "pytorch", "ms": "mindspore"}
 
 
 def _rpc(method):
@@ -51,50 +52,17 @@ def _streaming_rpc(method):
     return wrapper
 
 
-def _stream_items(requests, kind: str):
-    """Split a stream of (options | chunk) requests into the options and an iterator of chunks."""
-    first = next(requests, None)
-    if first is None or first.WhichOneof("item") != "options":
-        options = None
-        pending = [first] if first is not None else []
-    else:
-        options = getattr(first, "options")
-        pending = []
-
-    def chunks():
-        for item in pending:
-            yield _chunk_of(item, kind)
-        for item in requests:
-            yield _chunk_of(item, kind)
-
-    return options, chunks()
-
-
-def _options_and_tensors(requests, kind: str):
-    """The required options message and every tensor of an (options, chunks...) stream, decoded."""
-    options, chunks = _stream_items(requests, kind)
-    if options is None:
-        raise errors.BadRequest(f"{kind}: the first message must carry the options")
-    return options, list(codec.decode(chunks))
-
-
-def _chunk_of(item, kind: str):
-    if item.WhichOneof("item") != "chunk":
-        raise errors.BadRequest(f"{kind}: options may only come first in the stream")
-    return item.chunk
-
-
 class WorkerServicer(worker_pb2_grpc.WorkerServicer):
-    """Serves one adapter (one model) over the Worker service."""
+    """Serves one model worker (one net) and the directories it was started with over the Worker service."""
 
-    def __init__(self, adapter: WorkerAdapter | None, worker_name: str, served: ServedRoots | None = None):
+    def __init__(self, adapter: ModelWorker | None, worker_name: str, served: DirectoryServer | None = None):
         self._model = adapter
         self._name = worker_name
-        self._served = served or ServedRoots([])
+        self._served = served or ServedDirectories(ServedRoots([]))
         self._lock = threading.Lock()
 
     @property
-    def _adapter(self) -> WorkerAdapter:
+    def _adapter(self) -> ModelWorker:
         if self._model is None:
             raise errors.FailedPrecondition("this worker serves directories only; start it with --model SPEC "
                                             "to compare or convert a net")
@@ -137,23 +105,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         if self._model is None:
             return self._describe_without_model()
         with self._lock:
-            d = self._adapter.describe()
-        return worker_pb2.DescribeReply(
-            framework=d.framework,
-            framework_version=d.framework_version,
-            python_version=d.python_version,
-            device=d.device,
-            protocol_version=d.protocol_version,
-            model_spec=d.model_spec,
-            model_class=d.model_class,
-            parameter_count=d.parameter_count,
-            parameter_elements=d.parameter_elements,
-            example_inputs=[TensorSpecPb(name=s.name, dtype=s.dtype, shape=s.shape) for s in d.example_inputs],
-            hostname=d.hostname,
-            execution_mode=d.execution_mode,
-            factory_loss=d.factory_loss,
-            factory_optimizer=d.factory_optimizer,
-        )
+            return messages.description_to_pb(self._adapter.describe())
 
     @_rpc
     def Seed(self, request, context):
@@ -164,23 +116,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     @_rpc
     def ListParameters(self, request, context):
         with self._lock:
-            listing = self._adapter.list_parameters()
-        return worker_pb2.ListParametersReply(
-            parameters=[
-                worker_pb2.ParameterInfo(
-                    name=p.name,
-                    dtype=p.dtype,
-                    shape=p.shape,
-                    module_path=p.module_path,
-                    module_type=p.module_type,
-                    trainable=p.trainable,
-                    is_buffer=p.is_buffer,
-                    module_rule_type=p.module_rule_type,
-                )
-                for p in listing.parameters
-            ],
-            modules=[worker_pb2.ModuleInfo(path=m.path, type=m.type, rule_type=m.rule_type) for m in listing.modules],
-        )
+            return messages.listing_to_pb(self._adapter.list_parameters())
 
     @_streaming_rpc
     def GetWeights(self, request, context):
@@ -190,26 +126,26 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
 
     @_rpc
     def SetWeights(self, request_iterator, context):
-        options, chunks = _stream_items(request_iterator, "SetWeights")
-        strict = bool(options and options.strict)
+        options, chunks = messages.split_options(request_iterator, "SetWeights")
+        strict = messages.set_weights_options_from_pb(options)
         # Decoding happens as the adapter pulls tensors, so weights are applied while they stream;
         # the lock is held while a tensor is applied, not while the next one is on its way.
         with self._lock:
             result = self._adapter.set_weights(self._unlocked_while_waiting(codec.decode(chunks)), strict=strict)
-        return worker_pb2.SetWeightsReply(loaded=result.loaded, missing=list(result.missing))
+        return messages.set_weights_result_to_pb(result)
 
     @_streaming_rpc
     def Forward(self, request_iterator, context):
-        options, chunks = _stream_items(request_iterator, "Forward")
+        options, chunks = messages.split_options(request_iterator, "Forward")
         inputs = list(codec.decode(chunks))
         with self._lock:
-            outputs = self._adapter.forward(inputs, train_mode=bool(options and options.train_mode))
+            outputs = self._adapter.forward(inputs, train_mode=messages.forward_options_from_pb(options))
         yield from codec.encode(outputs)
 
     @_streaming_rpc
     def TrainStep(self, request_iterator, context):
-        options, tensors = _options_and_tensors(request_iterator, "TrainStep")
-        train_options = train_options_from(options)
+        options, tensors = messages.options_and_tensors(request_iterator, "TrainStep")
+        train_options = messages.train_options_from_pb(options)
         targets = [t for t in tensors if t.name == TARGET_NAME]
         if len(targets) != 1:
             raise errors.BadRequest(f"TrainStep: send exactly one tensor named {TARGET_NAME!r} besides the inputs")
@@ -221,84 +157,43 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
 
     @_rpc
     def Record(self, request_iterator, context):
-        options, inputs = _options_and_tensors(request_iterator, "Record")
+        options, inputs = messages.options_and_tensors(request_iterator, "Record")
         with self._lock:
-            calls, reference, note = self._adapter.record(inputs, options.sketch_size, options.sketch_seed,
-                                                          options.float64_reference)
-        return worker_pb2.RecordReply(calls=[call_to_pb(c) for c in calls],
-                                      reference_calls=[call_to_pb(c) for c in reference], reference_note=note)
+            result = self._adapter.record(inputs, messages.record_options_from_pb(options))
+        return messages.record_result_to_pb(result)
 
     @_streaming_rpc
     def GetActivations(self, request, context):
         with self._lock:
-            tensors = self._adapter.get_activations(request.run, list(request.keys), request.inputs, request.outputs)
+            tensors = self._adapter.get_activations(*messages.activations_request_from_pb(request))
         yield from codec.encode(self._locked(iter(tensors)))
 
     @_streaming_rpc
     def RunModule(self, request_iterator, context):
-        options, inputs = _options_and_tensors(request_iterator, "RunModule")
+        options, inputs = messages.options_and_tensors(request_iterator, "RunModule")
+        path, call, float64 = messages.run_module_options_from_pb(options)
         with self._lock:
-            outputs = self._adapter.run_module(options.path, options.call, options.float64, inputs)
+            outputs = self._adapter.run_module(path, call, float64, inputs)
         yield from codec.encode(outputs)
 
     def _describe_without_model(self):
-        framework = {"pt": "pytorch", "ms": "mindspore"}.get(self._name, self._name)
+        framework = FRAMEWORK_OF_ROLE.get(self._name, self._name)
         return worker_pb2.DescribeReply(framework=framework, python_version=platform.python_version(),
                                         protocol_version=PROTOCOL_VERSION, hostname=socket.gethostname(),
                                         model_spec="", model_class="(no model: serves directories)")
 
     @_rpc
     def ListDir(self, request, context):
-        try:
-            directory, entries = self._served.list_dir(request.path)
-        except NpyFileError as exc:
-            raise errors.FailedPrecondition(str(exc)) from None
-        return worker_pb2.ListDirReply(path=str(directory), entries=[
-            worker_pb2.DirEntry(name=e.name, dtype=e.dtype, shape=e.shape, nbytes=e.nbytes, ctime=e.ctime)
-            for e in entries])
+        return messages.dir_listing_to_pb(self._served.list_dir(request.path))
 
     @_streaming_rpc
     def GetTensors(self, request, context):
-        directory = self._served.resolve_dir(request.path)
-        files = [self._served.resolve_file(directory, name) for name in request.names]  # refuse before streaming
-
-        def arrays():
-            for name, path in zip(request.names, files):
-                try:
-                    yield load_npy(path, name)
-                except NpyFileError as exc:
-                    raise errors.FailedPrecondition(str(exc)) from None
-
-        yield from codec.encode(arrays())
+        yield from codec.encode(self._served.get_tensors(request.path, list(request.names)))
 
 
-def summary_to_pb(s) -> worker_pb2.TensorSummary:
-    return worker_pb2.TensorSummary(name=s.name, dtype=s.dtype, shape=s.shape, min=s.min, max=s.max, mean=s.mean,
-                                    norm=s.norm, finite=s.finite, sketch=s.sketch.tolist(), sketch_seed=s.sketch_seed)
-
-
-def call_to_pb(c) -> worker_pb2.ModuleCall:
-    """A proto.worker.module_records.ModuleCall as its wire message."""
-    return worker_pb2.ModuleCall(path=c.path, type=c.type, rule_type=c.rule_type, call=c.call, start=c.start,
-                                 end=c.end, inputs=[summary_to_pb(s) for s in c.inputs],
-                                 outputs=[summary_to_pb(s) for s in c.outputs], param_names=list(c.param_names))
-
-
-def train_options_from(options) -> TrainOptions:
-    """Check a TrainOptions message and turn it into the adapter's dataclass."""
-    if options.loss not in LOSSES:
-        raise errors.BadRequest(f"TrainStep: unknown loss {options.loss!r}; known: {', '.join(LOSSES)}")
-    if options.optimizer not in OPTIMIZERS:
-        raise errors.BadRequest(f"TrainStep: unknown optimizer {options.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
-    if not options.lr > 0:
-        raise errors.BadRequest(f"TrainStep: the learning rate must be positive, got {options.lr}")
-    return TrainOptions(loss=options.loss, optimizer=options.optimizer, lr=options.lr, reset=options.reset,
-                        return_state=options.return_state, return_moments=options.return_moments)
-
-
-def add_to_server(server: grpc.Server, adapter: WorkerAdapter | None, worker_name: str,
-                  served: ServedRoots | None = None) -> WorkerServicer:
-    """Register a servicer for adapter (None: directories only) and the served roots on server."""
+def add_to_server(server: grpc.Server, adapter: ModelWorker | None, worker_name: str,
+                  served: DirectoryServer | None = None) -> WorkerServicer:
+    """Register a servicer for adapter (None: directories only) and the served directories on server."""
     servicer = WorkerServicer(adapter, worker_name, served)
     worker_pb2_grpc.add_WorkerServicer_to_server(servicer, server)
     return servicer

@@ -7,7 +7,7 @@ import pytest
 
 from coordinator import randomness
 from coordinator.errors import MsparityError, UsageError
-from proto.worker.interface import TensorSpec
+from proto.codec import TensorSpec
 
 
 def test_parse_input_shape():

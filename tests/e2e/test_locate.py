@@ -87,13 +87,14 @@ def test_hooks_do_not_change_the_outputs():
     from coordinator import local
     from examples import vit_ms, vit_pt
     from proto.codec import NamedArray
+    from proto.worker.interface import RecordOptions
 
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     inputs = [NamedArray("input0", x)]
     for role, net in (("pt", vit_pt.build()[0]), ("ms", vit_ms.build()[0])):
         adapter = local.adapter_for(role, net)
         plain = adapter.forward(inputs)
-        calls, _, _ = adapter.record(inputs, 64, 0, False)
+        calls = adapter.record(inputs, RecordOptions(64, 0, False)).calls
         root = next(c for c in calls if c.path == "")
         recorded = list(adapter.get_activations("f32", [root.key], False, True))
         again = adapter.forward(inputs)

@@ -55,9 +55,9 @@ def test_served_roots_refuse_escapes(dumps, tmp_path):
     os.symlink(secret / "0_key.npy", ref / "9_leak.npy")
     with hand_started_worker("pt", None, "--serve-dir", str(ref)) as address, \
             WorkerClient(address, "ref") as client:
-        path, entries = client.list_dir(str(ref))
-        assert path == str(ref.resolve())
-        assert "9_leak.npy" not in [e.name for e in entries] and len(entries) == 8
+        listing = client.list_dir(str(ref))
+        assert listing.path == str(ref.resolve())
+        assert "9_leak.npy" not in [e.name for e in listing.entries] and len(listing.entries) == 8
         for bad in ("../secret", str(secret), "link_out", "/etc", "dump/../../secret"):
             with pytest.raises(WorkerError) as refused:
                 client.list_dir(bad)

@@ -9,9 +9,8 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 from safetensors.torch import save_file as save_torch
 
-from proto.codec import NamedArray
+from proto.codec import NamedArray, TensorSpec
 from proto.formats.safetensors_io import SafetensorsFormatError, SafetensorsReader, write_safetensors
-from proto.worker.interface import TensorSpec
 
 
 def test_written_files_read_back_in_the_package_bit_exactly(tmp_path):

@@ -1,0 +1,200 @@
+"""What both framework adapters share: the interface's methods over a few framework hooks.
+
+A framework adapter (pt_worker.adapter, ms_worker.adapter) subclasses BaseAdapter, gives its
+tensor boundary module (the same verbs on both sides: ``numpy_from_native``, ``native_from_numpy``,
+``is_native_tensor``), and fills in the hooks: the net's state, how one tensor is written into
+it, how the net is called, its parameter listing and a few describe facts. Weight checks, the
+forward's error message, describe, and the delegation of training and recording live here once.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from types import ModuleType
+
+from proto.codec import NamedArray, spec_of
+from proto.errors import BadRequest, NotFound
+from proto.worker.interface import (
+    PROTOCOL_VERSION,
+    ParameterListing,
+    ParameterSpec,
+    RecordOptions,
+    RecordResult,
+    SetWeightsResult,
+    TrainOptions,
+    WorkerDescription,
+)
+from proto.worker.net_io import as_input_list, flatten_outputs, input_name
+
+FORWARD_ERRORS = (RuntimeError, TypeError, ValueError)  # what a framework raises for inputs that do not fit
+
+
+def apply_weights(
+    tensors: Iterable[NamedArray],
+    targets: dict[str, ParameterSpec],
+    assign,
+    strict: bool,
+    framework: str,
+) -> SetWeightsResult:
+    """Check each incoming tensor against the net's parameter specs and assign it.
+
+    ``assign(tensor)`` writes one checked tensor into the net. Unknown names, shape and dtype
+    mismatches are collected and raised together at the end (one error listing them all); with
+    ``strict`` a parameter the stream did not set is an error too.
+    """
+    problems: list[str] = []
+    loaded: set[str] = set()
+    for tensor in tensors:
+        target = targets.get(tensor.name)
+        if target is None:
+            problems.append(f"{tensor.name!r} is not a parameter of the {framework} net")
+        elif tuple(target.shape) != tensor.shape:
+            problems.append(f"{tensor.name!r} has shape {list(tensor.shape)}, the net's is {list(target.shape)}")
+        elif target.dtype != tensor.dtype:
+            problems.append(f"{tensor.name!r} is {tensor.dtype}, the net's is {target.dtype}")
+        else:
+            assign(tensor)
+            loaded.add(tensor.name)
+    missing = tuple(name for name in targets if name not in loaded)
+    if strict and missing:
+        problems.append(f"not set: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''} ({len(missing)})")
+    if problems:
+        shown = "; ".join(problems[:10])
+        more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise BadRequest(f"{len(problems)} weight problem(s): {shown}{more}")
+    return SetWeightsResult(loaded=len(loaded), missing=missing)
+
+
+def select_weights(names: Sequence[str], available: dict[str, object], framework: str) -> list[str]:
+    """The names to stream for a GetWeights request (all when empty); unknown names raise NotFound."""
+    if not names:
+        return list(available)
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise NotFound(f"{len(unknown)} unknown {framework} parameter(s): {', '.join(unknown[:10])}")
+    return list(names)
+
+
+def inputs_text(inputs: Sequence[NamedArray]) -> str:
+    """The inputs' names, shapes and dtypes, for an error message."""
+    return ", ".join(f"{x.name} {list(x.shape)} {x.dtype}" for x in inputs)
+
+
+class BaseAdapter:
+    """One net behind the worker interface; subclasses supply the framework hooks below."""
+
+    framework = ""  # "pytorch" / "mindspore", as Describe reports it
+    framework_version = ""
+
+    def __init__(self, net, tensors: ModuleType, example_inputs=None, model_spec: str = "", trainer=None,
+                 recorder=None):
+        self.net = net
+        self.tensors = tensors
+        self.model_spec = model_spec
+        self.trainer = trainer
+        self.recorder = recorder
+        self.example_inputs = [self._to_numpy(input_name(i), x) for i, x in enumerate(as_input_list(example_inputs))]
+
+    # -- hooks -------------------------------------------------------------------------------------
+
+    def _state(self) -> dict[str, object]:
+        """Every named tensor of the net's state (parameters and buffers), in registration order."""
+        raise NotImplementedError
+
+    def list_parameters(self) -> ParameterListing:
+        """Every state entry with its owning module, and every module (the framework walks its net)."""
+        raise NotImplementedError
+
+    def _assign(self, target, tensor: NamedArray) -> None:
+        """Write one checked tensor into the state entry target, in place."""
+        raise NotImplementedError
+
+    def _call_net(self, inputs: Sequence[NamedArray], train_mode: bool):
+        """Run the net on inputs in the mode asked for; return what it returned."""
+        raise NotImplementedError
+
+    def _fix_random(self, seed: int) -> None:
+        """Seed Python, numpy and the framework (the worker package's fix_random)."""
+        raise NotImplementedError
+
+    def _as_native(self, value):
+        """A value that is not a framework tensor (a numpy example input, a Python number output) as one."""
+        raise NotImplementedError
+
+    def _numel(self, value) -> int:
+        """Elements of one state tensor."""
+        raise NotImplementedError
+
+    def _device(self) -> str:
+        """Where the net runs, as Describe reports it ("cpu", "cuda:0", "Ascend:0")."""
+        raise NotImplementedError
+
+    def _execution_mode(self) -> str:
+        """Describe's execution mode: "eager" (torch), "pynative" or "graph" (mindspore)."""
+        raise NotImplementedError
+
+    # -- the interface -----------------------------------------------------------------------------
+
+    def _to_numpy(self, name: str, value) -> NamedArray:
+        native = value if self.tensors.is_native_tensor(value) else self._as_native(value)
+        return self.tensors.numpy_from_native(name, native)
+
+    def describe(self) -> WorkerDescription:
+        state = self._state()
+        return WorkerDescription(
+            framework=self.framework,
+            framework_version=self.framework_version,
+            python_version=platform.python_version(),
+            device=self._device(),
+            protocol_version=PROTOCOL_VERSION,
+            model_spec=self.model_spec,
+            model_class=type(self.net).__name__,
+            parameter_count=len(state),
+            parameter_elements=sum(self._numel(t) for t in state.values()),
+            example_inputs=tuple(spec_of(x) for x in self.example_inputs),
+            hostname=socket.gethostname(),
+            execution_mode=self._execution_mode(),
+            factory_loss=_class_name(self.trainer.factory_loss),
+            factory_optimizer=_class_name(self.trainer.factory_optimizer),
+        )
+
+    def seed(self, seed: int) -> None:
+        self._fix_random(seed)
+
+    def get_weights(self, names: Sequence[str] = ()) -> Iterator[NamedArray]:
+        state = self._state()
+        for name in select_weights(names, state, self.framework):
+            yield self.tensors.numpy_from_native(name, state[name])
+
+    def set_weights(self, incoming: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
+        state = self._state()
+        specs = {p.name: p for p in self.list_parameters().parameters}
+        return apply_weights(incoming, specs, lambda t: self._assign(state[t.name], t), strict, self.framework)
+
+    def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> list[NamedArray]:
+        try:
+            result = self._call_net(inputs, train_mode)
+            # converted inside the try: MindSpore's PyNative runs asynchronously, a kernel error surfaces here
+            return [self._to_numpy(name, value) for name, value in flatten_outputs(result, self.tensors.is_native_tensor)]
+        except FORWARD_ERRORS as exc:
+            raise BadRequest(f"forward failed on inputs ({inputs_text(inputs)}): {type(exc).__name__}: {exc}") from exc
+
+    def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions) -> Iterator[NamedArray]:
+        """One training step (see the framework's training module); yields loss, grads, state and moments lazily."""
+        return self.trainer.step(inputs, target, options)
+
+    def record(self, inputs: Sequence[NamedArray], options: RecordOptions) -> RecordResult:
+        """One forward with every module / cell hooked (see the framework's recording module)."""
+        return self.recorder.record(inputs, options)
+
+    def get_activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool) -> Iterator[NamedArray]:
+        return self.recorder.activations(run, keys, inputs, outputs)
+
+    def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
+        return self.recorder.run_module(path, call, float64, inputs)
+
+
+def _class_name(value) -> str:
+    return type(value).__name__ if value is not None else ""
