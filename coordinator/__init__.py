@@ -22,6 +22,10 @@ _EXPORTS = {
     "NetDifferenceFinder": "coordinator.finder",
     "LocalDir": "coordinator.dirs.tensor_dirs",
     "RemoteDir": "coordinator.dirs.tensor_dirs",
+    "MsparityError": "proto.errors",
+    "UsageError": "proto.errors",
+    "WorkerError": "proto.errors",
+    "WeightMapError": "proto.errors",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,140 +7,31 @@ to stderr.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from coordinator import metrics, randomness
-from coordinator.compare import REPORT_SCHEMA, run_compare
-from coordinator.errors import EXIT_CANNOT_COMPARE, EXIT_DIFFERENT, EXIT_OK, MsparityError
-from coordinator.render import compare_report as report
+from coordinator.cli_options import (
+    dir_compare_options,
+    handles_errors,
+    input_options,
+    job_session,
+    pt_worker_options,
+    security_from,
+    targets_from,
+    tolerance_options,
+    weights_options,
+    worker_options,
+)
+from coordinator.compare import run_compare
+from coordinator.render import compare_report
+from coordinator.render.report_io import write_atomic, write_json
 from coordinator.session import WorkerTarget, open_session
-from proto import transport
+from proto.errors import EXIT_DIFFERENT, EXIT_OK
 
 EXAMPLES = ("vit", "cnn", "mlp")
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"msparity: error: {message}", err=True)
-    sys.exit(code)
-
-
-def handles_errors(command):
-    """Turn library errors into one line on stderr and the matching exit code."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except MsparityError as exc:
-            _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted; workers stopped", 130)
-        except OSError as exc:
-            _fail(f"{exc.filename or ''} {exc.strerror or exc}".strip(), EXIT_CANNOT_COMPARE)
-
-    return wrapper
-
-
-def _side_options(role: str) -> list:
-    return [
-        click.option(f"--{role}", f"{role}_address", metavar="HOST:PORT", help=f"address of a running {role} worker"),
-        click.option(f"--{role}-model", metavar="SPEC",
-                     help=f"spawn a {role} worker for pkg.module:factory or file.py:factory"),
-        click.option(f"--{role}-python", metavar="PATH", help=f"python to run a spawned {role} worker with (another env)"),
-    ]
-
-
-def security_options() -> list:
-    """Token and TLS options for dialing workers started by hand, plus -v."""
-    return [
-        click.option("--token", envvar="MSPARITY_TOKEN", metavar="TOKEN",
-                     help="shared token of workers started by hand (or set MSPARITY_TOKEN)"),
-        click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="CA certificate (PEM) to dial workers over TLS"),
-        click.option("--tls-server-name", metavar="NAME", help="name to expect in the workers' TLS certificates"),
-        click.option("-v", "--verbose", is_flag=True, help="show worker logs"),
-    ]
-
-
-def _with_options(command, options: list):
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def worker_options(command):
-    """--pt/--pt-model, --ms/--ms-model and the connection security options."""
-    ms_mode = click.option("--ms-mode", type=click.Choice(["pynative", "graph"]), default="pynative",
-                           show_default=True, help="MindSpore execution mode of a spawned ms worker")
-    return _with_options(command, [*_side_options("pt"), *_side_options("ms"), ms_mode,
-                                   *security_options()])
-
-
-def pt_worker_options(command):
-    """--pt/--pt-model alone, with the connection security options."""
-    return _with_options(command, [*_side_options("pt"), *security_options()])
-
-
-def security_from(opts: dict) -> transport.Security:
-    return transport.Security(token=opts["token"], tls_ca=opts["tls_ca"], tls_server_name=opts["tls_server_name"])
-
-
-def targets_from(opts: dict) -> tuple[WorkerTarget, WorkerTarget, transport.Security]:
-    pt = WorkerTarget(address=opts["pt_address"], model_spec=opts["pt_model"], python=opts["pt_python"])
-    ms = WorkerTarget(address=opts["ms_address"], model_spec=opts["ms_model"], python=opts["ms_python"],
-                      extra_args=("--mode", opts["ms_mode"]))
-    return pt, ms, security_from(opts)
-
-
-def tolerance_options(command):
-    options = [
-        click.option("--rtol", type=float, help="relative tolerance (with --atol; default per dtype)"),
-        click.option("--atol", type=float, help="absolute tolerance (with --rtol; default per dtype)"),
-        click.option("--equal-nan", is_flag=True, help="NaN in the same place counts as equal"),
-        click.option("--seed", type=int, default=0, show_default=True, help="seed for inputs and both frameworks"),
-        click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-                     help="also write the report as JSON"),
-    ]
-    return _with_options(command, options)
-
-
-def input_options(command):
-    """--input-shape / --inputs, shared by compare, locate and train-step."""
-    return _with_options(command, [
-        click.option("--input-shape", multiple=True, metavar="SHAPE[:DTYPE]",
-                     help="an input to generate, e.g. 2,3,224,224:float32 (repeat for several inputs; train-step: a "
-                          "fresh batch per step)"),
-        click.option("--inputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npy",
-                     help="an input from a .npy file (repeat for several inputs)"),
-    ])
-
-
-def weights_options(command):
-    """--sync-weights / --weight-map, shared by compare, locate and train-step."""
-    return _with_options(command, [
-        click.option("--sync-weights/--no-sync-weights", default=True, show_default=True,
-                     help="stream the pt weights into the ms net first (off: each side keeps its own)"),
-        click.option("--weight-map", "weight_map_path", type=click.Path(path_type=Path),
-                     help="map file for names the layer rules cannot pair (start from `msparity weight-map`)"),
-    ])
-
-
-def inputs_and_map(input_shape, inputs, weight_map_path):
-    """Parse --input-shape / --inputs / --weight-map before any worker starts."""
-    from proto.weights.map_file import load_weight_map
-
-    user_map = load_weight_map(weight_map_path) if weight_map_path else None
-    shapes = [randomness.parse_input_shape(text, i) for i, text in enumerate(input_shape)]
-    arrays = randomness.load_input_files(list(inputs)) if inputs else None
-    if shapes and arrays:
-        raise click.UsageError("give --input-shape or --inputs, not both")
-    return shapes, arrays, user_map
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -169,15 +60,17 @@ def ping(**opts):
 
 def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...], sync_weights: bool = True,
              weight_map_path: Path | None = None) -> int:
-    metrics.resolve_tolerance("float32", opts["rtol"], opts["atol"])  # usage errors before spawning anything
-    pt, ms, security = targets_from(opts)
-    shapes, arrays, user_map = inputs_and_map(input_shape, inputs, weight_map_path)
-    with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
-        result = run_compare(session, shapes, arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
-                             equal_nan=opts["equal_nan"], sync_weights=sync_weights, weight_map=user_map)
-    report.print_compare(result)
-    if opts["json_path"]:
-        report.write_json(opts["json_path"], report.compare_to_dict(result))
+    with job_session(opts, input_shape, inputs, weight_map_path) as (session, job):
+        result = run_compare(session, job.shapes, job.arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
+                             equal_nan=opts["equal_nan"], sync_weights=sync_weights, weight_map=job.weight_map)
+    return _finish(result, compare_report.print_compare, compare_report.compare_to_dict, opts["json_path"])
+
+
+def _finish(result, print_result, to_dict, json_path: Path | None) -> int:
+    """Print a job's report, write its JSON when asked; the exit code of its verdict."""
+    print_result(result)
+    if json_path:
+        write_json(json_path, to_dict(result))
     return EXIT_OK if result.passed else EXIT_DIFFERENT
 
 
@@ -208,17 +101,11 @@ def locate(input_shape, inputs, isolate, no_reference, sync_weights, weight_map_
     from coordinator.locate.locate_run import run_locate
     from coordinator.render.locate_report import locate_to_dict, print_locate
 
-    metrics.resolve_tolerance("float32", opts["rtol"], opts["atol"])
-    pt, ms, security = targets_from(opts)
-    shapes, arrays, user_map = inputs_and_map(input_shape, inputs, weight_map_path)
-    with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
-        result = run_locate(session, shapes, arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
-                            sync_weights=sync_weights, weight_map=user_map, isolate_blamed=isolate,
+    with job_session(opts, input_shape, inputs, weight_map_path) as (session, job):
+        result = run_locate(session, job.shapes, job.arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
+                            sync_weights=sync_weights, weight_map=job.weight_map, isolate_blamed=isolate,
                             float64_reference=not no_reference)
-    print_locate(result)
-    if opts["json_path"]:
-        report.write_json(opts["json_path"], locate_to_dict(result))
-    sys.exit(EXIT_OK if result.passed else EXIT_DIFFERENT)
+    sys.exit(_finish(result, print_locate, locate_to_dict, opts["json_path"]))
 
 
 @main.command("train-step")
@@ -242,24 +129,18 @@ def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, sy
     from coordinator.render.train_report import print_train, train_to_dict
     from coordinator.train.train_step import TrainOptions, check_options, resolve_choice, run_train_step
 
-    metrics.resolve_tolerance("float32", opts["rtol"], opts["atol"])
     check_options(TrainOptions(loss=loss or "mse", optimizer=optimizer or "sgd", lr=lr), steps)
-    pt, ms, security = targets_from(opts)
-    shapes, arrays, user_map = inputs_and_map(input_shape, inputs, weight_map_path)
-    with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
+    with job_session(opts, input_shape, inputs, weight_map_path) as (session, job):
         pt_desc, ms_desc = session.pt_description, session.ms_description
         options = TrainOptions(
             loss=resolve_choice("loss", loss, pt_desc.factory_loss, ms_desc.factory_loss, "mse"),
             optimizer=resolve_choice("optimizer", optimizer, pt_desc.factory_optimizer, ms_desc.factory_optimizer,
                                      "sgd"),
             lr=lr)
-        result = run_train_step(session, shapes, arrays, steps=steps, options=options, seed=opts["seed"],
+        result = run_train_step(session, job.shapes, job.arrays, steps=steps, options=options, seed=opts["seed"],
                                 rtol=opts["rtol"], atol=opts["atol"], sync_weights=sync_weights,
-                                weight_map=user_map, lockstep=not free_running)
-    print_train(result)
-    if opts["json_path"]:
-        report.write_json(opts["json_path"], train_to_dict(result))
-    sys.exit(EXIT_OK if result.passed else EXIT_DIFFERENT)
+                                weight_map=job.weight_map, lockstep=not free_running)
+    sys.exit(_finish(result, print_train, train_to_dict, opts["json_path"]))
 
 
 @main.command("weight-map")
@@ -272,6 +153,7 @@ def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, sy
 @handles_errors
 def weight_map_command(weight_name_prefix, out_path, json_path, **opts):
     """Write the weight map of a torch net (layer rules over its state_dict), from its pt worker."""
+    from coordinator.render.weight_report import weight_map_to_dict
     from coordinator.session import open_worker
     from proto.weights.map_file import weight_map_json
     from proto.weights.weight_plan import rules_weight_map
@@ -280,12 +162,12 @@ def weight_map_command(weight_name_prefix, out_path, json_path, **opts):
     with open_worker("pt", target, security_from(opts), opts["verbose"]) as worker:
         listing = worker.list_parameters()
     weight_map = rules_weight_map(listing, weight_name_prefix)
-    report.write_atomic(out_path, weight_map_json(weight_map))
+    write_atomic(out_path, weight_map_json(weight_map))
     renamed = sum(1 for k, v in weight_map.name_map.items() if k != v)
     click.echo(f"wrote {out_path}: {len(weight_map.name_map)} entries, {renamed} renamed, "
                f"{len(weight_map.value_map)} value transforms")
     if json_path:
-        report.write_json(json_path, report.weight_map_to_dict(weight_map, listing, out_path))
+        write_json(json_path, weight_map_to_dict(weight_map, listing, out_path))
 
 
 @main.command()
@@ -302,14 +184,14 @@ def weight_map_command(weight_name_prefix, out_path, json_path, **opts):
 @handles_errors
 def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, json_path):
     """Convert a torch .pth into a MindSpore .ckpt by a weight map (no framework needed)."""
+    from coordinator.render.weight_report import convert_to_dict
     from coordinator.weights.convert import convert_weight
 
     rows = convert_weight(weight_map_path, pth_path, out_path, print_save_path=False, pth_key=pth_key,
                           trust_pickle=trust_pickle)
     click.echo(f"wrote {out_path}: {len(rows)} tensors")
     if json_path:
-        report.write_json(json_path, {"schema": REPORT_SCHEMA, "kind": "convert", "passed": True, "out": str(out_path),
-                                      "tensors": [dataclasses.asdict(r) for r in rows]})
+        write_json(json_path, convert_to_dict(rows, out_path))
 
 
 @main.command("compare-ckpt")
@@ -326,39 +208,15 @@ def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, json_pat
 @handles_errors
 def compare_ckpt(orig, target, weight_map_path, rtol, atol, equal_nan, print_level, json_path):
     """Compare two weight files (.pth/.ckpt/.safetensors); a .pth goes first and through --weight-map."""
+    from coordinator.render.weight_report import weights_to_dict
     from coordinator.weights.ckpt_compare import compare_weight_files
 
     result = compare_weight_files(orig, target, weight_map_path, rtol=rtol, atol=atol, equal_nan=equal_nan,
                                   print_level=print_level)
     if json_path:
-        report.write_json(json_path, report.weights_to_dict(result))
+        write_json(json_path, weights_to_dict(result))
     click.echo("PASS: the weights agree" if result.passed else "FAIL: the weights differ")
     sys.exit(EXIT_OK if result.passed else EXIT_DIFFERENT)
-
-
-def dir_compare_options(default_map: str):
-    """Options shared by compare-dirs and compare-grads."""
-    options = [
-        click.argument("ref"),
-        click.argument("cand"),
-        click.option("--ref-worker", metavar="HOST:PORT",
-                     help="REF is a directory served by this worker (--serve-dir), not a local path"),
-        click.option("--cand-worker", metavar="HOST:PORT",
-                     help="CAND is a directory served by this worker (--serve-dir), not a local path"),
-        click.option("--map", "strategy", type=click.Choice(["name", "number", "shape"]), default=default_map,
-                     show_default=True, help="pair files by name, by position in save order, or by shape edit distance"),
-        click.option("--name-map", "name_map_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help='JSON list of [ref file, cand file] pairs (null for no partner); overrides --map'),
-        click.option("--rtol", type=float, default=1e-4, show_default=True, help="relative tolerance"),
-        click.option("--atol", type=float, default=1e-4, show_default=True, help="absolute tolerance"),
-        click.option("--equal-nan", is_flag=True, help="NaN in the same place counts as equal"),
-        click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-                     help="also write the result as JSON"),
-        click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
-                     help="also write the table as CSV"),
-        *security_options(),
-    ]
-    return lambda command: _with_options(command, options)
 
 
 def _compare_dirs(kind: str, compare_shape: bool, ref, cand, ref_worker, cand_worker, strategy, name_map_path,
@@ -367,8 +225,8 @@ def _compare_dirs(kind: str, compare_shape: bool, ref, cand, ref_worker, cand_wo
 
     from coordinator.dirs.dir_compare import compare_dirs
     from coordinator.dirs.tensor_dirs import open_dir
-    from coordinator.errors import UsageError
     from coordinator.render.dir_report import print_dir_comparison, write_csv, write_dir_json
+    from proto.errors import UsageError
 
     name_map = None
     if name_map_path is not None:

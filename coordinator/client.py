@@ -7,9 +7,9 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
 
-from coordinator.errors import WorkerError
 from proto import codec, messages, transport, worker_pb2, worker_pb2_grpc
 from proto.codec import NamedArray
+from proto.errors import WorkerError
 from proto.worker.interface import (
     DirListing,
     ParameterListing,

@@ -6,14 +6,12 @@ import time
 from dataclasses import dataclass, field
 
 from coordinator import metrics, randomness
-from coordinator.errors import MsparityError, UsageError
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
 from proto.codec import NamedArray, TensorSpec, spec_of
+from proto.errors import MsparityError, UsageError
 from proto.weights.map_file import WeightMap
 from proto.worker.interface import WorkerDescription
-
-REPORT_SCHEMA = "msparity.report/1"
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,16 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
 
 from coordinator import metrics
-from coordinator.errors import MsparityError, UsageError
+from coordinator.finder_inputs import auto_input_cases, input_cases
 from coordinator.metrics import TensorComparison
+from coordinator.render.finder_report import print_finder_rows
 from coordinator.session import Session, SyncSummary, WorkerTarget, open_session
 from coordinator.weights.ckpt_compare import PTH_SHAPE_FIELDS, PTH_VALUE_FIELDS, WeightsComparison, _compare
-from proto import dtypes, transport
+from proto import transport
 from proto.codec import NamedArray
+from proto.errors import MsparityError, UsageError
 from proto.formats import open_weights
 from proto.weights.conversion import ConversionRow, conversion_status
 from proto.weights.map_file import WeightMap
@@ -35,9 +34,6 @@ log = logging.getLogger("msparity")
 _KWARGS = {"pt_params_path", "ms_params_path", "auto_conv_ckpt", "compare_params", "fix_seed"}
 _ADDRESS = re.compile(f"^{transport.ADDRESS_PATTERN}$")
 SEPARATOR_WIDTH = 141
-RESULT_TITLE = "The comparison results of Net"
-RESULT_FIELDS = ("PyTorch out", "MindSpore out", "result of allclose", "ratio of allclose", "cosine similarity",
-                 "mean & max diffs")
 
 
 @dataclass(frozen=True)
@@ -84,79 +80,6 @@ def _target(net, role: str) -> WorkerTarget:
 def separator(text: str, fill: str) -> str:
     """TroubleShooter's centred separator line."""
     return f"{text:{fill}^{SEPARATOR_WIDTH}}"
-
-
-def _as_array(item, where: str) -> np.ndarray:
-    if isinstance(item, np.ndarray):
-        return item
-    if isinstance(item, (str, os.PathLike)):
-        from proto.formats.npy_files import load_npy
-
-        return load_npy(Path(item)).array
-    if hasattr(item, "asnumpy"):  # mindspore.Tensor
-        return item.asnumpy()
-    if hasattr(item, "detach") and hasattr(item, "cpu"):  # torch.Tensor
-        return item.detach().cpu().numpy()
-    raise UsageError(f"{where}: inputs must be numpy arrays, .npy paths, torch or mindspore tensors; "
-                     f"got {type(item).__name__}")
-
-
-def _named(arrays: list[np.ndarray]) -> list[NamedArray]:
-    named = []
-    for index, array in enumerate(arrays):
-        try:
-            named.append(NamedArray(f"input{index}", np.ascontiguousarray(array),
-                                    dtypes.wire_dtype_from_numpy(array.dtype)))
-        except dtypes.UnknownDtypeError as exc:
-            raise UsageError(f"input {index}: {exc}") from None
-    return named
-
-
-def input_cases(inputs) -> list[list[NamedArray]]:
-    """TroubleShooter's inputs forms: one item, a tuple of items (one case), or a list of tuples (cases)."""
-    if isinstance(inputs, list):
-        cases = []
-        for i, case in enumerate(inputs):
-            if not isinstance(case, tuple):
-                case = (case,)
-            cases.append(_named([_as_array(x, f"inputs[{i}]") for x in case]))
-        return cases
-    if isinstance(inputs, tuple):
-        return [_named([_as_array(x, "inputs") for x in inputs])]
-    if inputs is None:
-        raise UsageError("compare: give inputs=... or auto_inputs=...")
-    return [_named([_as_array(inputs, "inputs")])]
-
-
-def auto_input_cases(auto_inputs, seed: int) -> list[list[NamedArray]]:
-    """TroubleShooter's auto_inputs: ``((shape, dtype), ...)`` or ``{'input': ((shape, dtype), ...), 'num': N}``.
-
-    Generated here once, from numpy's Generator(seed), and sent to both sides bit-identically.
-    """
-    if isinstance(auto_inputs, dict):
-        if "input" not in auto_inputs or "num" not in auto_inputs:
-            raise UsageError("auto_inputs as a dict needs the keys 'input' and 'num'")
-        specs, num = auto_inputs["input"], auto_inputs["num"]
-        if not isinstance(num, int) or isinstance(num, bool) or num < 0:
-            raise UsageError(f"auto_inputs['num'] must be a non-negative int, got {num!r}")
-    elif isinstance(auto_inputs, tuple):
-        specs, num = auto_inputs, 1
-    else:
-        raise UsageError(f"auto_inputs must be a tuple or a dict, got {type(auto_inputs).__name__}")
-    for i, spec in enumerate(specs):
-        if not (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], (tuple, list))):
-            raise UsageError(f"auto_inputs input {i} must be ((shape...), dtype), got {spec!r}")
-    rng = np.random.default_rng(seed)
-    cases = []
-    for _ in range(num):
-        arrays = []
-        for shape, dtype in specs:
-            dtype = np.dtype(dtype)
-            values = rng.standard_normal(tuple(shape))
-            arrays.append(values.astype(dtype) if dtype.kind in "fc" else
-                          rng.integers(0, 2 if dtype.kind == "b" else 100, tuple(shape)).astype(dtype))
-        cases.append(_named(arrays))
-    return cases
 
 
 def _ts_output_names(names: list[str]) -> list[str]:
@@ -306,7 +229,7 @@ class NetDifferenceFinder:
                 self._print(separator(f"Start case {index} inference", "-"))
             rows.extend(self._run_case(index, case, rtol, atol, equal_nan, seconds))
         result = FinderResult(tuple(rows), params, weights, {k: round(v, 4) for k, v in seconds.items()})
-        self._print_rows(result)
+        print_finder_rows(result)
         return result
 
     def train_step(self, inputs=None, auto_inputs=None, steps=1, loss=None, optimizer=None, lr=0.01, rtol=None,
@@ -394,24 +317,3 @@ class NetDifferenceFinder:
             comparison = metrics.compare_tensors(pt_t, ms_t, rtol, atol, equal_nan)
             rows.append(OutputRow(index, shown_pt, shown_ms, comparison))
         return rows
-
-    def _print_rows(self, result: FinderResult) -> None:
-        if not result.rows:
-            return
-        from rich.table import Table
-
-        from coordinator.render.compare_report import make_console, print_unwrapped
-        from coordinator.render.weight_report import value_cells
-
-        table = Table(title=RESULT_TITLE)
-        for field in (*RESULT_FIELDS, "max rel diff"):
-            table.add_column(field, justify="center", no_wrap=True)
-        for row in result.rows:
-            c = row.comparison
-            if c is None:
-                table.add_row(row.pt_name, row.ms_name, "Shape is inconsistent", "0.00%", "nan", "nan, nan", "nan",
-                              style="red")
-                continue
-            table.add_row(row.pt_name, row.ms_name, *value_cells(c), f"{c.max_rel_diff:.3g}",
-                          style=None if c.passed else "red")
-        print_unwrapped(make_console(), table)

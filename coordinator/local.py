@@ -12,8 +12,8 @@ import functools
 import inspect
 from collections.abc import Iterable, Iterator
 
-from coordinator.errors import WorkerError
 from proto import errors
+from proto.errors import WorkerError
 from proto.worker.interface import RPC_NAMES, ModelWorker
 
 

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from coordinator.errors import UsageError
 from proto.codec import NamedArray
+from proto.errors import UsageError
 
 BLOCK_ELEMENTS = 1 << 22
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="msparity-metrics")

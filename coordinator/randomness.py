@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from coordinator.errors import MsparityError, UsageError
 from proto import dtypes
 from proto.codec import NamedArray, TensorSpec
+from proto.errors import MsparityError, UsageError
 from proto.worker.net_io import input_name
 
 DEFAULT_INT_RANGE = (0, 100)

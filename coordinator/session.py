@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from coordinator import spawn
 from coordinator.client import WorkerClient
-from coordinator.errors import MsparityError, UsageError
 from proto import transport
 from proto.codec import NamedArray
+from proto.errors import MsparityError, UsageError
 from proto.weights import weight_plan
 from proto.weights.map_file import WeightMap
 from proto.worker.interface import PROTOCOL_VERSION, ModelWorker, WorkerDescription

@@ -15,8 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordinator.errors import MsparityError
-from proto.errors import one_line
+from proto.errors import MsparityError, one_line
 
 STARTUP_TIMEOUT_S = 300.0  # importing a framework and building a net can take a while on a busy host
 REPO_ROOT = Path(__file__).resolve().parent.parent

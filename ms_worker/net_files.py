@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mindspore as ms
 
-from proto.formats.net_folder import output_folder, write_architecture
+from proto.formats.net_folder import output_folder, require_net, write_architecture
 
 WEIGHTS_FILE = "mindspore_troubleshooter_create.ckpt"
 ARCHITECTURE_FILE = "mindspore_net_architecture.txt"
@@ -16,9 +16,7 @@ ARCHITECTURE_FILE = "mindspore_net_architecture.txt"
 
 def save_net_and_weight_params(net, path=None, weight_params_filename=None) -> None:
     """Write the net's checkpoint and ``str(net)`` into path (default: cwd)."""
-    if not isinstance(net, ms.nn.Cell):
-        raise ValueError("For the 'save_net_and_weight_params', the type of the 'net' parameter must be "
-                         "'mindspore.nn.Cell' here (use pt_worker's for a torch Module)")
+    require_net(net, ms.nn.Cell, "mindspore.nn.Cell", "pt_worker's for a torch Module")
     folder = output_folder(path)
     target = folder / (weight_params_filename or WEIGHTS_FILE)
     # save_checkpoint writes in place; write beside the target and rename so no partial file is left

@@ -1,18 +1,40 @@
-"""Worker-side errors and their gRPC status codes.
+"""msparity's errors on both ends of the wire, and the gRPC status codes between them.
 
-Adapters raise these with a one-line message naming the tensor or field and the fix; the servicer
-turns them (and any other exception) into a status with that line as its details.
+Each carries a one-line message naming the file, tensor or field and the fix. A worker's adapter
+raises WorkerFailure subclasses; the servicer turns them (and any other exception) into a status
+with that line as its details; the coordinator's client (or, in same-process mode,
+coordinator/local.py) turns a failed call back into one WorkerError. MsparityError and its
+subclasses map to the CLI's exit codes.
 """
 
 from __future__ import annotations
 
 import grpc
 
+EXIT_OK = 0
+EXIT_DIFFERENT = 1
+EXIT_USAGE = 2
+EXIT_CANNOT_COMPARE = 3
+
 
 class MsparityError(Exception):
     """Could not do what was asked (bad file, bad map, unreachable worker); one line; CLI exit code 3."""
 
-    exit_code = 3
+    exit_code = EXIT_CANNOT_COMPARE
+
+
+class UsageError(MsparityError):
+    """The options contradict each other or are malformed. Exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class WorkerError(MsparityError):
+    """A worker call failed; raised once per failed RPC by the client (or by a same-process worker)."""
+
+    def __init__(self, worker: str, rpc: str, status: str, details: str):
+        self.worker, self.rpc, self.status, self.details = worker, rpc, status, details
+        super().__init__(f"{worker}: {rpc} failed [{status}]: {details}")
 
 
 class WeightMapError(MsparityError):

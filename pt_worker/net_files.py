@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from proto.formats.atomic import atomic_binary
-from proto.formats.net_folder import output_folder, write_architecture
+from proto.formats.net_folder import output_folder, require_net, write_architecture
 from pt_worker.weights import get_weight_map
 
 WEIGHTS_FILE = "torch_troubleshooter_create.pth"
@@ -15,9 +15,7 @@ ARCHITECTURE_FILE = "torch_net_architecture.txt"
 
 def save_net_and_weight_params(net, path=None, weight_params_filename=None) -> None:
     """Write net.state_dict() (.pth), its weight map and ``str(net)`` into path (default: cwd)."""
-    if not isinstance(net, torch.nn.Module):
-        raise ValueError("For the 'save_net_and_weight_params', the type of the 'net' parameter must be "
-                         "'torch.nn.Module' here (use ms_worker's for a mindspore Cell)")
+    require_net(net, torch.nn.Module, "torch.nn.Module", "ms_worker's for a mindspore Cell")
     folder = output_folder(path)
     with atomic_binary(folder / (weight_params_filename or WEIGHTS_FILE)) as handle:
         torch.save(net.state_dict(), handle)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 
 from coordinator.dirs.dir_compare import DirComparison, compare_dirs
-from coordinator.errors import UsageError
 from coordinator.render.dir_report import TITLE, print_dir_comparison, write_csv
+from proto.errors import UsageError
 
 _KWARGS = {"title": str, "field_names": list, "frame_names": tuple}
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from coordinator import metrics
 from coordinator.dirs.name_maps import STRATEGIES, NameMap, end_key, front_end_key, sorted_entries
 from coordinator.dirs.tensor_dirs import TensorDir, open_dir, read_ahead
-from coordinator.errors import UsageError
 from proto import transport
 from proto.codec import NamedArray
-from proto.errors import MsparityError
+from proto.errors import MsparityError, UsageError
 from proto.formats.npy_files import NPY_SUFFIX, NpyEntry, NpyFileError
 
 log = logging.getLogger("msparity")

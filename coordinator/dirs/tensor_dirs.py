@@ -15,9 +15,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from coordinator.client import WorkerClient
-from coordinator.errors import UsageError
 from proto import transport
 from proto.codec import NamedArray
+from proto.errors import UsageError
 from proto.formats.npy_files import NpyEntry, list_npy_dir, load_npy
 
 # "host:port:dir" or "[v6]:port:dir" names a directory served by a worker (--serve-dir).

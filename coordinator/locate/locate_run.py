@@ -23,12 +23,12 @@ import numpy as np
 
 from coordinator import metrics, randomness
 from coordinator.compare import choose_input_specs
-from coordinator.errors import MsparityError
 from coordinator.locate.alignment import Alignment, CallPair, align_calls
 from coordinator.locate.layer_hints import evidence_from_calls, hint_for
 from coordinator.locate.verdict import (
     ABS_FLOOR,
     NO_REFERENCE_ABS_FLOOR,
+    RATIO_LIMIT,
     TAINT_LIMIT,
     Located,
     ModuleVerdict,
@@ -39,6 +39,7 @@ from coordinator.locate.verdict import (
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
 from proto.codec import NamedArray, TensorSpec, spec_of
+from proto.errors import MsparityError
 from proto.weights.map_file import WeightMap
 from proto.worker.interface import RecordOptions, WorkerDescription
 from proto.worker.module_records import SKETCH_SIZE, ModuleCall, estimate_rel_error
@@ -89,6 +90,8 @@ class LocateReport:
     weights: SyncSummary | None
     traffic: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
+    abs_floor: float = ABS_FLOOR  # the smallest floor a module's error is divided by (larger without a reference)
+    ratio_limit: float = RATIO_LIMIT  # a module diverges at this many times its floor
 
     @property
     def blamed(self) -> ModuleVerdict | None:
@@ -304,4 +307,5 @@ def run_locate(
     return LocateReport(
         located=located, verdicts=tuple(verdicts), alignment=alignment, exact=exact, isolation=isolation, hint=hint,
         outputs=outputs, reference_note=pt_note, inputs=tuple(spec_of(x) for x in inputs), seed=seed, pt=pt_desc,
-        ms=ms_desc, weights=sync, traffic=traffic, seconds={k: round(v, 4) for k, v in seconds.items()})
+        ms=ms_desc, weights=sync, traffic=traffic, seconds={k: round(v, 4) for k, v in seconds.items()},
+        abs_floor=abs_floor)

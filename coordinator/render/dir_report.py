@@ -5,13 +5,16 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from coordinator.compare import REPORT_SCHEMA
-from coordinator.dirs.dir_compare import DirComparison, PairRow
-from coordinator.render.compare_report import _finite, make_console, print_unwrapped, write_atomic, write_json
+from coordinator.render.console import make_console, print_unwrapped
+from coordinator.render.report_io import REPORT_SCHEMA, finite, write_atomic, write_json
 from coordinator.render.weight_report import value_cells
+
+if TYPE_CHECKING:
+    from coordinator.dirs.dir_compare import DirComparison, PairRow
 
 TITLE = "The list of comparison results"
 NAME_FIELDS = ("orig array name", "target array name")
@@ -77,7 +80,7 @@ def write_csv(path: Path, result: DirComparison, compare_shape: bool = False) ->
 
 def dir_comparison_to_dict(result: DirComparison, kind: str = "compare-dirs") -> dict:
     """The JSON form (schema msparity.report/1)."""
-    return _finite({
+    return finite({
         "schema": REPORT_SCHEMA, "kind": kind, "passed": result.passed,
         "orig_dir": result.orig_dir, "target_dir": result.target_dir, "map": result.strategy,
         "rtol": result.rtol, "atol": result.atol, "equal_nan": result.equal_nan,

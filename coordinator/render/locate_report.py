@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from coordinator.compare import REPORT_SCHEMA
-from coordinator.locate.locate_run import LocateReport
-from coordinator.locate.verdict import ABS_FLOOR, NO_REFERENCE_ABS_FLOOR, RATIO_LIMIT
-from coordinator.render.compare_report import _description_dict, _finite, _num, make_console, print_unwrapped
+from coordinator.render.console import make_console, num, print_unwrapped
+from coordinator.render.report_io import REPORT_SCHEMA, description_dict, finite
+
+if TYPE_CHECKING:
+    from coordinator.locate.locate_run import LocateReport
 
 MAX_CURVE_ROWS = 60
 
@@ -31,11 +33,11 @@ def print_locate(report: LocateReport, console: Console | None = None) -> None:
     for role, desc in (("pt", report.pt), ("ms", report.ms)):
         console.print(f"{role}: {desc.framework} {desc.framework_version} on {desc.device} ({desc.hostname}), "
                       f"model {desc.model_spec or desc.model_class}")
-    abs_floor = NO_REFERENCE_ABS_FLOOR if report.reference_note else ABS_FLOOR
+    abs_floor = report.abs_floor
     if report.weights is not None and report.weights.note():
         console.print(f"weights: {report.weights.note()}")
     table = Table(title="error of each module vs float64 torch (relative L2); floor = float32 torch's own; "
-                        f"ratio = error / max(floor, {abs_floor:g}), diverges at >= {RATIO_LIMIT:g}",
+                        f"ratio = error / max(floor, {abs_floor:g}), diverges at >= {report.ratio_limit:g}",
                   title_justify="left")
     for column in ("#", "PyTorch module", "MindSpore cell", "type", "error", "floor", "ratio", "inputs", ""):
         table.add_column(column, no_wrap=True)
@@ -45,7 +47,7 @@ def print_locate(report: LocateReport, console: Console | None = None) -> None:
         mark = "[red]<- blamed[/]" if v.key == blamed_key else ("[yellow]diverges[/]" if v.output_diverges else "")
         kind = v.pair.pt.type if "other type" not in v.pair.how else f"{v.pair.pt.type} / {v.pair.ms.type}"
         table.add_row(str(index), v.pair.pt.path or "<root>", v.pair.ms.path or "<root>", kind,
-                      _num(v.out_err) + exact, _num(v.out_floor),
+                      num(v.out_err) + exact, num(v.out_floor),
                       "-" if math.isnan(v.out_ratio) else f"{v.out_ratio:.3g}",
                       "match" if v.inputs_match else "[red]differ[/]", mark)
     print_unwrapped(console, table)
@@ -56,7 +58,7 @@ def print_locate(report: LocateReport, console: Console | None = None) -> None:
                       (f" and {len(unmatched) - 10} more" if len(unmatched) > 10 else ""))
     if report.reference_note:
         console.print(f"[yellow]no float64 reference[/]: {report.reference_note}; MindSpore is judged against "
-                      f"torch float32 with no noise floor (diverges at >= {RATIO_LIMIT * NO_REFERENCE_ABS_FLOOR:g})")
+                      f"torch float32 with no noise floor (diverges at >= {report.ratio_limit * report.abs_floor:g})")
     failing_outputs = [o.ref_name for o in report.outputs if not o.passed]
     console.print("network outputs (plain rtol/atol): " +
                   ("within tolerance" if not failing_outputs else f"[red]differ[/]: {', '.join(failing_outputs)}"))
@@ -71,8 +73,8 @@ def print_locate(report: LocateReport, console: Console | None = None) -> None:
             console.print(f"isolated replay: {verdict}: {i.note}")
         else:
             console.print(f"isolated replay: {verdict}: MindSpore on torch's exact inputs errs "
-                          f"{_num(i.ms_on_pt_inputs_err)} ({'-' if math.isnan(i.ratio) else f'{i.ratio:.3g}'}x floor "
-                          f"{_num(i.floor)}); torch on MindSpore's inputs differs by {_num(i.pt_on_ms_inputs_err)}"
+                          f"{num(i.ms_on_pt_inputs_err)} ({'-' if math.isnan(i.ratio) else f'{i.ratio:.3g}'}x floor "
+                          f"{num(i.floor)}); torch on MindSpore's inputs differs by {num(i.pt_on_ms_inputs_err)}"
                           + (f"; {i.note}" if i.note else ""))
     if report.blamed is None:
         console.print(f"[green]PASS[/]: {report.located.reason}")
@@ -103,7 +105,7 @@ def locate_to_dict(report: LocateReport) -> dict:
         first["reason"] = report.located.reason
         first["hint"] = report.hint
         first["isolated"] = report.isolation.__dict__ if report.isolation else None
-    return _finite({
+    return finite({
         "schema": REPORT_SCHEMA,
         "kind": "locate",
         "passed": report.passed,
@@ -116,7 +118,7 @@ def locate_to_dict(report: LocateReport) -> dict:
         "reference_note": report.reference_note or None,
         "seed": report.seed,
         "inputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in report.inputs],
-        "workers": {"pt": _description_dict(report.pt), "ms": _description_dict(report.ms)},
+        "workers": {"pt": description_dict(report.pt), "ms": description_dict(report.ms)},
         "weights": report.weights.to_dict() if report.weights else None,
         "traffic": report.traffic,
         "seconds": report.seconds,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
-from coordinator.compare import REPORT_SCHEMA
-from coordinator.render.compare_report import _description_dict, _finite, _num, make_console, print_unwrapped
-from coordinator.train.train_step import KINDS, TrainReport
+from coordinator.render.console import make_console, num, print_unwrapped
+from coordinator.render.report_io import REPORT_SCHEMA, description_dict, finite
+
+if TYPE_CHECKING:
+    from coordinator.train.train_step import TrainReport
 
 MAX_ROWS_SHOWN = 30
 
@@ -31,12 +35,12 @@ def print_train(report: TrainReport, console: Console | None = None) -> None:
     console.print(f"training: loss {o.loss}, optimizer {o.optimizer}, lr {o.lr:g}, {len(report.steps)} step(s), "
                   f"batches (seed {report.seed}): {shapes}; target {list(report.target.shape)}:{report.target.dtype}")
     table = Table(title="loss and tensors per step (agreeing / compared)", title_justify="left")
-    for column in ("step", "PyTorch loss", "MindSpore loss", "rel diff", *KINDS):
+    for column in ("step", "PyTorch loss", "MindSpore loss", "rel diff", *report.kinds):
         table.add_column(column, no_wrap=True)
     for step in report.steps:
         loss_style = "" if step.loss_passed else "[red]"
         table.add_row(str(step.step), f"{step.pt_loss:.7g}", f"{loss_style}{step.ms_loss:.7g}",
-                      f"{step.loss_rel_diff:.2e}", *(_kind_cell(step, k) for k in KINDS))
+                      f"{step.loss_rel_diff:.2e}", *(_kind_cell(step, k) for k in report.kinds))
     print_unwrapped(console, table)
     failing = [(s.step, r) for s in report.steps for r in s.failing()]
     if failing:
@@ -49,7 +53,7 @@ def print_train(report: TrainReport, console: Console | None = None) -> None:
         for row in shown:
             c = row.comparison
             cells = (("-",) * 4 if c is None else
-                     (_num(c.max_abs_diff), _num(c.max_rel_diff), f"{c.cosine_similarity:.7f}", f"{c.allclose_ratio:.2%}"))
+                     (num(c.max_abs_diff), num(c.max_rel_diff), f"{c.cosine_similarity:.7f}", f"{c.allclose_ratio:.2%}"))
             detail.add_row(row.kind, row.pt_name, row.ms_name, row.module_type, *cells, row.note)
         print_unwrapped(console, detail)
     if report.order_note:
@@ -70,7 +74,7 @@ def print_train(report: TrainReport, console: Console | None = None) -> None:
 def train_to_dict(report: TrainReport) -> dict:
     """The JSON form of a train-step report (schema msparity.report/1, kind train-step)."""
     o = report.options
-    return _finite({
+    return finite({
         "schema": REPORT_SCHEMA,
         "kind": "train-step",
         "passed": report.passed,
@@ -87,7 +91,7 @@ def train_to_dict(report: TrainReport) -> dict:
         } for s in report.steps],
         "order_note": report.order_note or None,
         "hints": list(report.hints),
-        "workers": {"pt": _description_dict(report.pt), "ms": _description_dict(report.ms)},
+        "workers": {"pt": description_dict(report.pt), "ms": description_dict(report.ms)},
         "weights": report.weights.to_dict() if report.weights else None,
         "seconds": report.seconds,
     })

@@ -1,12 +1,15 @@
-"""TroubleShooter's weight tables (conversion, shape and value comparison), rendered with rich."""
+"""TroubleShooter's weight tables (conversion, shape and value comparison), rendered with rich; their JSON forms."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 from rich.table import Table
 
-from coordinator.render.compare_report import make_console
+from coordinator.render.console import make_console
+from coordinator.render.report_io import REPORT_SCHEMA, finite
 from proto.weights.conversion import CONVERSION_COLUMNS
 
 
@@ -55,3 +58,32 @@ def print_weights_comparison(result, print_level: int, shape_fields, value_field
             continue
         values.add_row(c.ref_name, c.cand_name, *value_cells(c))
     console.print(values)
+
+
+def weights_to_dict(result) -> dict:
+    """The JSON form of a weight-file comparison."""
+    return finite({
+        "schema": REPORT_SCHEMA,
+        "kind": "compare-ckpt",
+        "passed": result.passed,
+        "shapes": [dataclasses.asdict(r) for r in result.shape_rows],
+        "values": [c.to_dict() for c in result.values],
+    })
+
+
+def weight_map_to_dict(weight_map, listing, map_path: Path) -> dict:
+    """The JSON form of a written weight map: one row per torch tensor, with its owner and transform."""
+    specs = {p.name: p for p in listing.parameters}
+    rows = []
+    for pt_name, ms_name in weight_map.name_map.items():
+        spec = specs.get(pt_name)
+        rows.append({"pt": pt_name, "ms": ms_name, "transform": weight_map.value_map.get(pt_name),
+                     "shape": list(spec.shape) if spec else None, "dtype": spec.dtype if spec else None,
+                     "module_type": spec.module_type if spec else None})
+    return {"schema": REPORT_SCHEMA, "kind": "weight-map", "passed": True, "out": str(map_path), "tensors": rows}
+
+
+def convert_to_dict(rows, out_path: Path) -> dict:
+    """The JSON form of a conversion: one row per tensor, as the conversion table shows it."""
+    return {"schema": REPORT_SCHEMA, "kind": "convert", "passed": True, "out": str(out_path),
+            "tensors": [dataclasses.asdict(r) for r in rows]}

@@ -16,10 +16,10 @@ import numpy as np
 
 from coordinator import metrics, randomness
 from coordinator.compare import choose_input_specs
-from coordinator.errors import MsparityError, UsageError
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
 from proto.codec import NamedArray, TensorSpec, spec_of
+from proto.errors import MsparityError, UsageError
 from proto.weights.conversion import ms_tensor_from_pt
 from proto.weights.map_file import WeightMap
 from proto.weights.weight_plan import WeightPlan
@@ -99,6 +99,8 @@ class TrainReport:
     ms: WorkerDescription
     weights: SyncSummary | None
     seconds: dict = field(default_factory=dict)
+
+    kinds = KINDS  # what each step compares, in report order
 
     @property
     def passed(self) -> bool:

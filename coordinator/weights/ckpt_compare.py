@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coordinator import metrics
-from coordinator.errors import MsparityError
 from coordinator.metrics import TensorComparison
 from coordinator.weights.convert import resolve_weight_map
+from proto.errors import MsparityError
 from proto.formats import open_weights, weights_kind
 from proto.weights.conversion import check_keys, convert_tensors
 from proto.weights.layer_rules import OPTIONAL_LOCAL_NAMES

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from coordinator.errors import MsparityError
 from proto.codec import NamedArray, TensorSpec
+from proto.errors import MsparityError
 from proto.formats import ckpt, open_weights, weights_kind
 from proto.formats.pth import UntrustedPickleError
 from proto.formats.safetensors_io import write_safetensors

@@ -8,6 +8,13 @@ from pathlib import Path
 from proto.formats.atomic import atomic_binary
 
 
+def require_net(net, expected: type, expected_name: str, other: str) -> None:
+    """TroubleShooter's error when save_net_and_weight_params gets a net of the other framework (or none)."""
+    if not isinstance(net, expected):
+        raise ValueError("For the 'save_net_and_weight_params', the type of the 'net' parameter must be "
+                         f"'{expected_name}' here (use {other})")
+
+
 def output_folder(path) -> Path:
     """path (default: the current directory), created with mode 0o700 if missing."""
     folder = Path(path if path is not None else os.getcwd())

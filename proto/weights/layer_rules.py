@@ -9,10 +9,13 @@ them, never import them. Shared by pt_worker.get_weight_map and the coordinator'
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from proto.worker.interface import ParameterListing, ParameterSpec
+if TYPE_CHECKING:  # the listing types only: weights need no worker runtime
+    from proto.worker.interface import ParameterListing, ParameterSpec
+
 
 DROP = None  # the parameter has no MindSpore counterpart
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from proto.codec import NamedArray, TensorSpec
 from proto.errors import WeightMapError
 from proto.weights import layer_rules
 from proto.weights.conversion import ms_tensor_from_pt
 from proto.weights.map_file import WeightMap, listed
-from proto.worker.interface import ParameterListing
+
+if TYPE_CHECKING:  # the listing types only: weights need no worker runtime
+    from proto.worker.interface import ParameterListing
 
 __all__ = ["WeightMapping", "WeightPlan", "plan_against", "plan_from_listings", "rules_weight_map"]
 

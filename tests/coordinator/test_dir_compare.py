@@ -17,7 +17,7 @@ from coordinator import (
 )
 from coordinator.dirs.dir_compare import NothingToCompare, compare_dirs
 from coordinator.dirs.name_maps import align_shapes
-from coordinator.errors import UsageError
+from proto.errors import UsageError
 from proto.formats.npy_files import NpyFileError
 
 

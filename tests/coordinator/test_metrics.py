@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from coordinator import metrics
-from coordinator.errors import UsageError
 from proto.codec import NamedArray
+from proto.errors import UsageError
 
 
 def pair(ref, cand, dtype=None):

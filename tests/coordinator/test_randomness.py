@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from coordinator import randomness
-from coordinator.errors import MsparityError, UsageError
 from proto.codec import TensorSpec
+from proto.errors import MsparityError, UsageError
 
 
 def test_parse_input_shape():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coordinator.errors import WeightMapError
 from proto.codec import NamedArray
+from proto.errors import WeightMapError
 from proto.weights import layer_rules
 from proto.weights.weight_plan import plan_against, plan_from_listings, rules_weight_map
 from proto.worker.interface import ModuleSpec, ParameterListing, ParameterSpec

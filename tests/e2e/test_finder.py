@@ -10,8 +10,8 @@ import torch
 import ms_worker
 import pt_worker
 from coordinator import NetDifferenceFinder
-from coordinator.errors import UsageError
 from examples import cnn_ms, cnn_pt, mlp_ms, mlp_pt
+from proto.errors import UsageError
 from proto.formats.npy_files import NpyFileError
 from tests.conftest import hand_started_worker
 

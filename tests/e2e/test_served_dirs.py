@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from coordinator.client import WorkerClient
-from coordinator.errors import WorkerError
+from proto.errors import WorkerError
 from tests.conftest import hand_started_worker, repo_env, run_cli
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from coordinator.client import WorkerClient
-from coordinator.errors import WorkerError
 from proto.codec import NamedArray
+from proto.errors import WorkerError
 from proto.worker.interface import PROTOCOL_VERSION
 from tests.conftest import hand_started_worker
 
