@@ -1,4 +1,4 @@
-"""Framework-free readers and writers of weight files (torch .pth, MindSpore .ckpt, safetensors), shared by every process."""
+"""Framework-free readers and writers of weight and tensor files (torch .pth, MindSpore .ckpt, safetensors, .npy)."""
 
 from __future__ import annotations
 

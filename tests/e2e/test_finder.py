@@ -11,7 +11,7 @@ import ms_worker
 import pt_worker
 from coordinator import NetDifferenceFinder
 from examples import cnn_ms, cnn_pt, mlp_ms, mlp_pt
-from proto.errors import UsageError
+from proto.errors import UsageError, WorkerError
 from proto.formats.npy_files import NpyFileError
 from tests.conftest import hand_started_worker
 
@@ -90,3 +90,22 @@ def test_specs_and_addresses_a_gelu_port_bug_fails_and_is_named():
     with hand_started_worker("pt", "examples.mlp_pt:build") as pt, hand_started_worker("ms", "examples.mlp_ms:build") as ms_:
         with NetDifferenceFinder(pt, ms_, print_level=0) as f:
             assert f.compare(auto_inputs=(((4, 16), np.float32),)).passed
+
+
+def _forward_error(pt_net, ms_net) -> WorkerError:
+    with NetDifferenceFinder(pt_net=pt_net, ms_net=ms_net, compare_params=False, print_level=0) as finder:
+        with pytest.raises(WorkerError) as failed:
+            finder.compare(inputs=(np.zeros((2, 5), np.float32),))  # the MLP takes 16 features
+    return failed.value
+
+
+def test_a_failing_forward_is_the_same_worker_error_in_process_and_over_grpc(capsys):
+    live = _forward_error(mlp_pt.build()[0], mlp_ms.build()[0])
+    spawned = _forward_error("examples.mlp_pt:build", "examples.mlp_ms:build")
+    for error in (live, spawned):
+        assert (error.rpc, error.status) == ("Forward", "INVALID_ARGUMENT")
+        assert error.worker.startswith("pt worker")
+        assert "forward failed on inputs (input0 [2, 5] float32)" in error.details
+    assert live.worker == "pt worker in this process"
+    # the servicer prefixes its details with the worker and the RPC; the rest is the adapter's own line
+    assert spawned.details == f"pt worker Forward: {live.details}"
