@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Iterable, Iterator
 
 from proto import errors
+from proto.codec import NamedArray
 from proto.errors import WorkerError
 from proto.worker.interface import RPC_NAMES, ModelWorker
 
@@ -22,6 +23,11 @@ class _CallerError(Exception):
 
     def __init__(self, error: BaseException):
         self.error = error
+
+
+def _caller_stream(value) -> bool:
+    """Whether an argument is a stream the caller's code produces (a generator, an iterator, a custom iterable)."""
+    return isinstance(value, Iterable) and not isinstance(value, (list, tuple, str, bytes, dict, NamedArray))
 
 
 def _guarded(iterable: Iterable) -> Iterator:
@@ -61,7 +67,8 @@ class LocalWorker:
 
         @functools.wraps(method)
         def call(*args, **kwargs):
-            args = [_guarded(a) if isinstance(a, Iterator) else a for a in args]
+            args = [_guarded(a) if _caller_stream(a) else a for a in args]
+            kwargs = {k: _guarded(v) if _caller_stream(v) else v for k, v in kwargs.items()}
             try:
                 result = method(*args, **kwargs)
             except _CallerError as exc:

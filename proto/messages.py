@@ -17,8 +17,6 @@ from proto.codec import NamedArray, TensorSpec
 from proto.formats.npy_files import NpyEntry
 from proto.tensor_pb2 import TensorSpec as TensorSpecPb
 from proto.worker.interface import (
-    LOSSES,
-    OPTIMIZERS,
     DirListing,
     ModuleSpec,
     ParameterListing,
@@ -149,14 +147,10 @@ def train_options_to_pb(options: TrainOptions) -> worker_pb2.TrainOptions:
 
 
 def train_options_from_pb(options: worker_pb2.TrainOptions) -> TrainOptions:
-    """Check a TrainOptions message and turn it into the interface's dataclass."""
-    if options.loss not in LOSSES:
-        raise errors.BadRequest(f"TrainStep: unknown loss {options.loss!r}; known: {', '.join(LOSSES)}")
-    if options.optimizer not in OPTIMIZERS:
-        raise errors.BadRequest(f"TrainStep: unknown optimizer {options.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
-    if not options.lr > 0:
-        raise errors.BadRequest(f"TrainStep: the learning rate must be positive, got {options.lr}")
-    return TrainOptions(**{k: getattr(options, k) for k in _TRAIN_FIELDS})
+    """A TrainOptions message as the interface's dataclass, checked (TrainOptions.check)."""
+    result = TrainOptions(**{k: getattr(options, k) for k in _TRAIN_FIELDS})
+    result.check()
+    return result
 
 
 # -- Record ----------------------------------------------------------------------------------------

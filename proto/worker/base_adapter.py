@@ -1,7 +1,7 @@
 """What both framework adapters share: the interface's methods over a few framework hooks.
 
 A framework adapter (pt_worker.adapter, ms_worker.adapter) subclasses BaseAdapter, gives its
-tensor boundary module (the same verbs on both sides: ``numpy_from_native``, ``native_from_numpy``,
+tensor boundary (a module, or any object, with the same verbs on both sides: ``numpy_from_native``, ``native_from_numpy``,
 ``is_native_tensor``), and fills in the hooks: the net's state, how one tensor is written into
 it, how the net is called, its parameter listing and a few describe facts. Weight checks, the
 forward's error message, describe, and the delegation of training and recording live here once.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import platform
 import socket
 from collections.abc import Iterable, Iterator, Sequence
-from types import ModuleType
 
 from proto.codec import NamedArray, spec_of
 from proto.errors import BadRequest, NotFound
@@ -88,7 +87,7 @@ class BaseAdapter:
     framework = ""  # "pytorch" / "mindspore", as Describe reports it
     framework_version = ""
 
-    def __init__(self, net, tensors: ModuleType, example_inputs=None, model_spec: str = "", trainer=None,
+    def __init__(self, net, tensors, example_inputs=None, model_spec: str = "", trainer=None,
                  recorder=None):
         self.net = net
         self.tensors = tensors
@@ -168,10 +167,10 @@ class BaseAdapter:
         for name in select_weights(names, state, self.framework):
             yield self.tensors.numpy_from_native(name, state[name])
 
-    def set_weights(self, incoming: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
+    def set_weights(self, tensors: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
         state = self._state()
         specs = {p.name: p for p in self.list_parameters().parameters}
-        return apply_weights(incoming, specs, lambda t: self._assign(state[t.name], t), strict, self.framework)
+        return apply_weights(tensors, specs, lambda t: self._assign(state[t.name], t), strict, self.framework)
 
     def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> list[NamedArray]:
         try:

@@ -96,4 +96,5 @@ class BaseTrainer:
 
     def step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions) -> Iterator[NamedArray]:
         """Run one training step; yields what the coordinator compares (lazily: the step runs on the first pull)."""
+        options.check()  # here too, not only where the wire is decoded: same-process workers skip that
         yield from self._step(inputs, target, options, self.loss_fn(options.loss), self.optimizer_for(options))

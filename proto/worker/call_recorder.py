@@ -55,7 +55,7 @@ class CallRecorder:
         self.run = RecordedRun()
         self._counter = 0
         self._calls_per_path: Counter = Counter()
-        self._open: dict[str, list[tuple[int, int]]] = {}
+        self._open: dict[str, list[tuple[int, int, list[NamedArray], tuple]]] = {}  # start, call, inputs, template
 
     def pre(self, path: str, args, kwargs=None) -> None:
         """A call of the module at path begins: its tensor arguments are copied now."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from proto.codec import NamedArray, TensorSpec
+from proto.errors import BadRequest
 from proto.formats.npy_files import NpyEntry
 from proto.worker.module_records import ModuleCall
 
@@ -104,6 +105,15 @@ class TrainOptions:
     reset: bool = False
     return_state: bool = True
     return_moments: bool = True
+
+    def check(self) -> None:
+        """Refuse an unknown loss or optimizer, or a learning rate that is not a positive number (BadRequest)."""
+        if self.loss not in LOSSES:
+            raise BadRequest(f"TrainStep: unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise BadRequest(f"TrainStep: unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+        if not self.lr > 0:
+            raise BadRequest(f"TrainStep: the learning rate must be positive, got {self.lr}")
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,9 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         return self._model
 
     def _abort(self, context, rpc: str, exc: BaseException):
+        if not context.is_active():  # the caller cancelled (its own request stream failed): nobody to tell
+            log.info("%s: cancelled by the caller (%s)", rpc, type(exc).__name__)
+            return
         code, detail = errors.status_for(exc)
         if code == grpc.StatusCode.INTERNAL:
             log.exception("%s failed", rpc)
