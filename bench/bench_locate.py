@@ -2,8 +2,9 @@
 
 Run: ``.venv/bin/python bench/bench_locate.py [--depth 8 --dim 256 --image 64 --batch 8] [--repeat 5] [--quick]``.
 Spawns one pt worker and two ms workers on loopback (the ViT classes of examples/vit_*.py at the size
-the options give; the factories below, e.g. ``bench/bench_locate.py:build_big_pt``, read it from the
-environment), then times, in the same run and against the same warm workers, interleaved round by round:
+the options give; the factories in bench/locate_models.py, e.g. ``bench/locate_models.py:build_big_pt``,
+read it from the environment), then times, in the same run and against the same warm workers,
+interleaved round by round:
 - lower bound: ``run_compare`` (weights streamed pt -> ms, one forward per side, outputs compared);
 - ``run_locate`` on the correct port (nothing should be blamed), and the same with
   ``float64_reference=False`` (``locate --no-reference``, where the tree has it): what the reference costs;
@@ -27,239 +28,27 @@ import inspect
 import json
 import math
 import os
-import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-THIS = Path(__file__).resolve()
-CONFIG_ENV = "MSPARITY_BENCH_LOCATE"  # JSON of Config, read by the factories in the spawned workers
-BUGS = ("eps", "gelu", "residual")
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path[:0] = [str(REPO), str(HERE)]  # the repo's packages, and the sibling modules below
+
+from locate_meter import CpuMeter, Round, Runs, side_breakdown  # noqa: E402
+from locate_models import BUGS, CONFIG_ENV, QUICK, Config  # noqa: E402
+
+from coordinator import randomness  # noqa: E402
+from coordinator.compare import choose_input_specs, run_compare  # noqa: E402
+from coordinator.locate.locate_run import run_locate  # noqa: E402
+from coordinator.session import Session, WorkerTarget, open_session, open_worker  # noqa: E402
+
+MODELS = HERE / "locate_models.py"  # the spawned workers' model specs point into it
 COMPARE_OK, LOCATE_OK = "plain compare (correct port)", "locate (correct port)"
 LOCATE_NOREF = "locate --no-reference (correct)"
 COMPARE_BUG = "plain compare (buggy port)"
-
-
-@dataclass(frozen=True)
-class Config:
-    image: int = 64
-    patch: int = 8
-    dim: int = 256
-    depth: int = 8
-    heads: int = 8
-    hidden: int = 1024
-    batch: int = 8
-    classes: int = 10
-    bug: str = "eps"
-
-    @property
-    def bug_block(self) -> int:
-        return self.depth // 2
-
-    @property
-    def expected_blame(self) -> str:
-        i = self.bug_block
-        return {"eps": f"blocks.{i}.norm2", "gelu": f"blocks.{i}.mlp.act", "residual": f"blocks.{i}"}[self.bug]
-
-    def vit_kwargs(self) -> dict:
-        return {"image": self.image, "patch": self.patch, "dim": self.dim, "depth": self.depth, "heads": self.heads,
-                "hidden": self.hidden, "num_classes": self.classes}
-
-
-QUICK = Config(image=32, patch=8, dim=64, depth=2, heads=4, hidden=128, batch=2)  # the bundled example's size
-
-
-def _config() -> Config:
-    text = os.environ.get(CONFIG_ENV)
-    return Config(**json.loads(text)) if text else Config()
-
-
-# -- factories, run inside the spawned workers (each imports only its framework) -------------------
-
-def build_big_pt():
-    """examples.vit_pt.ViT at the benchmark's size, and an example batch."""
-    import torch
-
-    from examples import vit_pt
-
-    cfg = _config()
-    torch.manual_seed(0)
-    return vit_pt.ViT(**cfg.vit_kwargs()), (torch.randn(cfg.batch, 3, cfg.image, cfg.image),)
-
-
-def _ms_example(cfg: Config):
-    import numpy as np
-    from mindspore import Tensor
-
-    return (Tensor(np.zeros((cfg.batch, 3, cfg.image, cfg.image), np.float32)),)
-
-
-def build_big_ms():
-    """examples.vit_ms.ViT at the benchmark's size: the correct port."""
-    from examples import vit_ms
-
-    cfg = _config()
-    return vit_ms.ViT(**cfg.vit_kwargs()), _ms_example(cfg)
-
-
-def build_big_ms_bug():
-    """The port with one porting bug in block depth // 2 (Config.bug)."""
-    from mindspore import nn, ops
-
-    from examples import vit_ms
-
-    cfg = _config()
-    net = vit_ms.ViT(**cfg.vit_kwargs())
-    block = net.blocks[cfg.bug_block]
-    if cfg.bug == "eps":
-        block.norm2.layer_norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=1e-6)
-    elif cfg.bug == "gelu":
-        block.mlp.act = nn.GELU(approximate=True)
-    else:
-        block.residual = False
-    return net, _ms_example(cfg)
-
-
-# -- measuring ---------------------------------------------------------------------------------------
-
-class CpuMeter:
-    """CPU seconds (user + system) of this process and of each worker it spawned, from /proc (Linux; else none).
-
-    Less sensitive than wall time to other processes on the same cores, so it is printed beside it.
-    """
-
-    def __init__(self) -> None:
-        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        self.pids: dict[int, str] = {}
-        proc = Path("/proc")
-        if not proc.is_dir():
-            return
-        for entry in proc.iterdir():
-            fields = self._fields(entry.name) if entry.name.isdigit() else None
-            if fields is None or int(fields[1]) != os.getpid():
-                continue
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            role = ("ms_bug" if "build_big_ms_bug" in cmd else "ms" if "ms_worker" in cmd else
-                    "pt" if "pt_worker" in cmd else None)
-            if role:
-                self.pids[int(entry.name)] = role
-
-    @staticmethod
-    def _fields(pid: str) -> list[str] | None:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return None
-        return stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": state ppid ... utime(11) stime(12)
-
-    def read(self) -> dict[str, float]:
-        times = os.times()
-        out = {"coordinator": times.user + times.system}
-        for pid, role in self.pids.items():
-            fields = self._fields(str(pid))
-            if fields is not None:
-                out[role] = (int(fields[11]) + int(fields[12])) / self.tick
-        return out
-
-    def measure(self, fn, settle: float = 0.0):
-        """(wall seconds, CPU seconds by process, fn's result), after settle seconds of quiet (not counted).
-
-        MindSpore's threads keep spinning for up to ~0.25 s after a request; the pause keeps that
-        out of the next measurement (and off the cores it runs on).
-        """
-        time.sleep(settle)
-        before = self.read()
-        wall, result = _timed(fn)
-        after = self.read()
-        return wall, {k: after[k] - before.get(k, 0.0) for k in after}, result
-
-
-@dataclass
-class Round:
-    wall: float
-    cpu: dict
-    report: object
-
-    @property
-    def cpu_total(self) -> float:
-        return sum(self.cpu.values())
-
-
-@dataclass
-class Runs:
-    """The rounds of one contender: warm-up rounds first, then the timed ones."""
-
-    name: str
-    warmup: int
-    rounds: list
-
-    def timed(self) -> list[Round]:
-        return self.rounds[self.warmup:] or self.rounds
-
-    @property
-    def first(self) -> float:
-        return self.rounds[0].wall
-
-    @property
-    def best(self) -> float:
-        return min(r.wall for r in self.timed())
-
-    @property
-    def median(self) -> float:
-        return statistics.median(r.wall for r in self.timed())
-
-    @property
-    def cpu_median(self) -> float:
-        return statistics.median(r.cpu_total for r in self.timed())
-
-    @property
-    def median_round(self) -> Round:
-        """The (lower) median round by wall time, so its phases add up to a real run."""
-        ordered = sorted(self.timed(), key=lambda r: r.wall)
-        return ordered[(len(ordered) - 1) // 2]
-
-    @property
-    def median_report(self):
-        return self.median_round.report
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
-
-def side_breakdown(session, inputs, times: int, meter: CpuMeter,
-                   settle: float) -> list[tuple[str, str, float, float]]:
-    """Each side alone (the other idle): plain forward, then record with more and more of locate's work.
-
-    Rows of (side, what, best wall seconds, best CPU seconds of that side's worker).
-    """
-    from proto.worker.interface import RecordOptions
-    from proto.worker.module_records import SKETCH_SIZE
-
-    pt, ms = session.pt, session.ms
-    steps = [
-        ("pt", "forward (plain, as compare)", lambda: pt.forward(inputs)),
-        ("pt", "record: hooks + copies + stats, no sketch", lambda: pt.record(inputs, RecordOptions(0, 0, False))),
-        ("pt", f"record: + {SKETCH_SIZE}-bucket sketches", lambda: pt.record(inputs, RecordOptions(SKETCH_SIZE, 0, False))),
-        ("pt", "record: + float64 reference (as locate)", lambda: pt.record(inputs, RecordOptions(SKETCH_SIZE, 0, True))),
-        ("ms", "forward (plain, as compare)", lambda: ms.forward(inputs)),
-        ("ms", "record: hooks + copies + stats, no sketch", lambda: ms.record(inputs, RecordOptions(0, 0, False))),
-        ("ms", f"record: + {SKETCH_SIZE}-bucket sketches (as locate)",
-         lambda: ms.record(inputs, RecordOptions(SKETCH_SIZE, 0, False))),
-    ]
-    rows = []
-    for side, what, fn in steps:
-        measured = [meter.measure(fn, settle) for _ in range(max(1, times))]
-        rows.append((side, what, min(m[0] for m in measured), min(m[1].get(side, math.nan) for m in measured)))
-    return rows
 
 
 def _mib(n: int) -> str:
@@ -275,7 +64,7 @@ def _load() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     d = Config()
     parser.add_argument("--depth", type=int, default=d.depth, help=f"transformer blocks (default {d.depth})")
@@ -298,72 +87,59 @@ def main() -> None:
                         help="MindSpore mode of the ms workers (locate records in PyNative either way)")
     parser.add_argument("--quick", action="store_true",
                         help="the bundled example's size (depth 2, dim 64, image 32, batch 2), 1 round, no warm-up")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    """The net the options ask for; --quick also sets args to 1 round, no warm-up."""
     if args.quick:
-        cfg = Config(**{**asdict(QUICK), "bug": args.bug})
         args.repeat, args.warmup = 1, 0
-    else:
-        cfg = Config(image=args.image, patch=args.patch, dim=args.dim, depth=args.depth, heads=args.heads,
-                     hidden=args.hidden or 4 * args.dim, batch=args.batch, bug=args.bug)
-    os.environ[CONFIG_ENV] = json.dumps(asdict(cfg))  # spawned workers inherit it
+        return Config(**{**asdict(QUICK), "bug": args.bug})
+    return Config(image=args.image, patch=args.patch, dim=args.dim, depth=args.depth, heads=args.heads,
+                  hidden=args.hidden or 4 * args.dim, batch=args.batch, bug=args.bug)
 
-    from coordinator import randomness
-    from coordinator.compare import choose_input_specs, run_compare
-    from coordinator.locate.locate_run import run_locate
-    from coordinator.session import Session, WorkerTarget, open_session, open_worker
 
-    ms_args = ("--mode", args.ms_mode)
-    isolate = not args.no_isolate
-    locate_bug_name = f"locate{' --isolate' if isolate else ''} (buggy port)"
-    no_reference = "float64_reference" in inspect.signature(run_locate).parameters  # older trees lack it
-    tokens = (cfg.image // cfg.patch) ** 2 + 1
-    print(f"ViT image {cfg.image} patch {cfg.patch} ({tokens} tokens) dim {cfg.dim} depth {cfg.depth} "
-          f"heads {cfg.heads} hidden {cfg.hidden}, batch {cfg.batch}; buggy port: {cfg.bug} in block "
-          f"{cfg.bug_block}; {os.cpu_count()} cores, ms mode {args.ms_mode}; "
-          f"{args.warmup} warm-up + {args.repeat} timed rounds; load average {_load()}", flush=True)
-    start = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        session = stack.enter_context(open_session(
-            WorkerTarget(model_spec=f"{THIS}:build_big_pt"),
-            WorkerTarget(model_spec=f"{THIS}:build_big_ms", extra_args=ms_args)))
-        bug_ms = stack.enter_context(open_worker("ms", WorkerTarget(model_spec=f"{THIS}:build_big_ms_bug",
-                                                                    extra_args=ms_args)))
-        bug_session = Session(session.pt, bug_ms)  # the same torch worker against the buggy port
-        stack.callback(bug_session.close)
-        bug_session.describe()
-        startup = time.perf_counter() - start
-        desc = session.pt_description
-        print(f"workers started in {startup:.1f} s (not counted); {desc.parameter_count} parameter tensors, "
-              f"{desc.parameter_elements:,} values ({desc.parameter_elements * 4 / 2**20:.1f} MiB float32)",
+def open_sessions(stack: contextlib.ExitStack, ms_args: tuple[str, ...]) -> tuple[Session, Session]:
+    """(correct session, buggy session): one torch worker shared by two ms workers, closed with the stack."""
+    session = stack.enter_context(open_session(
+        WorkerTarget(model_spec=f"{MODELS}:build_big_pt"),
+        WorkerTarget(model_spec=f"{MODELS}:build_big_ms", extra_args=ms_args)))
+    bug_ms = stack.enter_context(open_worker("ms", WorkerTarget(model_spec=f"{MODELS}:build_big_ms_bug",
+                                                                extra_args=ms_args)))
+    bug_session = Session(session.pt, bug_ms)  # the same torch worker against the buggy port
+    stack.callback(bug_session.close)
+    bug_session.describe()
+    return session, bug_session
+
+
+def contenders_for(session: Session, bug_session: Session, isolate: bool, locate_bug_name: str) -> dict:
+    """name -> (job, the compare it is set against)."""
+    contenders = {
+        COMPARE_OK: (lambda: run_compare(session), COMPARE_OK),
+        LOCATE_OK: (lambda: run_locate(session), COMPARE_OK),
+    }
+    if "float64_reference" in inspect.signature(run_locate).parameters:  # older trees lack it
+        # the same locate without torch's float64 copy: what the reference costs
+        contenders[LOCATE_NOREF] = (lambda: run_locate(session, float64_reference=False), COMPARE_OK)
+    contenders[COMPARE_BUG] = (lambda: run_compare(bug_session), COMPARE_BUG)
+    contenders[locate_bug_name] = (lambda: run_locate(bug_session, isolate_blamed=isolate), COMPARE_BUG)
+    return contenders
+
+
+def time_rounds(contenders: dict, warmup: int, repeat: int, settle: float, meter: CpuMeter) -> dict[str, Runs]:
+    """Every contender once a round, warm-up rounds first; each round printed as it ends."""
+    runs = {name: Runs(name, warmup, []) for name in contenders}
+    for round_ in range(warmup + repeat):
+        for name, (fn, _) in contenders.items():  # interleaved, so drift hits every contender alike
+            runs[name].rounds.append(Round(*meter.measure(fn, settle)))
+        label = "warm-up" if round_ < warmup else "round"
+        print(f"  {label} {round_ + 1}: " + "  ".join(f"{r.rounds[-1].wall:.2f}s" for r in runs.values()),
               flush=True)
+    return runs
 
-        # name -> (job, the compare it is set against)
-        contenders = {
-            COMPARE_OK: (lambda: run_compare(session), COMPARE_OK),
-            LOCATE_OK: (lambda: run_locate(session), COMPARE_OK),
-        }
-        if no_reference:  # the same locate without torch's float64 copy: what the reference costs
-            contenders[LOCATE_NOREF] = (lambda: run_locate(session, float64_reference=False), COMPARE_OK)
-        contenders[COMPARE_BUG] = (lambda: run_compare(bug_session), COMPARE_BUG)
-        contenders[locate_bug_name] = (lambda: run_locate(bug_session, isolate_blamed=isolate), COMPARE_BUG)
-        runs = {name: Runs(name, args.warmup, []) for name in contenders}
-        meter = CpuMeter()
-        for round_ in range(args.warmup + args.repeat):
-            for name, (fn, _) in contenders.items():  # interleaved, so drift hits every contender alike
-                runs[name].rounds.append(Round(*meter.measure(fn, args.settle)))
-            label = "warm-up" if round_ < args.warmup else "round"
-            print(f"  {label} {round_ + 1}: " + "  ".join(f"{r.rounds[-1].wall:.2f}s" for r in runs.values()),
-                  flush=True)
 
-        breakdown = []
-        if not args.no_breakdown:
-            inputs = randomness.generate_inputs(choose_input_specs([], desc, session.ms_description), 0)
-            breakdown = side_breakdown(session, inputs, args.repeat, meter, args.settle)
-
-    print(f"load average at the end {_load()} (other processes on these cores skew wall times; CPU seconds less)")
-    pairs = [(run, runs[contenders[name][1]]) for name, run in runs.items()]
-    compare_ok, locate_ok = runs[COMPARE_OK], runs[LOCATE_OK]
-    compare_bug, locate_bug = runs[COMPARE_BUG], runs[locate_bug_name]
+def print_times(pairs: list[tuple[Runs, Runs]]) -> None:
+    """The wall-seconds table (with the median round's phases) and the CPU-seconds table."""
     print()
     header = (f"{'wall seconds':34} {'first':>6} {'best':>6} {'median':>6} {'x compare':>9}   "
               "phases of the median round (report.seconds)")
@@ -385,10 +161,10 @@ def main() -> None:
         print(f"{run.name:34} {run.cpu_median:6.2f} {_ratio(run.cpu_median, baseline.cpu_median):>9}   "
               f"{by_process}")
 
+
+def print_ratios(ratio_rows: list[tuple[str, Runs, Runs]]) -> None:
+    """locate / compare for each (label, locate runs, compare runs)."""
     print()
-    ratio_rows = [("correct port", locate_ok, compare_ok), ("buggy port", locate_bug, compare_bug)]
-    if LOCATE_NOREF in runs:
-        ratio_rows.insert(1, ("correct port, no float64 reference", runs[LOCATE_NOREF], compare_ok))
     for label, loc, cmp_ in ratio_rows:
         ratio = loc.median / cmp_.median
         lw, cw = loc.median_report.seconds.get("weights", 0.0), cmp_.median_report.seconds.get("weights", 0.0)
@@ -399,8 +175,10 @@ def main() -> None:
               f"{'met' if ratio <= 2 else 'NOT met'} on median wall); without the weight sync both do: "
               f"{_ratio(loc.median - lw, cmp_.median - cw)}; record / forward phase: {_ratio(lr, cf)}")
 
+
+def print_bytes(ok_report, bug_report, parameter_elements: int) -> None:
+    """What locate moved on each port, against a full dump of every call."""
     print()
-    ok_report, bug_report = locate_ok.median_report, locate_bug.median_report
     print(f"{'bytes (MiB)':34} {'correct port':>12} {'buggy port':>12}")
     t_ok, t_bug = ok_report.traffic, bug_report.traffic
     for key, label in (("summary_bytes", "summaries (all calls, 3 runs)"), ("fetched_bytes", "full tensors fetched"),
@@ -411,8 +189,11 @@ def main() -> None:
     print(f"{'moved (summaries + fetched)':34} {_mib(moved_ok):>12} {_mib(moved_bug):>12}")
     print(f"ratio (summary+fetched)/full_dump, correct port: {moved_ok / t_ok['full_dump_bytes']:.4f}; "
           f"buggy port: {moved_bug / t_bug['full_dump_bytes']:.4f}  "
-          f"(weights streamed pt -> ms by both jobs, not in these: {desc.parameter_elements * 4 / 2**20:.2f} MiB)")
+          f"(weights streamed pt -> ms by both jobs, not in these: {parameter_elements * 4 / 2**20:.2f} MiB)")
 
+
+def print_blame(ok_report, bug_report, cfg: Config) -> None:
+    """What each port's locate blamed, and whether the buggy port's blame is the injected bug."""
     print()
     print(f"correct port: {len(ok_report.verdicts)} paired calls; blamed: "
           f"{ok_report.blamed.pair.pt.path if ok_report.blamed else 'nothing'}")
@@ -425,19 +206,64 @@ def main() -> None:
               f"expected {cfg.expected_blame}: {'yes' if blamed.pair.pt.path == cfg.expected_blame else 'NO'}"
               + (f"; isolation {'confirmed' if iso.confirmed else 'not confirmed'}" if iso is not None else ""))
 
+
+def print_breakdown(breakdown: list[tuple[str, str, float, float]]) -> None:
+    """The side_breakdown rows, and the differences between them: where the record phase goes."""
+    print()
+    print("each side alone, the other idle (best of --repeat; the gRPC round trip included):")
+    print(f"  {'':52} {'wall s':>7} {'CPU s':>7}")
+    for side, what, wall, cpu in breakdown:
+        print(f"  {side + ' ' + what:52} {wall:7.3f} {cpu:7.3f}")
+    (_, _, *pt_fwd), (_, _, *pt_rec0), (_, _, *pt_rec), (_, _, *pt_f64), (_, _, *ms_fwd), (_, _, *ms_rec0), \
+        (_, _, *ms_rec) = breakdown
+    for i, unit in ((0, "wall"), (1, "CPU")):
+        print(f"  {unit:4} pt: hooks+copies+stats {pt_rec0[i] - pt_fwd[i]:+.3f} s, sketches "
+              f"{pt_rec[i] - pt_rec0[i]:+.3f} s, float64 reference {pt_f64[i] - pt_rec[i]:+.3f} s, record / "
+              f"forward {_ratio(pt_f64[i], pt_fwd[i])};  ms: hooks+copies+stats {ms_rec0[i] - ms_fwd[i]:+.3f} s, "
+              f"sketches {ms_rec[i] - ms_rec0[i]:+.3f} s, record / forward {_ratio(ms_rec[i], ms_fwd[i])}")
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = config_from(args)
+    os.environ[CONFIG_ENV] = json.dumps(asdict(cfg))  # spawned workers inherit it
+
+    ms_args = ("--mode", args.ms_mode)
+    isolate = not args.no_isolate
+    locate_bug_name = f"locate{' --isolate' if isolate else ''} (buggy port)"
+    tokens = (cfg.image // cfg.patch) ** 2 + 1
+    print(f"ViT image {cfg.image} patch {cfg.patch} ({tokens} tokens) dim {cfg.dim} depth {cfg.depth} "
+          f"heads {cfg.heads} hidden {cfg.hidden}, batch {cfg.batch}; buggy port: {cfg.bug} in block "
+          f"{cfg.bug_block}; {os.cpu_count()} cores, ms mode {args.ms_mode}; "
+          f"{args.warmup} warm-up + {args.repeat} timed rounds; load average {_load()}", flush=True)
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        session, bug_session = open_sessions(stack, ms_args)
+        startup = time.perf_counter() - start
+        desc = session.pt_description
+        print(f"workers started in {startup:.1f} s (not counted); {desc.parameter_count} parameter tensors, "
+              f"{desc.parameter_elements:,} values ({desc.parameter_elements * 4 / 2**20:.1f} MiB float32)",
+              flush=True)
+        contenders = contenders_for(session, bug_session, isolate, locate_bug_name)
+        meter = CpuMeter()
+        runs = time_rounds(contenders, args.warmup, args.repeat, args.settle, meter)
+        breakdown = []
+        if not args.no_breakdown:
+            inputs = randomness.generate_inputs(choose_input_specs([], desc, session.ms_description), 0)
+            breakdown = side_breakdown(session, inputs, args.repeat, meter, args.settle)
+
+    print(f"load average at the end {_load()} (other processes on these cores skew wall times; CPU seconds less)")
+    print_times([(run, runs[contenders[name][1]]) for name, run in runs.items()])
+    compare_ok, locate_ok = runs[COMPARE_OK], runs[LOCATE_OK]
+    compare_bug, locate_bug = runs[COMPARE_BUG], runs[locate_bug_name]
+    ratio_rows = [("correct port", locate_ok, compare_ok), ("buggy port", locate_bug, compare_bug)]
+    if LOCATE_NOREF in runs:
+        ratio_rows.insert(1, ("correct port, no float64 reference", runs[LOCATE_NOREF], compare_ok))
+    print_ratios(ratio_rows)
+    print_bytes(locate_ok.median_report, locate_bug.median_report, desc.parameter_elements)
+    print_blame(locate_ok.median_report, locate_bug.median_report, cfg)
     if breakdown:
-        print()
-        print("each side alone, the other idle (best of --repeat; the gRPC round trip included):")
-        print(f"  {'':52} {'wall s':>7} {'CPU s':>7}")
-        for side, what, wall, cpu in breakdown:
-            print(f"  {side + ' ' + what:52} {wall:7.3f} {cpu:7.3f}")
-        (_, _, *pt_fwd), (_, _, *pt_rec0), (_, _, *pt_rec), (_, _, *pt_f64), (_, _, *ms_fwd), (_, _, *ms_rec0), \
-            (_, _, *ms_rec) = breakdown
-        for i, unit in ((0, "wall"), (1, "CPU")):
-            print(f"  {unit:4} pt: hooks+copies+stats {pt_rec0[i] - pt_fwd[i]:+.3f} s, sketches "
-                  f"{pt_rec[i] - pt_rec0[i]:+.3f} s, float64 reference {pt_f64[i] - pt_rec[i]:+.3f} s, record / "
-                  f"forward {_ratio(pt_f64[i], pt_fwd[i])};  ms: hooks+copies+stats {ms_rec0[i] - ms_fwd[i]:+.3f} s, "
-                  f"sketches {ms_rec[i] - ms_rec0[i]:+.3f} s, record / forward {_ratio(ms_rec[i], ms_fwd[i])}")
+        print_breakdown(breakdown)
 
 
 if __name__ == "__main__":
