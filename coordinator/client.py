@@ -12,6 +12,7 @@ from proto.codec import NamedArray
 from proto.errors import WorkerError
 from proto.worker.interface import (
     DirListing,
+    ForwardResult,
     ParameterListing,
     RecordOptions,
     RecordResult,
@@ -129,11 +130,13 @@ class WorkerClient:
                                 messages.set_weights_options_to_pb(strict), tensors)
         return messages.set_weights_result_from_pb(reply)
 
-    def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> list[NamedArray]:
-        """Run the net on inputs; returns its flattened outputs."""
+    def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> ForwardResult:
+        """Run the net on inputs; returns its flattened outputs and the non-tensor leaves it left out."""
         requests = messages.requests_with_options(worker_pb2.ForwardRequest,
                                                   messages.forward_options_to_pb(train_mode), inputs)
-        return list(self._stream_out("Forward", requests))
+        responses = self._stub.Forward(requests, timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
+        outputs = tuple(self._decoded("Forward", responses))
+        return ForwardResult(outputs, messages.skipped_from_metadata(responses.trailing_metadata()))
 
     def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions) -> Iterator[NamedArray]:
         """Run one training step on the worker; streams back loss, grads, and state / moments when asked."""

@@ -11,7 +11,7 @@ from coordinator.session import Session, SyncSummary
 from proto.codec import NamedArray, TensorSpec, spec_of
 from proto.errors import MsparityError, UsageError
 from proto.weights.map_file import WeightMap
-from proto.worker.interface import WorkerDescription
+from proto.worker.interface import ForwardResult, WorkerDescription
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class CompareReport:
     ms: WorkerDescription
     weights: SyncSummary | None
     seconds: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # how outputs were paired, what was left out
 
     def __bool__(self) -> bool:
         return self.passed
@@ -56,18 +57,41 @@ def _specs_text(specs: list[TensorSpec]) -> str:
     return " ".join(f"{list(s.shape)}:{s.dtype}" for s in specs)
 
 
-def pair_outputs(
-    pt_outputs: list[NamedArray], ms_outputs: list[NamedArray], rtol: float | None, atol: float | None, equal_nan: bool
-) -> tuple[list[TensorComparison], list[str], list[str]]:
-    """Compare outputs with the same flattened name; list the names only one side produced."""
-    ms_by_name = {t.name: t for t in ms_outputs}
-    pt_names = {t.name for t in pt_outputs}
-    results = [
-        metrics.compare_tensors(t, ms_by_name[t.name], rtol, atol, equal_nan) for t in pt_outputs if t.name in ms_by_name
-    ]
-    pt_only = [t.name for t in pt_outputs if t.name not in ms_by_name]
-    ms_only = [t.name for t in ms_outputs if t.name not in pt_names]
-    return results, pt_only, ms_only
+@dataclass(frozen=True)
+class OutputPairing:
+    """The outputs compared, those only one side returned, and notes on how they were paired."""
+
+    results: tuple[TensorComparison, ...]
+    pt_only: tuple[str, ...]
+    ms_only: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+def pair_outputs(pt: ForwardResult, ms: ForwardResult, rtol: float | None, atol: float | None,
+                 equal_nan: bool) -> OutputPairing:
+    """Compare outputs with the same flattened name; list the names only one side produced.
+
+    When the names differ (a dict of outputs on one side, a tuple on the other) but both sides
+    return as many tensors with the same shapes in the same order, they pair by position, and a
+    note says so. Non-tensor leaves either side left out (a KV cache, None) are named in a note.
+    """
+    notes = [f"{role} left out non-tensor outputs: {', '.join(r.skipped)}" for role, r in (("pt", pt), ("ms", ms))
+             if r.skipped]
+    ms_by_name = {t.name: t for t in ms.outputs}
+    pt_names = {t.name for t in pt.outputs}
+    pairs = [(t, ms_by_name[t.name]) for t in pt.outputs if t.name in ms_by_name]
+    pt_only = [t.name for t in pt.outputs if t.name not in ms_by_name]
+    ms_only = [t.name for t in ms.outputs if t.name not in pt_names]
+    if (pt_only or ms_only) and _same_structure(pt.outputs, ms.outputs):
+        pairs, pt_only, ms_only = list(zip(pt.outputs, ms.outputs)), [], []
+        notes.append("outputs paired by position (the two sides name them differently): "
+                     + ", ".join(f"{a.name} ~ {b.name}" for a, b in pairs if a.name != b.name))
+    results = tuple(metrics.compare_tensors(a, b, rtol, atol, equal_nan) for a, b in pairs)
+    return OutputPairing(results, tuple(pt_only), tuple(ms_only), tuple(notes))
+
+
+def _same_structure(pt: tuple[NamedArray, ...], ms: tuple[NamedArray, ...]) -> bool:
+    return len(pt) == len(ms) > 0 and all(a.shape == b.shape for a, b in zip(pt, ms))
 
 
 def run_compare(
@@ -89,21 +113,21 @@ def run_compare(
     pt_outputs, ms_outputs = session.forward(inputs)
     seconds["forward"] = time.perf_counter() - start
     start = time.perf_counter()
-    results, pt_only, ms_only = pair_outputs(pt_outputs, ms_outputs, rtol, atol, equal_nan)
+    paired = pair_outputs(pt_outputs, ms_outputs, rtol, atol, equal_nan)
     seconds["compare"] = time.perf_counter() - start
-    if not results:
-        raise MsparityError(
-            f"nothing to compare: pt returned {[t.name for t in pt_outputs]}, ms returned {[t.name for t in ms_outputs]}"
-        )
+    if not paired.results:
+        raise MsparityError(f"nothing to compare: pt returned {[t.name for t in pt_outputs.outputs]}, ms returned "
+                            f"{[t.name for t in ms_outputs.outputs]}" + "".join(f"; {n}" for n in paired.notes))
     return CompareReport(
-        passed=all(results) and not pt_only and not ms_only,
+        passed=all(paired.results) and not paired.pt_only and not paired.ms_only,
         seed=seed,
         inputs=tuple(spec_of(x) for x in inputs),
-        outputs=tuple(results),
-        pt_only_outputs=tuple(pt_only),
-        ms_only_outputs=tuple(ms_only),
+        outputs=paired.results,
+        pt_only_outputs=paired.pt_only,
+        ms_only_outputs=paired.ms_only,
         pt=pt_desc,
         ms=ms_desc,
         weights=sync,
         seconds={k: round(v, 4) for k, v in seconds.items()},
+        notes=paired.notes,
     )

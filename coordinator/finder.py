@@ -291,7 +291,7 @@ class NetDifferenceFinder:
 
         def timed(role, worker):
             start = time.perf_counter()
-            outputs = worker.forward(case)
+            outputs = worker.forward(case).outputs
             timings[role] = time.perf_counter() - start
             return outputs
 

@@ -21,7 +21,7 @@ from proto.codec import NamedArray
 from proto.errors import MsparityError, UsageError
 from proto.weights import weight_plan
 from proto.weights.map_file import WeightMap
-from proto.worker.interface import PROTOCOL_VERSION, ModelWorker, WorkerDescription
+from proto.worker.interface import PROTOCOL_VERSION, ForwardResult, ModelWorker, WorkerDescription
 
 EXPECTED_FRAMEWORK = {"pt": "pytorch", "ms": "mindspore"}
 
@@ -136,7 +136,7 @@ class Session:
         sync = self.sync_weights(user_map) if sync_weights else None
         return self.pt_description, self.ms_description, sync, time.perf_counter() - start
 
-    def forward(self, inputs: list[NamedArray], train_mode: bool = False) -> tuple[list[NamedArray], list[NamedArray]]:
+    def forward(self, inputs: list[NamedArray], train_mode: bool = False) -> tuple[ForwardResult, ForwardResult]:
         """Run both nets on the same inputs at the same time."""
         return self.both(lambda: self.pt.forward(inputs, train_mode), lambda: self.ms.forward(inputs, train_mode))
 

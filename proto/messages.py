@@ -8,6 +8,7 @@ streaming RPCs that take options send them first, then the tensors' chunks.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -135,6 +136,22 @@ def forward_options_to_pb(train_mode: bool) -> worker_pb2.ForwardOptions:
 def forward_options_from_pb(options) -> bool:
     """train_mode, from the optional options message (None: eval mode)."""
     return bool(options and options.train_mode)
+
+
+SKIPPED_METADATA_KEY = "x-msparity-skipped-outputs"  # Forward's trailing metadata: JSON list of "NAME (TYPE)"
+
+
+def skipped_to_metadata(skipped) -> tuple[tuple[str, str], ...]:
+    """Forward's trailing metadata naming the non-tensor outputs left out (none when nothing was)."""
+    return ((SKIPPED_METADATA_KEY, json.dumps(list(skipped))),) if skipped else ()
+
+
+def skipped_from_metadata(metadata) -> tuple[str, ...]:
+    """The non-tensor outputs a worker left out, from Forward's trailing metadata (older workers send none)."""
+    for key, value in metadata or ():
+        if key == SKIPPED_METADATA_KEY:
+            return tuple(str(name) for name in json.loads(value))
+    return ()
 
 
 # -- TrainStep -------------------------------------------------------------------------------------

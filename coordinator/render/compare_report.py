@@ -28,6 +28,7 @@ def compare_to_dict(report: CompareReport) -> dict:
             "outputs": [c.to_dict() for c in report.outputs],
             "pt_only_outputs": list(report.pt_only_outputs),
             "ms_only_outputs": list(report.ms_only_outputs),
+            "notes": list(report.notes),
             "workers": {
                 "pt": description_dict(report.pt),
                 "ms": description_dict(report.ms),
@@ -77,6 +78,8 @@ def print_compare(report: CompareReport, console: Console | None = None) -> None
     shapes = ", ".join(f"{s.name} {list(s.shape)}:{s.dtype}" for s in report.inputs)
     console.print(f"inputs (seed {report.seed}): {shapes}")
     console.print(comparison_table("outputs (pt = reference, ms = candidate)", list(report.outputs)))
+    for note in report.notes:
+        console.print(f"note: {note}")
     for role, names in (("pt", report.pt_only_outputs), ("ms", report.ms_only_outputs)):
         if names:
             console.print(f"[red]outputs only the {role} net returned: {', '.join(names)}[/]")

@@ -17,6 +17,7 @@ from proto.codec import NamedArray, spec_of
 from proto.errors import BadRequest, NotFound
 from proto.worker.interface import (
     PROTOCOL_VERSION,
+    ForwardResult,
     ParameterListing,
     ParameterSpec,
     RecordOptions,
@@ -172,13 +173,16 @@ class BaseAdapter:
         specs = {p.name: p for p in self.list_parameters().parameters}
         return apply_weights(tensors, specs, lambda t: self._assign(state[t.name], t), strict, self.framework)
 
-    def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> list[NamedArray]:
+    def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> ForwardResult:
+        skipped: list[str] = []
         try:
             result = self._call_net(inputs, train_mode)
             # converted inside the try: MindSpore's PyNative runs asynchronously, a kernel error surfaces here
-            return [self._to_numpy(name, value) for name, value in flatten_outputs(result, self.tensors.is_native_tensor)]
+            outputs = tuple(self._to_numpy(name, value)
+                            for name, value in flatten_outputs(result, self.tensors.is_native_tensor, skipped=skipped))
         except FORWARD_ERRORS as exc:
             raise BadRequest(f"forward failed on inputs ({inputs_text(inputs)}): {type(exc).__name__}: {exc}") from exc
+        return ForwardResult(outputs, tuple(skipped))
 
     def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions) -> Iterator[NamedArray]:
         """One training step (see the framework's training module); yields loss, grads, state and moments lazily."""

@@ -86,6 +86,14 @@ class SetWeightsResult:
     missing: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class ForwardResult:
+    """A net's outputs, flattened and named (proto/worker/net_io.py), and the non-tensor leaves left out."""
+
+    outputs: tuple[NamedArray, ...]
+    skipped: tuple[str, ...] = ()  # "NAME (TYPE)": a KV cache, None, a number in the output structure
+
+
 LOSSES = ("mse", "cross-entropy", "factory")
 OPTIMIZERS = ("sgd", "adam", "factory")
 TARGET_NAME = "target"
@@ -155,7 +163,7 @@ class ModelWorker(Protocol):
 
     def set_weights(self, tensors: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult: ...
 
-    def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> list[NamedArray]: ...
+    def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> ForwardResult: ...
 
     def train_step(self, inputs: Sequence[NamedArray], target: NamedArray,
                    options: TrainOptions) -> Iterator[NamedArray]: ...

@@ -142,8 +142,10 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         options, chunks = messages.split_options(request_iterator, "Forward")
         inputs = list(codec.decode(chunks))
         with self._lock:
-            outputs = self._adapter.forward(inputs, train_mode=messages.forward_options_from_pb(options))
-        yield from codec.encode(outputs)
+            result = self._adapter.forward(inputs, train_mode=messages.forward_options_from_pb(options))
+        if result.skipped:
+            context.set_trailing_metadata(messages.skipped_to_metadata(result.skipped))
+        yield from codec.encode(result.outputs)
 
     @_streaming_rpc
     def TrainStep(self, request_iterator, context):

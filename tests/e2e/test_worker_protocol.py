@@ -53,7 +53,7 @@ def test_weights_of_every_dtype_cross_bit_exactly(workers):
 def test_forward_flattens_tuple_outputs(workers):
     pt, ms = workers
     x = NamedArray("input0", np.ones((2, 4), np.float32))
-    pt_out, ms_out = pt.forward([x]), ms.forward([x])
+    pt_out, ms_out = pt.forward([x]).outputs, ms.forward([x]).outputs
     assert [t.name for t in pt_out] == [t.name for t in ms_out] == ["output.0", "output.1"]
     assert pt_out[1].shape == () and float(pt_out[1].array) == 8.0 == float(ms_out[1].array)
 

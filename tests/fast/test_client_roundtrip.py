@@ -62,7 +62,7 @@ def test_set_weights_then_forward_uses_them(pt):
     result = pt.client.set_weights([NamedArray(name, value) for name, value in state.items()], strict=True)
     assert result == SetWeightsResult(loaded=4, missing=())
     np.testing.assert_array_equal(pt.adapter.net.params["fc1.weight"], state["fc1.weight"])
-    (output,) = pt.client.forward([NamedArray("input0", X)])
+    (output,) = pt.client.forward([NamedArray("input0", X)]).outputs
     assert (output.name, output.dtype, output.shape) == ("output", "float32", (2, 3))
     np.testing.assert_allclose(output.array, expected.forward(state, X), rtol=1e-5, atol=1e-6)
 
@@ -82,10 +82,10 @@ def test_strict_set_weights_refuses_a_partial_stream(pt):
 def test_seed_fixes_the_train_mode_forward(pt):
     def train_forward(seed: int) -> np.ndarray:
         pt.client.seed(seed)
-        return pt.client.forward([NamedArray("input0", X)], train_mode=True)[0].array
+        return pt.client.forward([NamedArray("input0", X)], train_mode=True).outputs[0].array
 
     first, again, other = train_forward(3), train_forward(3), train_forward(4)
-    evaluated = pt.client.forward([NamedArray("input0", X)])[0].array
+    evaluated = pt.client.forward([NamedArray("input0", X)]).outputs[0].array
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, other) and not np.allclose(first, evaluated)
     np.testing.assert_allclose(evaluated, expected.forward(pt.adapter.net.params, X), rtol=1e-5, atol=1e-6)

@@ -34,5 +34,5 @@ def test_a_client_without_the_token_is_unauthenticated(address, token):
 def test_a_client_with_the_token_is_served(address):
     with WorkerClient(address, "pt", Security(token=TOKEN)) as client:
         assert client.describe().framework == "pytorch"
-        (output,) = client.forward([NamedArray("input0", X)])
+        (output,) = client.forward([NamedArray("input0", X)]).outputs
         assert output.shape == (2, 3) and np.isfinite(output.array).all()
