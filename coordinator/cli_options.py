@@ -111,9 +111,10 @@ def tolerance_options(command):
 def input_options(command):
     """--input-shape / --inputs, shared by compare, locate and train-step."""
     return _with_options(command, [
-        click.option("--input-shape", multiple=True, metavar="SHAPE[:DTYPE]",
-                     help="an input to generate, e.g. 2,3,224,224:float32 (repeat for several inputs; train-step: a "
-                          "fresh batch per step)"),
+        click.option("--input-shape", multiple=True, metavar="SHAPE[:DTYPE[:LOW..HIGH]]",
+                     help="an input to generate, e.g. 2,3,224,224:float32, or token ids 2,16:int64:0..50 (integers "
+                          "from [LOW, HIGH); default [0, 100)); repeat for several inputs; train-step: a fresh batch "
+                          "per step"),
         click.option("--inputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.npy",
                      help="an input from a .npy file (repeat for several inputs)"),
     ])

@@ -53,6 +53,15 @@ def choose_input_specs(
     return specs
 
 
+def job_inputs(input_shapes: list[TensorSpec] | None, input_arrays: list[NamedArray] | None, pt: WorkerDescription,
+               ms: WorkerDescription, seed: int) -> tuple[list[NamedArray], list[TensorSpec] | None]:
+    """The inputs a job sends both sides: the arrays given, or generated from the chosen specs (also returned)."""
+    if input_arrays:
+        return input_arrays, None
+    specs = choose_input_specs(input_shapes or [], pt, ms)
+    return randomness.generate_inputs(specs, seed), specs
+
+
 def _specs_text(specs: list[TensorSpec]) -> str:
     return " ".join(f"{list(s.shape)}:{s.dtype}" for s in specs)
 
@@ -108,9 +117,10 @@ def run_compare(
     """Sync weights (pt -> ms), seed both sides, send both the same inputs, compare the outputs."""
     seconds: dict[str, float] = {}
     pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
-    inputs = input_arrays or randomness.generate_inputs(choose_input_specs(input_shapes or [], pt_desc, ms_desc), seed)
+    inputs, specs = job_inputs(input_shapes, input_arrays, pt_desc, ms_desc, seed)
     start = time.perf_counter()
-    pt_outputs, ms_outputs = session.forward(inputs)
+    with randomness.explain_index_errors(specs):
+        pt_outputs, ms_outputs = session.forward(inputs)
     seconds["forward"] = time.perf_counter() - start
     start = time.perf_counter()
     paired = pair_outputs(pt_outputs, ms_outputs, rtol, atol, equal_nan)

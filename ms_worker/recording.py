@@ -15,6 +15,7 @@ from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
 from proto.worker.call_recorder import BaseRecorder, CallRecorder, replay_args
 from proto.worker.interface import RecordOptions, RecordResult
+from proto.worker.net_io import NET_ERRORS
 
 NO_REFERENCE = "MindSpore runs no float64 reference (its CPU Conv2d has no float64 kernel)"
 
@@ -43,7 +44,7 @@ class MindSporeRecorder(BaseRecorder):
             if mode != ms.PYNATIVE_MODE:
                 ms.set_context(mode=ms.PYNATIVE_MODE)
             self.net(*[tensors.native_from_numpy(x) for x in inputs])
-        except (RuntimeError, TypeError, ValueError) as exc:
+        except NET_ERRORS as exc:
             raise BadRequest(f"recorded forward failed: {type(exc).__name__}: {exc}") from exc
         finally:
             for handle in handles:
@@ -68,5 +69,5 @@ class MindSporeRecorder(BaseRecorder):
             result = cell(*args, **kwargs)
             recorder = CallRecorder(tensors.numpy_from_native, tensors.is_native_tensor, 0, 0)
             return recorder.arrays(key, "out", result)
-        except (RuntimeError, TypeError, ValueError) as exc:
+        except NET_ERRORS as exc:
             raise BadRequest(f"replaying {key} failed: {type(exc).__name__}: {exc}") from exc

@@ -17,7 +17,7 @@ from proto.codec import NamedArray
 from proto.errors import BadRequest
 from proto.worker.base_trainer import ADAM_BETAS, ADAM_EPS, BaseTrainer, is_dropout_class
 from proto.worker.interface import GRAD_PREFIX, LOSS_NAME, MOMENT_PREFIXES, STATE_PREFIX, TrainOptions
-from proto.worker.net_io import flatten_outputs
+from proto.worker.net_io import NET_ERRORS, flatten_outputs
 
 MOMENT_ATTRS = (("exp_avg", "moment1"), ("exp_avg_sq", "moment2"))  # mint.optim.Adam's, nn.Adam's
 
@@ -98,7 +98,7 @@ class MindSporeTrainer(BaseTrainer):
             loss, grads = ms.value_and_grad(loss_of, None, optimizer.parameters)(*args, goal)
             named_grads = [tensors.numpy_from_native(GRAD_PREFIX + p.name, g) for p, g in zip(params, grads)]
             loss_value = tensors.numpy_from_native(LOSS_NAME, loss)
-        except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+        except NET_ERRORS as exc:
             raise BadRequest(f"training step failed: {type(exc).__name__}: {exc}") from exc
         yield loss_value
         yield from named_grads

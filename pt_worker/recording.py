@@ -16,6 +16,7 @@ from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
 from proto.worker.call_recorder import BaseRecorder, CallRecorder, RecordedRun, replay_args
 from proto.worker.interface import RecordOptions, RecordResult
+from proto.worker.net_io import NET_ERRORS
 from pt_worker import tensors
 
 
@@ -56,7 +57,7 @@ class TorchRecorder(BaseRecorder):
         try:
             with torch.no_grad():
                 net(*args)
-        except (RuntimeError, TypeError, ValueError) as exc:
+        except NET_ERRORS as exc:
             raise BadRequest(f"recorded forward failed: {type(exc).__name__}: {exc}") from exc
         finally:
             for handle in handles:
@@ -100,7 +101,7 @@ class TorchRecorder(BaseRecorder):
             with torch.no_grad():
                 replay, kwargs = replay_args(self.runs, run, key, args)
                 result = module(*replay, **kwargs)
-        except (RuntimeError, TypeError, ValueError) as exc:
+        except NET_ERRORS as exc:
             raise BadRequest(f"replaying {key} failed: {type(exc).__name__}: {exc}") from exc
         recorder = CallRecorder(_copied, tensors.is_native_tensor, 0, 0)
         return recorder.arrays(key, "out", result)

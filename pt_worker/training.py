@@ -14,7 +14,7 @@ from proto.codec import NamedArray
 from proto.errors import BadRequest
 from proto.worker.base_trainer import ADAM_BETAS, ADAM_EPS, BaseTrainer, is_dropout_class
 from proto.worker.interface import GRAD_PREFIX, LOSS_NAME, MOMENT_PREFIXES, STATE_PREFIX, TrainOptions
-from proto.worker.net_io import flatten_outputs
+from proto.worker.net_io import NET_ERRORS, flatten_outputs
 from pt_worker import tensors
 
 MOMENT_KEYS = ("exp_avg", "exp_avg_sq")  # torch.optim.Adam's state keys
@@ -56,7 +56,7 @@ class TorchTrainer(BaseTrainer):
             outputs = self.net(*args)
             loss = loss_fn(*self._loss_args(options.loss, outputs, target))
             loss.backward()
-        except (RuntimeError, TypeError, ValueError) as exc:
+        except NET_ERRORS as exc:
             raise BadRequest(f"training step failed: {type(exc).__name__}: {exc}") from exc
         named = [(name, p) for name, p in self.net.named_parameters() if p.requires_grad]
         yield tensors.numpy_from_native(LOSS_NAME, loss)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from coordinator import metrics, randomness
-from coordinator.compare import choose_input_specs
+from coordinator.compare import job_inputs
 from coordinator.locate.alignment import Alignment, CallPair, align_calls
 from coordinator.locate.layer_hints import evidence_from_calls, hint_for
 from coordinator.locate.verdict import (
@@ -255,11 +255,12 @@ def run_locate(
     seconds: dict[str, float] = {}
     pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
     plan = session.plan_weights(weight_map)
-    inputs = input_arrays or randomness.generate_inputs(choose_input_specs(input_shapes or [], pt_desc, ms_desc), seed)
+    inputs, specs = job_inputs(input_shapes, input_arrays, pt_desc, ms_desc, seed)
     start = time.perf_counter()
-    pt_record, ms_record = session.both(
-        lambda: session.pt.record(inputs, RecordOptions(sketch_size, seed, float64_reference)),
-        lambda: session.ms.record(inputs, RecordOptions(sketch_size, seed, False)))
+    with randomness.explain_index_errors(specs):
+        pt_record, ms_record = session.both(
+            lambda: session.pt.record(inputs, RecordOptions(sketch_size, seed, float64_reference)),
+            lambda: session.ms.record(inputs, RecordOptions(sketch_size, seed, False)))
     pt_calls, pt_reference, pt_note, ms_calls = (list(pt_record.calls), list(pt_record.reference_calls),
                                                  pt_record.reference_note, list(ms_record.calls))
     seconds["record"] = time.perf_counter() - start

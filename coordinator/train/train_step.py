@@ -282,7 +282,8 @@ def run_train_step(
     pt_specs = {p.name: p for p in pt_listing.parameters}
     specs = None if input_arrays else choose_input_specs(input_shapes or [], pt_desc, ms_desc)
     batches = [input_arrays or randomness.generate_inputs(specs, seed + step) for step in range(steps)]
-    probe = session.pt.forward(batches[0]).outputs  # eval mode, no grad: only the output's shape is wanted
+    with randomness.explain_index_errors(specs):
+        probe = session.pt.forward(batches[0]).outputs  # eval mode, no grad: only the output's shape is wanted
     if not probe:
         raise MsparityError("the pt net returned no output to take a loss of")
     rng = np.random.default_rng(seed)

@@ -26,9 +26,7 @@ from proto.worker.interface import (
     TrainOptions,
     WorkerDescription,
 )
-from proto.worker.net_io import as_input_list, flatten_outputs, input_name
-
-FORWARD_ERRORS = (RuntimeError, TypeError, ValueError)  # what a framework raises for inputs that do not fit
+from proto.worker.net_io import NET_ERRORS, as_input_list, flatten_outputs, input_name
 
 
 def apply_weights(
@@ -180,7 +178,7 @@ class BaseAdapter:
             # converted inside the try: MindSpore's PyNative runs asynchronously, a kernel error surfaces here
             outputs = tuple(self._to_numpy(name, value)
                             for name, value in flatten_outputs(result, self.tensors.is_native_tensor, skipped=skipped))
-        except FORWARD_ERRORS as exc:
+        except NET_ERRORS as exc:
             raise BadRequest(f"forward failed on inputs ({inputs_text(inputs)}): {type(exc).__name__}: {exc}") from exc
         return ForwardResult(outputs, tuple(skipped))
 

@@ -7,6 +7,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+# What a framework raises when inputs do not fit the net (IndexError: an id past an embedding's end); a forward,
+# a training step, a recorded forward or a replay failing with one is the caller's request, not the worker, failing.
+NET_ERRORS = (RuntimeError, TypeError, ValueError, IndexError)
+
 
 def as_input_list(inputs) -> list:
     """A factory's example inputs as a list: None -> [], one tensor -> [it], a sequence -> list."""

@@ -50,3 +50,31 @@ def test_input_files_refuse_pickles_and_name_the_file(tmp_path):
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
     with pytest.raises(MsparityError, match="junk.npy"):
         randomness.load_input_files([tmp_path / "junk.npy"])
+
+
+def test_an_integer_input_may_name_its_range():
+    spec = randomness.parse_input_shape("2,16:int64:0..50", 1)
+    assert (spec.name, spec.dtype, spec.shape, spec.low, spec.high) == ("input1", "int64", (2, 16), 0, 50)
+    (ids,) = randomness.generate_inputs([spec], seed=0)
+    assert ids.array.dtype == np.int64 and ids.array.shape == (2, 16) and 0 <= ids.array.min() <= ids.array.max() < 50
+    (many,) = randomness.generate_inputs([randomness.parse_input_shape("5000:int64:0..50")], seed=0)
+    assert many.array.min() == 0 and many.array.max() == 49
+    (shifted,) = randomness.generate_inputs([randomness.parse_input_shape("1000:int32:-3..3")], seed=0)
+    assert sorted(set(shifted.array.tolist())) == [-3, -2, -1, 0, 1, 2]
+    for bad, why in (("2:float32:0..5", "for integer inputs"), ("2:int64:5..5", "LOW < HIGH"),
+                     ("2:int64:0-5", "LOW..HIGH"), ("2:int8:0..300", "does not fit int8")):
+        with pytest.raises(UsageError, match=why):
+            randomness.parse_input_shape(bad)
+
+
+def test_an_index_error_on_generated_ids_gets_the_range_hint():
+    from proto.errors import WorkerError
+
+    specs = [TensorSpec("input0", "int64", (2, 16))]
+    with pytest.raises(WorkerError, match=r"input0 in \[0, 100\).*--input-shape 2,16:int64:0..VOCAB"):
+        with randomness.explain_index_errors(specs):
+            raise WorkerError("pt worker", "Forward", "INVALID_ARGUMENT", "forward failed: IndexError: index out of range")
+    with pytest.raises(WorkerError) as plain:
+        with randomness.explain_index_errors(None):  # the user gave the arrays: nothing generated to explain
+            raise WorkerError("pt worker", "Forward", "INVALID_ARGUMENT", "IndexError: index out of range")
+    assert "VOCAB" not in str(plain.value)

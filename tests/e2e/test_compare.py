@@ -131,3 +131,14 @@ def test_usage_errors_exit_2_before_any_worker_starts():
     assert time.monotonic() - start < 5  # no framework was imported, no worker spawned
     both = run_cli("compare", "--pt", "127.0.0.1:1", "--pt-model", "examples.mlp_pt:build", "--ms", "127.0.0.1:2")
     assert both.code == 2 and "exactly one of --pt ADDRESS or --pt-model SPEC" in both.stderr
+
+
+def test_generated_token_ids_out_of_an_embedding_are_explained_and_a_range_fixes_them(cli):
+    models = ["--pt-model", "tests/fixtures/token_pair.py:build_pt", "--ms-model", "tests/fixtures/token_pair.py:build_ms"]
+    failed = cli("compare", *models, "--input-shape", "2,16:int64")
+    assert failed.code == 3, failed.stderr
+    (line,) = failed.stderr.strip().splitlines()
+    assert "IndexError" in line and "input0 in [0, 100)" in line and "--input-shape 2,16:int64:0..VOCAB" in line
+    fixed = cli("compare", *models, "--input-shape", "2,16:int64:0..50")
+    assert fixed.code == 0, fixed.stdout + fixed.stderr
+    assert "[2, 16, 3]" in fixed.stdout and "PASS: 1 output(s) within tolerance" in fixed.stdout
