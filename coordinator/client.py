@@ -159,6 +159,10 @@ class WorkerClient:
                                                   messages.run_module_options_to_pb(path, call, float64), inputs)
         return list(self._stream_out("RunModule", requests))
 
+    def get_example_inputs(self) -> Iterator[NamedArray]:
+        """Stream the factory's example inputs with their values."""
+        return self._stream_out("GetExampleInputs", worker_pb2.GetExampleInputsRequest())
+
     def list_dir(self, path: str) -> DirListing:
         """The resolved path of a served directory and its .npy files (described by header)."""
         return messages.dir_listing_from_pb(self._unary("ListDir", worker_pb2.ListDirRequest(path=path)))

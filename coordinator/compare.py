@@ -53,11 +53,22 @@ def choose_input_specs(
     return specs
 
 
-def job_inputs(input_shapes: list[TensorSpec] | None, input_arrays: list[NamedArray] | None, pt: WorkerDescription,
-               ms: WorkerDescription, seed: int) -> tuple[list[NamedArray], list[TensorSpec] | None]:
-    """The inputs a job sends both sides: the arrays given, or generated from the chosen specs (also returned)."""
+def job_inputs(session: Session, input_shapes: list[TensorSpec] | None, input_arrays: list[NamedArray] | None,
+               seed: int) -> tuple[list[NamedArray], list[TensorSpec] | None]:
+    """The inputs a job sends both sides, and the specs they were generated from (None when not generated).
+
+    The arrays given (--inputs); else random inputs for --input-shape; else a factory's example inputs
+    as they are, when the factory asks for that (``use_input_values``: token ids, masks; pt's first);
+    else random inputs shaped like the factories' example inputs.
+    """
     if input_arrays:
         return input_arrays, None
+    pt, ms = session.pt_description, session.ms_description
+    if not input_shapes:
+        for worker, description in ((session.pt, pt), (session.ms, ms)):
+            if description.example_input_values:
+                choose_input_specs([], pt, ms)  # both factories' example inputs must still agree
+                return list(worker.get_example_inputs()), None
     specs = choose_input_specs(input_shapes or [], pt, ms)
     return randomness.generate_inputs(specs, seed), specs
 
@@ -117,7 +128,7 @@ def run_compare(
     """Sync weights (pt -> ms), seed both sides, send both the same inputs, compare the outputs."""
     seconds: dict[str, float] = {}
     pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
-    inputs, specs = job_inputs(input_shapes, input_arrays, pt_desc, ms_desc, seed)
+    inputs, specs = job_inputs(session, input_shapes, input_arrays, seed)
     start = time.perf_counter()
     with randomness.explain_index_errors(specs):
         pt_outputs, ms_outputs = session.forward(inputs)

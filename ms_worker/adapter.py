@@ -20,12 +20,13 @@ class MindSporeAdapter(BaseAdapter):
     framework = "mindspore"
     framework_version = ms.__version__
 
-    def __init__(self, net: ms.nn.Cell, example_inputs=None, model_spec: str = "", loss=None, optimizer=None):
+    def __init__(self, net: ms.nn.Cell, example_inputs=None, model_spec: str = "", loss=None, optimizer=None,
+                 use_input_values: bool = False):
         if not isinstance(net, ms.nn.Cell):
             raise TypeError(f"the ms model must be a mindspore.nn.Cell, got {type(net).__name__}")
         _refuse_duplicate_names(net)
         super().__init__(net, tensors, example_inputs, model_spec, MindSporeTrainer(net, loss, optimizer),
-                         MindSporeRecorder(net, rule_type))
+                         MindSporeRecorder(net, rule_type), use_input_values)
 
     def _state(self) -> dict[str, ms.Parameter]:
         return {p.name: p for p in self.net.get_parameters()}

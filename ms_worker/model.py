@@ -16,4 +16,4 @@ def make_adapter(args) -> MindSporeAdapter:
         ms.set_device(target, int(device_id) if device_id else None)
     parts = build_parts(args.model)
     return MindSporeAdapter(parts.net, parts.example_inputs, model_spec=args.model, loss=parts.loss,
-                            optimizer=parts.optimizer)
+                            optimizer=parts.optimizer, use_input_values=parts.use_input_values)

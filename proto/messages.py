@@ -68,7 +68,7 @@ def _chunk_of(item, kind: str):
 
 _DESCRIPTION_FIELDS = ("framework", "framework_version", "python_version", "device", "protocol_version", "model_spec",
                        "model_class", "parameter_count", "parameter_elements", "hostname", "execution_mode",
-                       "factory_loss", "factory_optimizer")
+                       "factory_loss", "factory_optimizer", "example_input_values")
 
 
 def spec_to_pb(spec: TensorSpec) -> TensorSpecPb:

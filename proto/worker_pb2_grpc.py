@@ -95,6 +95,11 @@ class WorkerStub:
                 request_serializer=proto_dot_worker__pb2.GetTensorsRequest.SerializeToString,
                 response_deserializer=proto_dot_tensor__pb2.TensorChunk.FromString,
                 _registered_method=True)
+        self.GetExampleInputs = channel.unary_stream(
+                '/msparity.v1.Worker/GetExampleInputs',
+                request_serializer=proto_dot_worker__pb2.GetExampleInputsRequest.SerializeToString,
+                response_deserializer=proto_dot_tensor__pb2.TensorChunk.FromString,
+                _registered_method=True)
 
 
 class WorkerServicer:
@@ -178,6 +183,13 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetExampleInputs(self, request, context):
+        """The factory's example inputs with their values (token ids, masks), named "input0", "input1", ... (1.4)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -239,6 +251,11 @@ def add_WorkerServicer_to_server(servicer, server):
             'GetTensors': grpc.unary_stream_rpc_method_handler(
                     servicer.GetTensors,
                     request_deserializer=proto_dot_worker__pb2.GetTensorsRequest.FromString,
+                    response_serializer=proto_dot_tensor__pb2.TensorChunk.SerializeToString,
+            ),
+            'GetExampleInputs': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetExampleInputs,
+                    request_deserializer=proto_dot_worker__pb2.GetExampleInputsRequest.FromString,
                     response_serializer=proto_dot_tensor__pb2.TensorChunk.SerializeToString,
             ),
     }
@@ -565,6 +582,33 @@ class Worker:
             target,
             '/msparity.v1.Worker/GetTensors',
             proto_dot_worker__pb2.GetTensorsRequest.SerializeToString,
+            proto_dot_tensor__pb2.TensorChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExampleInputs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/msparity.v1.Worker/GetExampleInputs',
+            proto_dot_worker__pb2.GetExampleInputsRequest.SerializeToString,
             proto_dot_tensor__pb2.TensorChunk.FromString,
             options,
             channel_credentials,

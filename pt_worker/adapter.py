@@ -21,13 +21,13 @@ class TorchAdapter(BaseAdapter):
     framework_version = torch.__version__
 
     def __init__(self, net: torch.nn.Module, example_inputs=None, model_spec: str = "", device: str | None = None,
-                 loss=None, optimizer=None):
+                 loss=None, optimizer=None, use_input_values: bool = False):
         if not isinstance(net, torch.nn.Module):
             raise TypeError(f"the pt model must be a torch.nn.Module, got {type(net).__name__}")
         self.torch_device = torch.device(device) if device else _device_of(net)
         net = net.to(self.torch_device)
         super().__init__(net, tensors, example_inputs, model_spec, TorchTrainer(net, self.torch_device, loss, optimizer),
-                         TorchRecorder(net, self.torch_device, rule_type))
+                         TorchRecorder(net, self.torch_device, rule_type), use_input_values)
 
     def _state(self) -> dict[str, torch.Tensor]:
         return self.net.state_dict(keep_vars=True)

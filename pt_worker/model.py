@@ -47,4 +47,4 @@ def make_adapter(args) -> TorchAdapter:
     else:
         parts = build_parts(args.model)
     return TorchAdapter(parts.net, parts.example_inputs, model_spec=args.model, device=args.device, loss=parts.loss,
-                        optimizer=parts.optimizer)
+                        optimizer=parts.optimizer, use_input_values=parts.use_input_values)

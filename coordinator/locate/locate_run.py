@@ -255,7 +255,7 @@ def run_locate(
     seconds: dict[str, float] = {}
     pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
     plan = session.plan_weights(weight_map)
-    inputs, specs = job_inputs(input_shapes, input_arrays, pt_desc, ms_desc, seed)
+    inputs, specs = job_inputs(session, input_shapes, input_arrays, seed)
     start = time.perf_counter()
     with randomness.explain_index_errors(specs):
         pt_record, ms_record = session.both(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from coordinator import metrics, randomness
-from coordinator.compare import choose_input_specs
+from coordinator.compare import job_inputs
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
 from proto.codec import NamedArray, TensorSpec, spec_of
@@ -280,8 +280,8 @@ def run_train_step(
 
     plan = plan_from_listings(pt_listing, ms_listing, weight_map)
     pt_specs = {p.name: p for p in pt_listing.parameters}
-    specs = None if input_arrays else choose_input_specs(input_shapes or [], pt_desc, ms_desc)
-    batches = [input_arrays or randomness.generate_inputs(specs, seed + step) for step in range(steps)]
+    first, specs = job_inputs(session, input_shapes, input_arrays, seed)  # a fresh batch per step when generated
+    batches = [first] + [randomness.generate_inputs(specs, seed + step) if specs else first for step in range(1, steps)]
     with randomness.explain_index_errors(specs):
         probe = session.pt.forward(batches[0]).outputs  # eval mode, no grad: only the output's shape is wanted
     if not probe:

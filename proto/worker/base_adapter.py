@@ -87,8 +87,9 @@ class BaseAdapter:
     framework_version = ""
 
     def __init__(self, net, tensors, example_inputs=None, model_spec: str = "", trainer=None,
-                 recorder=None):
+                 recorder=None, use_input_values: bool = False):
         self.net = net
+        self.use_input_values = use_input_values
         self.tensors = tensors
         self.model_spec = model_spec
         self.trainer = trainer
@@ -156,6 +157,7 @@ class BaseAdapter:
             execution_mode=self._execution_mode(),
             factory_loss=_class_name(self.trainer.factory_loss),
             factory_optimizer=_class_name(self.trainer.factory_optimizer),
+            example_input_values=self.use_input_values and bool(self.example_inputs),
         )
 
     def seed(self, seed: int) -> None:
@@ -195,6 +197,10 @@ class BaseAdapter:
 
     def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
         return self.recorder.run_module(path, call, float64, inputs)
+
+    def get_example_inputs(self) -> Iterator[NamedArray]:
+        """The factory's example inputs with their values, as numpy (none when the factory gave none)."""
+        return iter(self.example_inputs)
 
 
 def _class_name(value) -> str:

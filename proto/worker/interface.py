@@ -17,7 +17,8 @@ from proto.errors import BadRequest
 from proto.formats.npy_files import NpyEntry
 from proto.worker.module_records import ModuleCall
 
-PROTOCOL_VERSION = "1.3"  # 1.1: ListDir / GetTensors; 1.2: TrainStep; 1.3: Record / GetActivations / RunModule
+PROTOCOL_VERSION = "1.4"  # 1.1: ListDir / GetTensors; 1.2: TrainStep; 1.3: Record / GetActivations / RunModule;
+# 1.4: GetExampleInputs, Forward names the non-tensor outputs it left out (trailing metadata)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class WorkerDescription:
     execution_mode: str = ""
     factory_loss: str = ""
     factory_optimizer: str = ""
+    example_input_values: bool = False  # the factory asks for its example inputs to be used as they are
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,8 @@ class ModelWorker(Protocol):
 
     def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]: ...
 
+    def get_example_inputs(self) -> Iterator[NamedArray]: ...
+
 
 class DirectoryServer(Protocol):
     """The directories of saved tensors a worker serves: the ListDir and GetTensors RPCs."""
@@ -192,5 +196,5 @@ RPC_NAMES: dict[str, str] = {
     "describe": "Describe", "seed": "Seed", "list_parameters": "ListParameters", "get_weights": "GetWeights",
     "set_weights": "SetWeights", "forward": "Forward", "train_step": "TrainStep", "record": "Record",
     "get_activations": "GetActivations", "run_module": "RunModule", "list_dir": "ListDir",
-    "get_tensors": "GetTensors",
+    "get_tensors": "GetTensors", "get_example_inputs": "GetExampleInputs",
 }

@@ -1,10 +1,12 @@
 """Load a model from a spec: ``pkg.module:factory`` or ``path/to/file.py:factory``.
 
 The factory is called with no arguments and returns the net, ``(net, example_inputs)``, or a dict
-``{"net": net, "inputs": example_inputs, "loss": loss_fn, "optimizer": optimizer}`` (all but "net"
-optional) when training-step comparison should use the model's own loss and optimizer: ``loss_fn``
-is called as ``loss_fn(outputs, target)``; ``optimizer`` is an optimizer over the net's parameters,
-or a callable that builds one from them.
+``{"net": net, "inputs": example_inputs, "loss": loss_fn, "optimizer": optimizer, "use_input_values": True}``
+(all but "net" optional): ``loss_fn`` and ``optimizer`` make training-step comparison use the model's
+own loss and optimizer (``loss_fn(outputs, target)``; ``optimizer`` is an optimizer over the net's
+parameters, or a callable that builds one from them); ``use_input_values`` asks for the example
+inputs to be sent to both nets as they are (token ids, attention masks), not only as shapes for
+random inputs.
 """
 
 from __future__ import annotations
@@ -69,9 +71,10 @@ class ModelParts:
     example_inputs: object = None
     loss: object = None
     optimizer: object = None
+    use_input_values: bool = False
 
 
-FACTORY_KEYS = ("net", "inputs", "loss", "optimizer")
+FACTORY_KEYS = ("net", "inputs", "loss", "optimizer", "use_input_values")
 
 
 def parts_from(built, spec: str = "<factory>") -> ModelParts:
@@ -81,7 +84,8 @@ def parts_from(built, spec: str = "<factory>") -> ModelParts:
         if unknown or "net" not in built:
             raise ModelSpecError(f"model spec {spec!r}: the factory's dict needs 'net' and may hold "
                                  f"{', '.join(FACTORY_KEYS[1:])}; got {', '.join(map(str, built))}")
-        return ModelParts(built["net"], built.get("inputs"), built.get("loss"), built.get("optimizer"))
+        return ModelParts(built["net"], built.get("inputs"), built.get("loss"), built.get("optimizer"),
+                          bool(built.get("use_input_values", False)))
     if isinstance(built, tuple) and len(built) == 2:
         return ModelParts(built[0], built[1])
     return ModelParts(built)

@@ -181,6 +181,12 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             outputs = self._adapter.run_module(path, call, float64, inputs)
         yield from codec.encode(outputs)
 
+    @_streaming_rpc
+    def GetExampleInputs(self, request, context):
+        with self._lock:
+            tensors = self._adapter.get_example_inputs()
+        yield from codec.encode(self._locked(iter(tensors)))
+
     def _describe_without_model(self):
         framework = FRAMEWORK_OF_ROLE.get(self._name, self._name)
         return worker_pb2.DescribeReply(framework=framework, python_version=platform.python_version(),

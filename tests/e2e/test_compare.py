@@ -142,3 +142,13 @@ def test_generated_token_ids_out_of_an_embedding_are_explained_and_a_range_fixes
     fixed = cli("compare", *models, "--input-shape", "2,16:int64:0..50")
     assert fixed.code == 0, fixed.stdout + fixed.stderr
     assert "[2, 16, 3]" in fixed.stdout and "PASS: 1 output(s) within tolerance" in fixed.stdout
+
+
+def test_a_factory_may_ask_for_its_example_inputs_to_be_used_as_they_are(cli, tmp_path):
+    report = tmp_path / "report.json"
+    result = cli("compare", "--pt-model", "tests/fixtures/token_pair.py:build_pt_with_ids",
+                 "--ms-model", "tests/fixtures/token_pair.py:build_ms", "--json", str(report))
+    assert result.code == 0, result.stdout + result.stderr  # ids up to 49: the default [0, 100) would fail
+    data = json.loads(report.read_text())
+    assert data["inputs"] == [{"name": "input0", "dtype": "int64", "shape": [2, 4]}]
+    assert data["workers"]["pt"]["example_input_values"] is True and data["outputs"][0]["ref_shape"] == [2, 4, 3]
