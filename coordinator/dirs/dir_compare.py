@@ -59,7 +59,7 @@ class PairRow:
             return None if e is None else {"name": e.name, "dtype": e.dtype, "shape": list(e.shape)}
 
         return {"orig": entry(self.orig), "target": entry(self.target), "status": self.status,
-                "passed": self.passed, "metrics": self.comparison.to_dict() if self.comparison else None}
+                "passed": self.passed, "metrics": self.comparison.to_dict() if self.comparison is not None else None}
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,11 @@ def print_train(report: TrainReport, console: Console | None = None) -> None:
         table.add_row(str(step.step), f"{step.pt_loss:.7g}", f"{loss_style}{step.ms_loss:.7g}",
                       f"{step.loss_rel_diff:.2e}", *(_kind_cell(step, k) for k in report.kinds))
     print_unwrapped(console, table)
+    unreached = sorted({r.pt_name for s in report.steps for r in s.rows if r.kind == "grad" and "no gradient" in r.note})
+    if unreached:
+        console.print(f"note: {len(unreached)} parameter(s) the loss does not reach (torch leaves no gradient, "
+                      f"MindSpore returns zeros), compared as zeros: {', '.join(unreached[:8])}"
+                      f"{' ...' if len(unreached) > 8 else ''}")
     failing = [(s.step, r) for s in report.steps for r in s.failing()]
     if failing:
         first_step = failing[0][0]
@@ -87,7 +92,7 @@ def train_to_dict(report: TrainReport) -> dict:
             "loss_rel_diff": s.loss_rel_diff, "loss_passed": s.loss_passed,
             "tensors": [{"kind": r.kind, "pt": r.pt_name, "ms": r.ms_name, "module_type": r.module_type,
                          "passed": r.passed, "note": r.note,
-                         "comparison": r.comparison.to_dict() if r.comparison else None} for r in s.rows],
+                         "comparison": r.comparison.to_dict() if r.comparison is not None else None} for r in s.rows],
         } for s in report.steps],
         "order_note": report.order_note or None,
         "hints": list(report.hints),

@@ -172,11 +172,21 @@ def _compare_named(kind: str, pt_key: str, ms_key: str, mapping, pt_by: dict, ms
     pt_tensor, ms_tensor = pt_by.get(pt_key), ms_by.get(ms_key)
     if pt_tensor is None and ms_tensor is None:
         return None
+    note = ""
     if pt_tensor is None or ms_tensor is None:
         missing = "torch" if pt_tensor is None else "MindSpore"
-        return TensorRow(kind, mapping.pt_name, mapping.ms_name, module_type, None, f"{missing} produced none")
+        if kind != "grad" or not _all_zero(pt_tensor if ms_tensor is None else ms_tensor):
+            return TensorRow(kind, mapping.pt_name, mapping.ms_name, module_type, None, f"{missing} produced none")
+        # torch leaves .grad None where the loss does not reach a parameter, MindSpore returns zeros: the same
+        note = f"{missing} produced no gradient (the loss does not reach it); the other side's is all zeros"
+        if pt_tensor is None:
+            converted = NamedArray(ms_key, np.zeros_like(ms_tensor.array), ms_tensor.dtype)  # in MindSpore's layout
+        else:
+            converted = ms_tensor_from_pt(pt_tensor, ms_key, mapping.transform)
+            ms_tensor = NamedArray(ms_key, np.zeros_like(converted.array), converted.dtype)
+        return TensorRow(kind, mapping.pt_name, mapping.ms_name, module_type,
+                         metrics.compare_tensors(converted, ms_tensor, rtol, atol), note)
     converted = ms_tensor_from_pt(pt_tensor, ms_key, mapping.transform)
-    note = ""
     if keep is not None and keep.shape == ms_tensor.shape and not keep.all():
         skipped = int(keep.size - keep.sum())
         note = f"{skipped} of {keep.size} elements left out: their gradient is rounding noise"
@@ -184,6 +194,10 @@ def _compare_named(kind: str, pt_key: str, ms_key: str, mapping, pt_by: dict, ms
         ms_tensor = NamedArray(ms_tensor.name, ms_tensor.array[keep], ms_tensor.dtype)
     return TensorRow(kind, mapping.pt_name, mapping.ms_name, module_type,
                      metrics.compare_tensors(converted, ms_tensor, rtol, atol), note)
+
+
+def _all_zero(tensor: NamedArray) -> bool:
+    return not np.any(tensor.numeric())
 
 
 def _signal_masks(plan: WeightPlan, pt_by: dict, ms_by: dict) -> dict[str, np.ndarray]:

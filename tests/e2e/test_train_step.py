@@ -69,6 +69,8 @@ def test_batchnorm_momentum_copied_verbatim_is_named(tmp_path):
     assert step["loss_passed"]  # the forward uses batch statistics: only the moving statistics go wrong
     failing = {(t["kind"], t["ms"]) for t in step["tensors"] if not t["passed"]}
     assert failing == {("buffer", f"bn{i}.{s}") for i in (1, 2) for s in ("moving_mean", "moving_variance")}
+    for row in step["tensors"]:  # a failing row carries its numbers too (it once wrote "comparison": null)
+        assert row["comparison"]["max_abs_diff"] > 0 if not row["passed"] else row["comparison"] is not None
     assert "bn1.moving_mean" in result.stdout and "momentum=0.9" in result.stdout
     assert any("BatchNorm moving statistics" in h for h in report["hints"])
 
@@ -117,3 +119,17 @@ def test_live_nets_in_one_process_through_the_finder(capsys):
     assert all(step.loss_rel_diff <= 1e-5 for step in report.steps)
     assert report.steps[0].count("buffer") == 4  # running_mean/var of both BatchNorms, num_batches_tracked dropped
     assert "PASS" in capsys.readouterr().out
+
+
+def test_a_parameter_the_loss_never_reaches_compares_as_zero_gradients(tmp_path):
+    report = tmp_path / "train.json"
+    result = run_cli("train-step", "--pt-model", "tests/fixtures/unreached_pair.py:build_pt",
+                     "--ms-model", "tests/fixtures/unreached_pair.py:build_ms", "--json", str(report))
+    assert result.code == 0, result.stdout + result.stderr
+    assert "2 parameter(s) the loss does not reach" in result.stdout and "pooler.bias, pooler.weight" in result.stdout
+    rows = {(r["kind"], r["pt"]): r for r in json.loads(report.read_text())["steps"][0]["tensors"]}
+    pooler = rows[("grad", "pooler.weight")]
+    assert pooler["passed"] and "torch produced no gradient" in pooler["note"]
+    assert pooler["comparison"]["max_abs_diff"] == 0.0
+    assert all(r["comparison"] is not None for r in rows.values())  # every row carries its numbers, pass or fail
+    assert not rows[("grad", "head.weight")]["note"] and rows[("grad", "head.weight")]["comparison"]["total"] == 24
