@@ -25,9 +25,10 @@ from coordinator.session import Session, SyncSummary, WorkerTarget, open_session
 from coordinator.weights.ckpt_compare import PTH_SHAPE_FIELDS, PTH_VALUE_FIELDS, WeightsComparison, _compare
 from proto import transport
 from proto.codec import NamedArray
-from proto.errors import MsparityError, UsageError
+from proto.errors import MsparityError, UsageError, WeightMapError
 from proto.formats import open_weights
 from proto.weights.conversion import ConversionRow, conversion_status
+from proto.weights.layer_rules import is_optional_entry
 from proto.weights.map_file import WeightMap
 
 log = logging.getLogger("msparity")
@@ -163,9 +164,13 @@ class NetDifferenceFinder:
         return None
 
     def _load_file(self, role: str, path) -> None:
+        """Load a weight file into one side; entries the net has no place for (num_batches_tracked, which
+        ``convert`` keeps as TroubleShooter does) are skipped, anything else unknown is refused."""
         worker = self.session.pt if role == "pt" else self.session.ms
+        names = {p.name for p in worker.list_parameters().parameters}
         with open_weights(path) as reader:
-            result = worker.set_weights(iter(reader), strict=role == "pt")
+            tensors = (t for t in reader if t.name in names or not is_optional_entry(t.name))
+            result = worker.set_weights(tensors, strict=role == "pt")
         if result.missing:
             log.warning("%s: the %s net has parameters the file lacks: %s", path, role, ", ".join(result.missing[:10]))
 
@@ -194,10 +199,15 @@ class NetDifferenceFinder:
                               pt_specs[m.pt_name].shape, ms_specs[m.ms_name].shape) for m in plan.mappings])
         return self.session.sync_weights(self._weight_map())
 
-    def _compare_params(self) -> WeightsComparison:
+    def _compare_params(self) -> WeightsComparison | None:
         self._print(separator(f"Start comparing PyTorch and {'MindTorch' if self.auto_conv_ckpt == 2 else 'MindSpore'} "
                               "parameters", "="))
-        plan = self.session.plan_weights(self._weight_map())
+        try:
+            plan = self.session.plan_weights(self._weight_map())
+        except WeightMapError as exc:  # e.g. auto_conv_ckpt=0 with two files whose names the rules cannot pair
+            self._print(f"The parameters were not compared: {exc}. Compare the two files with compare_pth_and_ckpt "
+                        "and a weight map, or pass compare_params=False.")
+            return None
         shown = {m.ms_name: m.pt_name for m in plan.mappings}
         target = _HeldWeights(self.session.ms.get_weights())
         result = _compare(plan.convert(self.session.pt.get_weights(plan.pt_names)), shown.get, target, True,

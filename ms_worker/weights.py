@@ -5,7 +5,7 @@ from __future__ import annotations
 from ms_worker.adapter import MindSporeAdapter
 from proto.formats.pth import PthReader
 from proto.weights.conversion import CONVERSION_COLUMNS, ConversionRow, check_keys, convert_tensors, text_table
-from proto.weights.layer_rules import OPTIONAL_LOCAL_NAMES
+from proto.weights.layer_rules import is_optional_entry
 from proto.weights.map_file import load_weight_map
 
 
@@ -23,8 +23,7 @@ def convert_weight_and_load(weight_map_path, pt_file_path, net, print_conv_info:
     with PthReader(pt_file_path) as reader:
         check_keys(weight_map, reader.specs(), str(pt_file_path))
         converted = convert_tensors(weight_map, reader, rows)
-        skippable = lambda name: name.rpartition(".")[2] in OPTIONAL_LOCAL_NAMES  # noqa: E731
-        adapter.set_weights((t for t in converted if t.name in targets or not skippable(t.name)), strict=True)
+        adapter.set_weights((t for t in converted if t.name in targets or not is_optional_entry(t.name)), strict=True)
     if print_conv_info:
         print(text_table("The list of conversion result", CONVERSION_COLUMNS, [r.cells() for r in rows]))
     return rows

@@ -17,7 +17,7 @@ from coordinator.weights.convert import resolve_weight_map
 from proto.errors import MsparityError
 from proto.formats import open_weights, weights_kind
 from proto.weights.conversion import check_keys, convert_tensors
-from proto.weights.layer_rules import OPTIONAL_LOCAL_NAMES
+from proto.weights.layer_rules import is_optional_entry
 
 SHAPE_TITLE = "The list of comparison results for shapes"
 VALUE_TITLE = "The list of comparison results for values"
@@ -53,7 +53,7 @@ class WeightsComparison:
         def fine(row: ShapeRow) -> bool:
             if row.shapes_equal is None:
                 name = row.orig_name or row.target_name or ""
-                return name.rpartition(".")[2] in OPTIONAL_LOCAL_NAMES
+                return is_optional_entry(name)
             return row.shapes_equal
 
         return all(fine(r) for r in self.shape_rows) and all(self.values)

@@ -64,9 +64,8 @@ def leaf_names(file, suffix, keypaths, shapes) -> tuple[str, list[str]]:
     directory, name = split_file(file)
     stems = []
     for keypath, shape in zip(keypaths, shapes):
-        stem = "_".join([name or "tensor", *(str(k) for k in keypath)])
-        if not name:
-            stem = f"{stem}_{tuple(int(n) for n in shape)}"
+        # no file name: "tensor_{shape}", then the keys, as TroubleShooter's guide shows 2_tensor_(2,)_x1_torch.npy
+        stem = "_".join([name or f"tensor_{tuple(int(n) for n in shape)}", *(str(k) for k in keypath)])
         if suffix:
             stem = f"{stem}_{suffix}"
         stems.append(stem)

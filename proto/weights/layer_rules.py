@@ -67,6 +67,11 @@ SHAPE_TRANSFORMS: dict[str, Callable[[tuple[int, ...]], tuple[int, ...]]] = {
 # skipped when the target net lacks them.
 OPTIONAL_LOCAL_NAMES = frozenset({"num_batches_tracked"})
 
+
+def is_optional_entry(name: str) -> bool:
+    """Whether a state entry is one MindSpore nets have no place for (BatchNorm's num_batches_tracked)."""
+    return name.rpartition(".")[2] in OPTIONAL_LOCAL_NAMES
+
 # TroubleShooter map files store transforms as importable dotted paths; we recognise the known ones.
 TS_TRANSFORM_PATHS: dict[str, str] = {
     "troubleshooter.migrator.mapping_relation.weight_adapter.trans_conv1d_weight_value": "expand_dims_axis2",

@@ -80,7 +80,7 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
         if ms_by_name is not None:
             ms_spec = ms_by_name.get(ms_name)
             if ms_spec is None:
-                if spec.name.rpartition(".")[2] in layer_rules.OPTIONAL_LOCAL_NAMES:
+                if layer_rules.is_optional_entry(spec.name):
                     dropped.append(spec.name)
                     continue
                 if missing_bias_ok and _layer_without_bias(spec.name, weight_map, ms_by_name):

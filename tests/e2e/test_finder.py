@@ -109,3 +109,27 @@ def test_a_failing_forward_is_the_same_worker_error_in_process_and_over_grpc(cap
     assert live.worker == "pt worker in this process"
     # the servicer prefixes its details with the worker and the RPC; the rest is the adapter's own line
     assert spawned.details == f"pt worker Forward: {live.details}"
+
+
+def test_a_ckpt_from_convert_loads_into_the_finder_and_unpairable_names_skip_the_parameter_table(tmp_path, capsys):
+    from coordinator import convert_weight
+    from tests.fixtures import renamed_ms, renamed_pt
+
+    pt_net, (x,) = cnn_pt.build()
+    torch.save(pt_net.state_dict(), tmp_path / "cnn.pth")
+    pt_worker.get_weight_map(pt_net, weight_map_save_path=tmp_path / "map.json")
+    convert_weight(str(tmp_path / "map.json"), str(tmp_path / "cnn.pth"), str(tmp_path / "cnn.ckpt"),
+                   print_conv_info=False)  # keeps num_batches_tracked, as TroubleShooter does
+    with NetDifferenceFinder(cnn_pt.build()[0], cnn_ms.build()[0], pt_params_path=str(tmp_path / "cnn.pth"),
+                             ms_params_path=str(tmp_path / "cnn.ckpt"), print_level=0) as finder:
+        assert finder.compare(inputs=(x.numpy(),)).passed
+
+    renamed = renamed_pt.build()[0]
+    torch.save(renamed.state_dict(), tmp_path / "renamed.pth")
+    ms_net = renamed_ms.build()[0]
+    ms.save_checkpoint(ms_net, str(tmp_path / "renamed.ckpt"))
+    with NetDifferenceFinder(renamed, ms_net, pt_params_path=str(tmp_path / "renamed.pth"), auto_conv_ckpt=0,
+                             ms_params_path=str(tmp_path / "renamed.ckpt"), compare_params=True) as finder:
+        result = finder.compare(inputs=(np.zeros((4, 8), np.float32),))
+    assert result.params is None and result.rows  # the outputs are still compared
+    assert "The parameters were not compared:" in capsys.readouterr().out

@@ -35,7 +35,7 @@ def test_torch_save_names(tmp_path, monkeypatch):
     pt_worker.save("out/bf", t.bfloat16())
     assert listing(tmp_path) == sorted([
         "out/0_a.npy", "out/1_a_0.npy", "out/1_a_1.npy", "out/2_a_x_pt.npy", "out/2_a_z_0_pt.npy",
-        "out/2_a_z_1_pt.npy", "3_tensor_(2, 3).npy", "4_tensor_0_(2, 3).npy", "4_tensor_1_(4,).npy",
+        "out/2_a_z_1_pt.npy", "3_tensor_(2, 3).npy", "4_tensor_(2, 3)_0.npy", "4_tensor_(4,)_1.npy",
         "out/fixed.npy", "out/5_bf.npy"])
     assert np.array_equal(np.load(tmp_path / "out/1_a_1.npy"), (t + 1).numpy())
     assert np.load(tmp_path / "out/5_bf.npy").dtype == np.float32
