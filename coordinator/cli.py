@@ -18,7 +18,6 @@ from coordinator.cli_options import (
     handles_errors,
     input_options,
     job_session,
-    pt_worker_options,
     security_from,
     targets_from,
     tolerance_options,
@@ -28,8 +27,9 @@ from coordinator.cli_options import (
 from coordinator.compare import run_compare
 from coordinator.render import compare_report
 from coordinator.render.report_io import write_atomic, write_json
-from coordinator.session import WorkerTarget, open_session
+from coordinator.session import open_session
 from proto.errors import EXIT_DIFFERENT, EXIT_OK
+from proto.weights.weight_plan import MAP_STRATEGIES
 
 EXAMPLES = ("vit", "cnn", "mlp")
 
@@ -147,27 +147,26 @@ def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, sy
 @click.option("--prefix", "weight_name_prefix", metavar="PREFIX", help="put PREFIX. before every MindSpore name")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="map file to write ([name_map, value_map] JSON, as TroubleShooter's get_weight_map)")
+@click.option("--map", "map_strategy", type=click.Choice(MAP_STRATEGIES), default=None,
+              help="auto (same names, layer rules, then structure: needs the ms side; the default with it), rules "
+                   "(the layer rules; the default without it) or names")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="also write a report: one row per tensor (pt name, ms name, transform, shape, dtype)")
-@pt_worker_options
+              help="also write a report: one row per tensor (pt name, ms name, transform, how it was found, shape)")
+@worker_options
 @handles_errors
-def weight_map_command(weight_name_prefix, out_path, json_path, **opts):
-    """Write the weight map of a torch net (layer rules over its state_dict), from its pt worker."""
-    from coordinator.render.weight_report import weight_map_to_dict
-    from coordinator.session import open_worker
-    from proto.weights.map_file import weight_map_json
-    from proto.weights.weight_plan import rules_weight_map
+def weight_map_command(weight_name_prefix, out_path, map_strategy, json_path, **opts):
+    """Write the weight map of a torch net: against its MindSpore port (--ms/--ms-model) found automatically,
+    or by the layer rules over the torch net alone."""
+    from coordinator.weights.map_job import make_weight_map
 
-    target = WorkerTarget(address=opts["pt_address"], model_spec=opts["pt_model"], python=opts["pt_python"])
-    with open_worker("pt", target, security_from(opts), opts["verbose"]) as worker:
-        listing = worker.list_parameters()
-    weight_map = rules_weight_map(listing, weight_name_prefix)
-    write_atomic(out_path, weight_map_json(weight_map))
+    result = make_weight_map(targets_from(opts), map_strategy, weight_name_prefix, opts["verbose"])
+    write_atomic(out_path, result.json())
+    weight_map = result.weight_map
     renamed = sum(1 for k, v in weight_map.name_map.items() if k != v)
     click.echo(f"wrote {out_path}: {len(weight_map.name_map)} entries, {renamed} renamed, "
-               f"{len(weight_map.value_map)} value transforms")
+               f"{len(weight_map.value_map)} value transforms" + (f"; {result.how}" if result.how else ""))
     if json_path:
-        write_json(json_path, weight_map_to_dict(weight_map, listing, out_path))
+        write_json(json_path, result.to_dict(out_path))
 
 
 @main.command()

@@ -21,6 +21,7 @@ from proto import transport
 from proto.codec import NamedArray, TensorSpec
 from proto.errors import EXIT_CANNOT_COMPARE, MsparityError
 from proto.weights.map_file import WeightMap, load_weight_map
+from proto.weights.weight_plan import MAP_STRATEGIES
 
 
 def _fail(message: str, code: int) -> None:
@@ -126,7 +127,10 @@ def weights_options(command):
         click.option("--sync-weights/--no-sync-weights", default=True, show_default=True,
                      help="stream the pt weights into the ms net first (off: each side keeps its own)"),
         click.option("--weight-map", "weight_map_path", type=click.Path(path_type=Path),
-                     help="map file for names the layer rules cannot pair (start from `msparity weight-map`)"),
+                     help="map file for names msparity cannot pair itself (start from `msparity weight-map`)"),
+        click.option("--map", "map_strategy", type=click.Choice(MAP_STRATEGIES), default="auto", show_default=True,
+                     help="without --weight-map, pair weights by: auto (same names, then the layer rules, then "
+                          "structure), rules (the layer rules only) or names (every torch name as it is)"),
     ])
 
 
@@ -182,4 +186,5 @@ def job_session(opts: dict, input_shape, inputs, weight_map_path) -> Iterator[tu
     pt, ms, security = targets_from(opts)
     shapes, arrays, user_map = inputs_and_map(input_shape, inputs, weight_map_path)
     with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
+        session.map_strategy = opts.get("map_strategy", "auto")
         yield session, JobInputs(shapes, arrays, user_map)

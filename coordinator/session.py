@@ -51,14 +51,17 @@ class SyncSummary:
     transformed: tuple[str, ...]
     seconds: float
     missing_bias: tuple[str, ...] = ()  # torch biases not copied: the MindSpore layer has no bias
+    how: str = ""  # how the weights were paired (the auto matcher's summary)
 
     def to_dict(self) -> dict:
         return {"loaded": self.loaded, "dropped": list(self.dropped), "transformed": list(self.transformed),
-                "missing_bias": list(self.missing_bias), "seconds": round(self.seconds, 4)}
+                "missing_bias": list(self.missing_bias), "how": self.how, "seconds": round(self.seconds, 4)}
 
     def note(self) -> str:
-        """What the sync left out, for a report line ("" when nothing)."""
+        """What the sync left out, and how names were paired when not all by name or rule ("" when nothing)."""
         parts = [f"dropped {', '.join(self.dropped)}"] if self.dropped else []
+        if "by structure" in self.how:
+            parts.append(self.how)
         if self.missing_bias:
             parts.append(f"[yellow]not copied, the MindSpore layer has no bias[/]: {', '.join(self.missing_bias)}")
         return "; ".join(parts)
@@ -82,6 +85,7 @@ class Session:
         self.pt = pt
         self.ms = ms
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="msparity-session")
+        self.map_strategy = "auto"  # how weights pair without a map: auto | rules | names (weight_plan.map_for)
         self.pt_description: WorkerDescription | None = None
         self.ms_description: WorkerDescription | None = None
 
@@ -113,7 +117,7 @@ class Session:
 
     def plan_weights(self, user_map: WeightMap | None = None) -> weight_plan.WeightPlan:
         pt_listing, ms_listing = self.both(self.pt.list_parameters, self.ms.list_parameters)
-        return weight_plan.plan_from_listings(pt_listing, ms_listing, user_map)
+        return weight_plan.plan_from_listings(pt_listing, ms_listing, user_map, self.map_strategy)
 
     def sync_weights(self, user_map: WeightMap | None = None) -> SyncSummary:
         """Stream the torch weights through the map (layer rules by default) straight into the MindSpore net."""
@@ -121,7 +125,8 @@ class Session:
         plan = self.plan_weights(user_map)
         result = self.ms.set_weights(plan.convert(self.pt.get_weights(plan.pt_names)), strict=True)
         transformed = tuple(m.pt_name for m in plan.mappings if m.transform != "identity")
-        return SyncSummary(result.loaded, plan.dropped, transformed, time.perf_counter() - start, plan.missing_bias)
+        return SyncSummary(result.loaded, plan.dropped, transformed, time.perf_counter() - start, plan.missing_bias,
+                           plan.how)
 
     def prepare(self, seed: int, sync_weights: bool, user_map: WeightMap | None = None,
                 ) -> tuple[WorkerDescription, WorkerDescription, SyncSummary | None, float]:

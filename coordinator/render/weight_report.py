@@ -71,16 +71,20 @@ def weights_to_dict(result) -> dict:
     })
 
 
-def weight_map_to_dict(weight_map, listing, map_path: Path) -> dict:
-    """The JSON form of a written weight map: one row per torch tensor, with its owner and transform."""
+def weight_map_to_dict(weight_map, listing, map_path: Path, found_by: dict[str, str] | None = None,
+                       how: str = "") -> dict:
+    """The JSON form of a written weight map: one row per torch tensor, with its owner, transform and how it
+    was found ("name", "rules", "structure"; null: the matcher left it unpaired, it keeps its rule name)."""
     specs = {p.name: p for p in listing.parameters}
+    found_by = found_by if found_by is not None else {name: "rules" for name in weight_map.name_map}
     rows = []
     for pt_name, ms_name in weight_map.name_map.items():
         spec = specs.get(pt_name)
         rows.append({"pt": pt_name, "ms": ms_name, "transform": weight_map.value_map.get(pt_name),
-                     "shape": list(spec.shape) if spec else None, "dtype": spec.dtype if spec else None,
-                     "module_type": spec.module_type if spec else None})
-    return {"schema": REPORT_SCHEMA, "kind": "weight-map", "passed": True, "out": str(map_path), "tensors": rows}
+                     "found_by": found_by.get(pt_name), "shape": list(spec.shape) if spec else None,
+                     "dtype": spec.dtype if spec else None, "module_type": spec.module_type if spec else None})
+    return {"schema": REPORT_SCHEMA, "kind": "weight-map", "passed": True, "out": str(map_path), "how": how,
+            "tensors": rows}
 
 
 def convert_to_dict(rows, out_path: Path) -> dict:

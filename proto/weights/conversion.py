@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from proto.codec import NamedArray, TensorSpec
 from proto.errors import MsparityError
-from proto.weights import layer_rules
+from proto.weights import transforms
 from proto.weights.map_file import WeightMap, listed
 
 CONVERSION_COLUMNS = ("Parameter name of torch", "Parameter name of MindSpore", "Conversion status",
@@ -58,7 +58,7 @@ def check_keys(weight_map: WeightMap, pt_specs: list[TensorSpec], source: str) -
 
 def ms_tensor_from_pt(tensor: NamedArray, ms_name: str, transform: str) -> NamedArray:
     """One torch tensor under its MindSpore name, its values transformed (a view where possible)."""
-    return NamedArray(ms_name, layer_rules.TRANSFORMS[transform](tensor.array), tensor.dtype)
+    return NamedArray(ms_name, transforms.apply_transform(transform, tensor.array), tensor.dtype)
 
 
 def convert_tensors(weight_map: WeightMap, tensors: Iterable[NamedArray], rows: list[ConversionRow]) -> Iterator[NamedArray]:

@@ -2,16 +2,13 @@
 
 Keyed by the torch module type that owns the parameter. A layer type absent here keeps its
 parameter names and values (Linear, Conv2d/3d, ConvTranspose2d, LSTM, GRU, MultiheadAttention,
-bare Parameters). Value transforms are names from the closed set in TRANSFORMS; map files name
-them, never import them. Shared by pt_worker.get_weight_map and the coordinator's weight plans.
+bare Parameters). Value transforms are texts of the grammar in proto/weights/transforms.py; map
+files name them, never import them. Shared by pt_worker.get_weight_map and the coordinator's weight plans.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 if TYPE_CHECKING:  # the listing types only: weights need no worker runtime
     from proto.worker.interface import ParameterListing, ParameterSpec
@@ -53,16 +50,6 @@ VALUE_TRANSFORMS: dict[tuple[str, str], str] = {
     ("Conv1d", "weight"): "expand_dims_axis2",  # (out, in/g, k) -> (out, in/g, 1, k)
 }
 
-TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "identity": lambda a: a,
-    "expand_dims_axis2": lambda a: np.expand_dims(a, 2),
-}
-
-SHAPE_TRANSFORMS: dict[str, Callable[[tuple[int, ...]], tuple[int, ...]]] = {
-    "identity": lambda s: tuple(s),
-    "expand_dims_axis2": lambda s: tuple(s[:2]) + (1,) + tuple(s[2:]),
-}
-
 # Torch state entries MindSpore has no place for: kept in map files (TroubleShooter does), and
 # skipped when the target net lacks them.
 OPTIONAL_LOCAL_NAMES = frozenset({"num_batches_tracked"})
@@ -71,12 +58,6 @@ OPTIONAL_LOCAL_NAMES = frozenset({"num_batches_tracked"})
 def is_optional_entry(name: str) -> bool:
     """Whether a state entry is one MindSpore nets have no place for (BatchNorm's num_batches_tracked)."""
     return name.rpartition(".")[2] in OPTIONAL_LOCAL_NAMES
-
-# TroubleShooter map files store transforms as importable dotted paths; we recognise the known ones.
-TS_TRANSFORM_PATHS: dict[str, str] = {
-    "troubleshooter.migrator.mapping_relation.weight_adapter.trans_conv1d_weight_value": "expand_dims_axis2",
-}
-
 
 def ms_module_path(pt_path: str, module_types: dict[str, str]) -> str:
     """Rename child attributes of containers whose MindSpore port names them differently."""

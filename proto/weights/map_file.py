@@ -1,7 +1,7 @@
 """Weight maps: TroubleShooter's ``[name_map, value_map]``, read and written without a framework.
 
 A map comes from the layer rules (proto/weights/layer_rules.py), a JSON file, or a caller's tuple. Value
-transforms are declarative names from a closed set; TroubleShooter's known dotted paths are
+transforms are texts of a small declarative grammar (proto/weights/transforms.py); TroubleShooter's known dotted paths are
 recognised on read, anything else is refused (a data file never names code to import).
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proto.errors import MsparityError
-from proto.weights import layer_rules
+from proto.weights import transforms
 
 MAX_LISTED = 12
 
@@ -31,18 +31,6 @@ class WeightMap:
     value_map: dict[str, str]
 
 
-def _transform_name(pt_name: str, value: object, source: str) -> str:
-    if value in layer_rules.TRANSFORMS:
-        return value
-    if value in layer_rules.TS_TRANSFORM_PATHS:
-        return layer_rules.TS_TRANSFORM_PATHS[value]
-    known = ", ".join(sorted(layer_rules.TRANSFORMS))
-    raise MsparityError(
-        f"{source}: value transform {value!r} for {pt_name!r} is not one msparity knows ({known}); "
-        "transforms are named, never imported from a map file"
-    )
-
-
 def weight_map_from_pair(pair: object, source: str = "weight_map") -> WeightMap:
     """A WeightMap from ``[name_map, value_map]`` / ``(name_map, value_map)`` or a bare name_map dict."""
     if isinstance(pair, dict):
@@ -59,7 +47,7 @@ def weight_map_from_pair(pair: object, source: str = "weight_map") -> WeightMap:
     unknown = [k for k in value_map if k not in name_map]
     if unknown:
         raise MsparityError(f"{source}: value map names entries the name map lacks: {listed(unknown)}")
-    return WeightMap(dict(name_map), {k: _transform_name(k, v, source) for k, v in value_map.items()})
+    return WeightMap(dict(name_map), {k: transforms.from_map_file(v, k, source) for k, v in value_map.items()})
 
 
 def load_weight_map(path: str | Path) -> WeightMap:

@@ -6,6 +6,7 @@ skipped; entries the target has no place for (num_batches_tracked) are dropped b
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -13,13 +14,16 @@ from typing import TYPE_CHECKING
 from proto.codec import NamedArray, TensorSpec
 from proto.errors import WeightMapError
 from proto.weights import layer_rules
+from proto.weights.auto_match import match_weights
 from proto.weights.conversion import ms_tensor_from_pt
-from proto.weights.map_file import WeightMap, listed
+from proto.weights.map_file import WeightMap
+from proto.weights.transforms import TransformError, transform_shape
 
 if TYPE_CHECKING:  # the listing types only: weights need no worker runtime
     from proto.worker.interface import ParameterListing
 
-__all__ = ["WeightMapping", "WeightPlan", "plan_against", "plan_from_listings", "rules_weight_map"]
+__all__ = ["MAP_STRATEGIES", "WeightMapping", "WeightPlan", "map_for", "plan_against", "plan_from_listings",
+           "rules_weight_map"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class WeightPlan:
     mappings: tuple[WeightMapping, ...]
     dropped: tuple[str, ...]  # torch entries the target has no place for (num_batches_tracked)
     missing_bias: tuple[str, ...] = ()  # torch biases of layers whose MindSpore port has none (not copied)
+    how: str = ""  # how the map was found (the auto matcher's summary: pairings by stage, renames seen)
 
     @property
     def pt_names(self) -> list[str]:
@@ -55,14 +60,10 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
     bias is left out and listed in ``missing_bias`` instead of refused: comparing live nets then shows
     the difference it makes (a Conv2d ported without ``has_bias=True``) rather than stopping.
     """
-    problems: list[str] = []
+    problems = _Problems()
     pt_names = {s.name for s in pt_specs}
-    unmapped = [s.name for s in pt_specs if s.name not in weight_map.name_map]
-    if unmapped:
-        problems.append(f"torch entries the map lacks: {listed(unmapped)}")
-    unwanted = [name for name in weight_map.name_map if name not in pt_names]
-    if unwanted:
-        problems.append(f"map entries the torch weights lack: {listed(unwanted)}")
+    problems.add("torch entries the map lacks", *(s.name for s in pt_specs if s.name not in weight_map.name_map))
+    problems.add("map entries the torch weights lack", *(name for name in weight_map.name_map if name not in pt_names))
     ms_by_name = {s.name: s for s in ms_specs} if ms_specs is not None else None
     mappings: list[WeightMapping] = []
     dropped: list[str] = []
@@ -74,7 +75,7 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
             continue
         transform = weight_map.value_map.get(spec.name, "identity")
         if ms_name in targets:
-            problems.append(f"pt {targets[ms_name]!r} and {spec.name!r} both map to ms {ms_name!r}")
+            problems.add("two torch entries map to one ms name", f"{targets[ms_name]!r} and {spec.name!r} -> {ms_name!r}")
             continue
         targets[ms_name] = spec.name
         if ms_by_name is not None:
@@ -86,30 +87,57 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
                 if missing_bias_ok and _layer_without_bias(spec.name, weight_map, ms_by_name):
                     missing_bias.append(spec.name)
                     continue
-                problems.append(f"pt {spec.name!r} maps to ms {ms_name!r}, which the ms net lacks")
+                problems.add("torch entries mapped to names the ms net lacks", f"{spec.name!r} -> {ms_name!r}")
                 continue
-            shape = layer_rules.SHAPE_TRANSFORMS[transform](spec.shape)
+            try:
+                shape = transform_shape(transform, spec.shape)
+            except TransformError as exc:
+                problems.add("transforms that do not fit", f"{spec.name!r} -> {ms_name!r}: {exc}")
+                continue
             if tuple(shape) != tuple(ms_spec.shape):
                 after = f" (after {transform})" if transform != "identity" else ""
-                problems.append(f"pt {spec.name!r} {list(spec.shape)} -> ms {ms_name!r} needs {list(ms_spec.shape)}{after}")
+                problems.add("shapes that differ", f"pt {spec.name!r} {list(spec.shape)} -> ms {ms_name!r} needs "
+                                                   f"{list(ms_spec.shape)}{after}")
             elif spec.dtype != ms_spec.dtype:
-                problems.append(f"pt {spec.name!r} is {spec.dtype}, ms {ms_name!r} is {ms_spec.dtype}")
+                problems.add("dtypes that differ", f"pt {spec.name!r} is {spec.dtype}, ms {ms_name!r} is {ms_spec.dtype}")
         mappings.append(WeightMapping(spec.name, ms_name, transform))
     if ms_by_name is not None:
         unfed = [name for name in ms_by_name if name not in targets]
         extra_bias = [name for name in unfed if _extra_bias(name, targets)]
-        unfed = [name for name in unfed if name not in extra_bias]
-        if extra_bias:
-            problems.append(f"MindSpore layers with a bias their torch layer lacks: {listed(extra_bias)} "
-                            "(pass has_bias=False in the port)")
-        if unfed:
-            problems.append(f"ms parameters no pt entry maps to: {listed(unfed)}")
+        problems.add("MindSpore layers with a bias their torch layer lacks", *extra_bias,
+                     fix="pass has_bias=False in the port")
+        problems.add("ms parameters no pt entry maps to", *(name for name in unfed if name not in extra_bias))
     if problems:
-        raise WeightMapError(
-            f"cannot map pt weights onto the ms side ({len(problems)} problem(s)): {'; '.join(problems)}; "
-            "align the attribute names, or give a weight map"
-        )
+        raise WeightMapError(f"cannot map pt weights onto the ms side: {problems}; align the attribute names, "
+                             "or give a weight map (start from `msparity weight-map`)")
     return WeightPlan(tuple(mappings), tuple(dropped), tuple(missing_bias))
+
+
+class _Problems:
+    """Problems grouped by kind; the message gives each kind's count and its first few (a map of a
+    densenet can have hundreds: one line must stay readable)."""
+
+    def __init__(self):
+        self._by_kind: dict[str, list[str]] = {}
+        self._fixes: dict[str, str] = {}
+
+    def add(self, kind: str, *items: str, fix: str = "") -> None:
+        if items:
+            self._by_kind.setdefault(kind, []).extend(items)
+            if fix:
+                self._fixes[kind] = fix
+
+    def __bool__(self) -> bool:
+        return bool(self._by_kind)
+
+    def __str__(self) -> str:
+        return "; ".join(f"{kind} ({len(items)}): {shown(items)}" + (f" ({self._fixes[kind]})" if kind in self._fixes else "")
+                         for kind, items in self._by_kind.items())
+
+
+def shown(items: list[str], most: int = 5) -> str:
+    """The first few items, comma-separated, with a count of the rest."""
+    return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
 def _extra_bias(ms_name: str, targets: dict[str, str]) -> bool:
@@ -129,10 +157,38 @@ def rules_weight_map(pt: ParameterListing, prefix: str | None = None) -> WeightM
     return WeightMap(*layer_rules.weight_map_from_listing(pt, prefix))
 
 
-def plan_from_listings(pt: ParameterListing, ms: ParameterListing, weight_map: WeightMap | None = None) -> WeightPlan:
-    """Plan streaming a live torch net into a live MindSpore net (layer rules unless a map is given).
+MAP_STRATEGIES = ("auto", "rules", "names")
+
+
+def map_for(pt: ParameterListing, ms: ParameterListing, strategy: str = "auto") -> tuple[WeightMap, str]:
+    """The weight map a strategy makes for two live nets, and a line saying how it was found.
+
+    ``auto``: names, then the layer rules, then structure (proto/weights/auto_match.py);
+    ``rules``: the layer rules alone (TroubleShooter's get_weight_map); ``names``: every torch entry
+    under its own name (MSAdapter / mindtorch ports, TroubleShooter's auto_conv_ckpt=2).
+    """
+    if strategy == "rules":
+        return rules_weight_map(pt), "weights mapped by the layer rules"
+    if strategy == "names":
+        return WeightMap({p.name: p.name for p in pt.parameters}, {}), "weights mapped by their own names"
+    if strategy != "auto":
+        raise WeightMapError(f"unknown weight-map strategy {strategy!r}; known: {', '.join(MAP_STRATEGIES)}")
+    result = match_weights(pt, ms)
+    return result.weight_map(), result.summary()
+
+
+def plan_from_listings(pt: ParameterListing, ms: ParameterListing, weight_map: WeightMap | None = None,
+                       strategy: str = "auto") -> WeightPlan:
+    """Plan streaming a live torch net into a live MindSpore net: the map given, else one made by ``strategy``.
 
     A torch bias the MindSpore layer lacks is left out (``missing_bias``), so the comparison shows it.
+    When the map was made here and does not fit, the error says how far the matcher got.
     """
-    weight_map = weight_map or rules_weight_map(pt)
-    return plan_against(list(pt.parameters), weight_map, list(ms.parameters), missing_bias_ok=True)
+    how = "weights mapped by the map given"
+    if weight_map is None:
+        weight_map, how = map_for(pt, ms, strategy)
+    try:
+        plan = plan_against(list(pt.parameters), weight_map, list(ms.parameters), missing_bias_ok=True)
+    except WeightMapError as exc:
+        raise WeightMapError(f"{exc} ({how})") from None
+    return dataclasses.replace(plan, how=how)

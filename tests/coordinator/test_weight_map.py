@@ -7,7 +7,6 @@ import pytest
 
 from proto.codec import NamedArray
 from proto.errors import WeightMapError
-from proto.weights import layer_rules
 from proto.weights.weight_plan import plan_against, plan_from_listings, rules_weight_map
 from proto.worker.interface import ModuleSpec, ParameterListing, ParameterSpec
 
@@ -65,10 +64,21 @@ def test_every_problem_is_listed_in_one_error():
     with pytest.raises(WeightMapError) as info:
         plan_from_listings(PT, ms_listing(names))
     message = str(info.value)
-    assert "3 problem(s)" in message
-    assert "'emb.weight' [10, 4] -> ms 'emb.embedding_table' needs [10, 5]" in message
-    assert "'act.weight' maps to ms 'act.w', which the ms net lacks" in message
-    assert "extra.weight" in message and "\n" not in message
+    assert "shapes that differ (1): pt 'emb.weight' [10, 4] -> ms 'emb.embedding_table' needs [10, 5]" in message
+    assert "torch entries mapped to names the ms net lacks (1): 'act.weight' -> 'act.w'" in message
+    assert "ms parameters no pt entry maps to (1): extra.weight" in message and "\n" not in message
+    assert "2 torch tensor(s) unpaired: emb.weight, act.weight" in message  # what the matcher could not pair
+
+
+def test_hundreds_of_problems_stay_one_readable_line():
+    pt = ParameterListing(tuple(p(f"blocks.{i}.fc.weight", (4, 4), f"blocks.{i}.fc", "Linear") for i in range(300)), ())
+    ms = ms_listing({f"cell_list.{i}.dense.weight": (4, 5) for i in range(300)})
+    with pytest.raises(WeightMapError) as info:
+        plan_from_listings(pt, ms)
+    message = str(info.value)
+    assert len(message) < 1500 and "\n" not in message
+    assert "torch entries mapped to names the ms net lacks (300): 'blocks.0.fc.weight' -> 'blocks.0.fc.weight'" in message
+    assert "and 295 more" in message and "300 torch tensor(s) unpaired" in message
 
 
 def test_a_bias_only_one_side_has_is_left_out_one_way_and_named_the_other():
@@ -76,7 +86,7 @@ def test_a_bias_only_one_side_has_is_left_out_one_way_and_named_the_other():
                           PT.modules)
     plan = plan_from_listings(pt, ms_listing({**MS_NAMES, "fc.weight": (3, 4)}))
     assert plan.missing_bias == ("fc.bias",) and "fc.bias" not in plan.pt_names
-    with pytest.raises(WeightMapError, match=r"a bias their torch layer lacks: conv.bias .*has_bias=False"):
+    with pytest.raises(WeightMapError, match=r"a bias their torch layer lacks \(1\): conv.bias \(pass has_bias=False"):
         plan_from_listings(PT, ms_listing({**MS_NAMES, "conv.bias": (2,)}))
     with pytest.raises(WeightMapError, match="fc.bias"):  # a checkpoint conversion stays strict
         plan_against(list(pt.parameters), rules_weight_map(pt), list(ms_listing({**MS_NAMES, "fc.weight": (3, 4)}).parameters))
@@ -90,6 +100,9 @@ def test_dtype_mismatch_is_a_problem():
 
 
 def test_transforms_and_shape_transforms_agree():
-    for name, transform in layer_rules.TRANSFORMS.items():
-        array = np.zeros((2, 3, 5))
-        assert transform(array).shape == layer_rules.SHAPE_TRANSFORMS[name](array.shape)
+    from proto.weights.transforms import apply_transform, transform_shape
+
+    array = np.zeros((2, 3, 1, 5))
+    for text in ("identity", "expand_dims_axis2", "squeeze(2)", "transpose(3,2,1,0)", "reshape(6,5)",
+                 "squeeze(2)|transpose(1,0,2)|unsqueeze(0)"):
+        assert apply_transform(text, array).shape == transform_shape(text, array.shape), text

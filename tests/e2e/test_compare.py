@@ -102,13 +102,18 @@ def test_two_mindspore_parameters_with_one_name_are_refused_naming_both():
     assert "two parameters named 'bn.moving_mean'" in line and "'blocks.1.bn.moving_mean'" in line
 
 
-def test_renamed_layers_need_a_map_and_subclassed_layernorm_follows_the_rules(tmp_path):
+def test_renamed_layers_pair_by_structure_or_by_a_map_and_subclassed_layernorm_follows_the_rules(tmp_path):
     fixtures = REPO / "tests" / "fixtures"
     pair = ("--pt-model", f"{fixtures / 'renamed_pt.py'}:build", "--ms-model", f"{fixtures / 'renamed_ms.py'}:build")
-    unmapped = run_cli("compare", *pair)
-    assert unmapped.code == 3
-    assert "'head.weight' maps to ms 'head.weight', which the ms net lacks" in unmapped.stderr
-    assert "classifier.weight" in unmapped.stderr and "ln.gamma" not in unmapped.stderr
+    auto = run_cli("compare", *pair, "--json", str(tmp_path / "auto.json"))  # head -> classifier, found by structure
+    assert auto.code == 0, auto.stdout + auto.stderr
+    assert "2 by structure" in auto.stdout and "head -> classifier (2)" in auto.stdout
+    assert json.loads((tmp_path / "auto.json").read_text())["weights"]["how"].startswith("weights paired automatically")
+
+    rules_only = run_cli("compare", *pair, "--map", "rules")
+    assert rules_only.code == 3
+    assert "torch entries mapped to names the ms net lacks (2): 'head.weight' -> 'head.weight'" in rules_only.stderr
+    assert "classifier.weight" in rules_only.stderr and "ln.gamma" not in rules_only.stderr
 
     made = run_cli("weight-map", "--pt-model", f"{fixtures / 'renamed_pt.py'}:build", "--out", str(tmp_path / "m.json"))
     assert made.code == 0, made.stderr
@@ -119,6 +124,13 @@ def test_renamed_layers_need_a_map_and_subclassed_layernorm_follows_the_rules(tm
     mapped = run_cli("compare", *pair, "--weight-map", str(tmp_path / "m.json"), "--json", str(tmp_path / "r.json"))
     assert mapped.code == 0, mapped.stdout + mapped.stderr
     assert json.loads((tmp_path / "r.json").read_text())["outputs"][0]["max_abs_diff"] <= 1e-5
+
+    both = run_cli("weight-map", *pair, "--out", str(tmp_path / "auto_map.json"), "--json", str(tmp_path / "wm.json"))
+    assert both.code == 0, both.stderr
+    assert json.loads((tmp_path / "auto_map.json").read_text())[0] == name_map  # the map a person had to write
+    rows = {r["pt"]: r for r in json.loads((tmp_path / "wm.json").read_text())["tensors"]}
+    assert (rows["head.weight"]["found_by"], rows["ln.weight"]["found_by"], rows["body.weight"]["found_by"]) == \
+        ("structure", "rules", "name")
 
 
 def test_usage_errors_exit_2_before_any_worker_starts():

@@ -169,7 +169,7 @@ def test_weight_map_cli_through_a_worker_matches_the_api(tmp_path):
     rows = json.loads((tmp_path / "r.json").read_text())["tensors"]
     assert [r["pt"] for r in rows] == list(pt_net.state_dict())
     bn_mean = next(r for r in rows if r["pt"] == "bn1.running_mean")
-    assert bn_mean == {"pt": "bn1.running_mean", "ms": "backbone.bn1.moving_mean", "transform": None,
+    assert bn_mean == {"pt": "bn1.running_mean", "ms": "backbone.bn1.moving_mean", "transform": None, "found_by": "rules",
                        "shape": list(pt_net.bn1.running_mean.shape), "dtype": "float32", "module_type": "BatchNorm2d"}
 
 

@@ -127,9 +127,11 @@ def test_a_ckpt_from_convert_loads_into_the_finder_and_unpairable_names_skip_the
     renamed = renamed_pt.build()[0]
     torch.save(renamed.state_dict(), tmp_path / "renamed.pth")
     ms_net = renamed_ms.build()[0]
+    ms_net.extra = ms.Parameter(ms.Tensor(np.zeros(5, np.float32)), name="extra")  # no torch entry can feed it
     ms.save_checkpoint(ms_net, str(tmp_path / "renamed.ckpt"))
     with NetDifferenceFinder(renamed, ms_net, pt_params_path=str(tmp_path / "renamed.pth"), auto_conv_ckpt=0,
                              ms_params_path=str(tmp_path / "renamed.ckpt"), compare_params=True) as finder:
         result = finder.compare(inputs=(np.zeros((4, 8), np.float32),))
     assert result.params is None and result.rows  # the outputs are still compared
-    assert "The parameters were not compared:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "The parameters were not compared:" in out and "ms parameters no pt entry maps to (1): extra" in out
