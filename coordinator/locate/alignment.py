@@ -178,7 +178,7 @@ class _Binder:
             if pt_path in self.ms_of or pt_path not in self.ms:
                 continue
             ms_first = self.ms[pt_path][0]
-            if (types_compatible(calls[0], ms_first) and _in_shapes(calls[0]) == _in_shapes(ms_first)
+            if (types_compatible(calls[0], ms_first) and _inputs_compatible(calls[0], ms_first)
                     and self.consistent(pt_path, pt_path)):
                 self.bind(pt_path, pt_path, "path")
         for pt_path, calls in self.pt.items():
@@ -188,7 +188,7 @@ class _Binder:
             wraps = (_holds_compatible(ms_calls[0], ms_seq, calls[0], ms_side=True)
                      or _holds_compatible(calls[0], pt_seq, ms_calls[0], ms_side=False))
             same_inputs = len(calls) == len(ms_calls) and all(
-                _in_shapes(p) == _in_shapes(m) for p, m in zip(calls, ms_calls))
+                _inputs_compatible(p, m) for p, m in zip(calls, ms_calls))
             if wraps and same_inputs and self.consistent(pt_path, pt_path):
                 self.bind(pt_path, pt_path, "path, container")
 
@@ -201,10 +201,17 @@ def _in_shapes(call: ModuleCall) -> tuple[tuple[int, ...], ...]:
     return tuple(s.shape for s in call.inputs)
 
 
+def _inputs_compatible(pt: ModuleCall, ms: ModuleCall) -> bool:
+    """The same main input: the first tensor arguments agree in shape (an extra mask, cache position or position
+    ids one side passes, or a mask one column wider, does not make two calls of one module different ones)."""
+    pt_in, ms_in = _in_shapes(pt), _in_shapes(ms)
+    return pt_in[:1] == ms_in[:1]
+
+
 def _same_calls(pt_list: Sequence[ModuleCall], ms_list: Sequence[ModuleCall]) -> bool:
     """As many calls, with the same input and output shapes call by call."""
     return len(pt_list) == len(ms_list) and all(
-        _in_shapes(p) == _in_shapes(m) and _shapes(p) == _shapes(m) for p, m in zip(pt_list, ms_list))
+        _inputs_compatible(p, m) and _shapes(p) == _shapes(m) for p, m in zip(pt_list, ms_list))
 
 
 def _holds_compatible(container: ModuleCall, seq: Sequence[ModuleCall], other: ModuleCall, ms_side: bool) -> bool:

@@ -25,6 +25,7 @@ from coordinator import metrics, randomness
 from coordinator.compare import job_inputs
 from coordinator.locate.alignment import Alignment, CallPair, align_calls
 from coordinator.locate.layer_hints import evidence_from_calls, hint_for
+from coordinator.locate.tensor_pairs import pair_tensors, summary_shapes
 from coordinator.locate.verdict import (
     ABS_FLOOR,
     NO_REFERENCE_ABS_FLOOR,
@@ -105,12 +106,18 @@ class LocateReport:
         return self.passed
 
 
-def _rel_errors(refs, cands) -> float:
-    """Largest estimated relative L2 error over paired tensors; NaN when they cannot be paired."""
-    if not refs or len(refs) != len(cands):
+def _rel_errors(refs, cands, pairs) -> float:
+    """Largest estimated relative L2 error over the paired tensors; NaN when none pair or one cannot be estimated."""
+    if not pairs:
         return math.nan
-    errors = [estimate_rel_error(r, c) for r, c in zip(refs, cands)]
+    errors = [estimate_rel_error(refs[i], cands[j]) for i, j in pairs]
     return max(errors) if not any(math.isnan(e) for e in errors) else math.nan
+
+
+def tensor_pairs(pair: CallPair, inputs: bool) -> tuple[tuple[int, int], ...]:
+    """Which of a pair's input (or output) tensors are compared: in order, among equal shapes."""
+    pt, ms = (pair.pt.inputs, pair.ms.inputs) if inputs else (pair.pt.outputs, pair.ms.outputs)
+    return pair_tensors(summary_shapes(pt), summary_shapes(ms)).pairs
 
 
 def estimated_errors(alignment: Alignment, reference: dict[str, ModuleCall]) -> dict[str, PairErrors]:
@@ -119,11 +126,12 @@ def estimated_errors(alignment: Alignment, reference: dict[str, ModuleCall]) -> 
     for pair in alignment.pairs:
         ref = reference.get(pair.pt.key, pair.pt)
         same = ref is pair.pt  # no float64 run: judged against torch float32, floor unknown
+        outs, ins = tensor_pairs(pair, False), tensor_pairs(pair, True)
         errors[pair.key] = PairErrors(
-            out_err=_rel_errors(ref.outputs, pair.ms.outputs),
-            out_floor=math.nan if same else _rel_errors(ref.outputs, pair.pt.outputs),
-            in_err=_rel_errors(ref.inputs, pair.ms.inputs),
-            in_floor=math.nan if same else _rel_errors(ref.inputs, pair.pt.inputs))
+            out_err=_rel_errors(ref.outputs, pair.ms.outputs, outs),
+            out_floor=math.nan if same else _rel_errors(ref.outputs, pair.pt.outputs, [(i, i) for i, _ in outs]),
+            in_err=_rel_errors(ref.inputs, pair.ms.inputs, ins),
+            in_floor=math.nan if same else _rel_errors(ref.inputs, pair.pt.inputs, [(i, i) for i, _ in ins]))
     return errors
 
 
@@ -137,11 +145,12 @@ def _max_rel(ref: np.ndarray, cand: np.ndarray) -> float:
     return float(np.abs(cand64 - ref64).max(initial=0.0) / max(np.abs(ref64).max(initial=0.0), np.finfo(np.float64).tiny))
 
 
-def _worst(fn, refs: list[NamedArray], cands: list[NamedArray]) -> float:
-    pairs = [(r.array, c.array) for r, c in zip(refs, cands) if r.shape == c.shape and r.array.dtype.kind == "f"]
-    if not pairs or len(refs) != len(cands):
+def _worst(fn, refs: list[NamedArray], cands: list[NamedArray], pairs) -> float:
+    arrays = [(refs[i].array, cands[j].array) for i, j in pairs
+              if i < len(refs) and j < len(cands) and refs[i].array.dtype.kind == "f"]
+    if not arrays:
         return math.nan
-    return max(fn(r, c) for r, c in pairs)
+    return max(fn(r, c) for r, c in arrays)
 
 
 class _Fetcher:
@@ -166,8 +175,11 @@ def exact_errors(fetcher: _Fetcher, verdict: ModuleVerdict, has_reference: bool)
         pt32 = fetcher.get("pt", "f32", pt_key, inputs)
         pt64 = fetcher.get("pt", "f64", pt_key, inputs) if has_reference else pt32
         ms32 = fetcher.get("ms", "f32", ms_key, inputs)
-        sides[inputs] = (_worst(_l2, pt64, ms32), _worst(_l2, pt64, pt32) if has_reference else math.nan,
-                         _worst(_max_rel, pt64, ms32), _worst(_max_rel, pt64, pt32) if has_reference else math.nan)
+        pairs = tensor_pairs(verdict.pair, inputs)
+        same = [(i, i) for i, _ in pairs]
+        sides[inputs] = (_worst(_l2, pt64, ms32, pairs), _worst(_l2, pt64, pt32, same) if has_reference else math.nan,
+                         _worst(_max_rel, pt64, ms32, pairs),
+                         _worst(_max_rel, pt64, pt32, same) if has_reference else math.nan)
     out, inp = sides[False], sides[True]
     return ExactErrors(out[0], out[1], out[2], out[3], inp[0], inp[1])
 
@@ -186,17 +198,19 @@ def isolate(session: Session, fetcher: _Fetcher, verdict: ModuleVerdict, has_ref
     pt32_out = fetcher.get("pt", "f32", pt_call.key, False)
     reference = session.pt.run_module(pt_call.path, pt_call.call, True, renamed) if has_reference else pt32_out
     fetcher.bytes += sum(t.array.nbytes for t in (*renamed, *ms_out, *(reference if has_reference else ())))
-    err = _worst(_l2, reference, ms_out)
-    floor = _worst(_l2, reference, pt32_out) if has_reference else math.nan
+    outs = pair_tensors([r.shape for r in reference], [m.shape for m in ms_out])
+    err = _worst(_l2, reference, ms_out, outs.pairs)
+    floor = _worst(_l2, reference, pt32_out, [(i, i) for i, _ in outs.pairs]) if has_reference else math.nan
     back = [NamedArray(f"input{i}", t.array, t.dtype) for i, t in enumerate(ms_inputs)]
     pt_on_ms = session.pt.run_module(pt_call.path, pt_call.call, False, back)
     fetcher.bytes += sum(t.array.nbytes for t in (*back, *pt_on_ms))
     ms_recorded = fetcher.get("ms", "f32", ms_call.key, False)
-    reverse = _worst(_l2, pt_on_ms, ms_recorded)
+    reverse = _worst(_l2, pt_on_ms, ms_recorded, pair_tensors([a.shape for a in pt_on_ms],
+                                                               [b.shape for b in ms_recorded]).pairs)
     base = max(floor, abs_floor) if not math.isnan(floor) else abs_floor
     ratio = err / base if not math.isnan(err) else math.nan
     shapes_ref, shapes_ms = [t.shape for t in reference], [t.shape for t in ms_out]
-    if shapes_ref != shapes_ms:  # on identical inputs the outputs differ in shape: the module itself differs
+    if outs.shapes_differ:  # on identical inputs the outputs differ in shape: the module itself differs
         return Isolation(math.inf, floor, math.inf, reverse, True,
                          f"on identical inputs the outputs' shapes differ: torch {shapes_ref}, MindSpore {shapes_ms}")
     return Isolation(err, floor, ratio, reverse, bool(ratio >= TAINT_LIMIT))

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from coordinator.locate.alignment import Alignment, CallPair
+from coordinator.locate.tensor_pairs import pair_tensors
 
 __all__ = [
     "ABS_FLOOR", "NO_REFERENCE_ABS_FLOOR", "RATIO_LIMIT", "TAINT_LIMIT", "CurvePoint", "Located", "ModuleVerdict", "PairErrors",
@@ -120,12 +121,24 @@ def _verdict(pair: CallPair, errors: PairErrors | None, ratio_limit: float, abs_
     e = errors or PairErrors(math.nan, math.nan)
     out_ratio = _ratio(e.out_err, e.out_floor, abs_floor)
     in_ratio = _ratio(e.in_err, e.in_floor, abs_floor)
-    in_shapes_match = _shapes(pair.pt.inputs) == _shapes(pair.ms.inputs)
+    pt_in, ms_in = _shapes(pair.pt.inputs), _shapes(pair.ms.inputs)
+    ins = pair_tensors(pt_in, ms_in)
+    # inputs pair by position and shape: an argument only one side takes (a position tensor, a mask one column
+    # wider) is named, not counted against the inputs matching
+    in_shapes_match = bool(ins.pairs) or not (pt_in or ms_in)
     inputs_match = in_shapes_match and not (in_ratio >= min(TAINT_LIMIT, ratio_limit))
-    notes = [] if in_shapes_match else [f"input shapes {_shapes(pair.pt.inputs)} vs {_shapes(pair.ms.inputs)}"]
-    if _shapes(pair.pt.outputs) != _shapes(pair.ms.outputs):
+    notes = []
+    if not in_shapes_match:
+        notes.append(f"input shapes {pt_in} vs {ms_in}")
+    elif ins.pt_alone or ins.ms_alone:
+        notes.append(f"inputs compared: {len(ins.pairs)} of pt {pt_in} vs ms {ms_in}")
+    pt_out, ms_out = _shapes(pair.pt.outputs), _shapes(pair.ms.outputs)
+    outs = pair_tensors(pt_out, ms_out)
+    if not outs.shapes_differ and outs.note("output", pt_out, ms_out):
+        notes.append(outs.note("output", pt_out, ms_out))
+    if outs.shapes_differ:
         signal, out_ratio = "shape", math.inf
-        notes.append(f"output shapes {_shapes(pair.pt.outputs)} vs {_shapes(pair.ms.outputs)}")
+        notes.append(f"output shapes {pt_out} vs {ms_out}")
     elif not math.isnan(out_ratio):
         signal = "noise" if out_ratio >= ratio_limit else ""
         if signal and e.allclose_passed:
@@ -177,8 +190,12 @@ def first_divergent(verdicts: Sequence[ModuleVerdict], alignment: Alignment | No
     curve = tuple(CurvePoint(v.pair.pt.path, v.pair.ms.path, v.out_err, v.out_floor, v.out_ratio) for v in ordered)
     failing = next((v for v in ordered if v.allclose_passed is False), None)
     contained: list[ModuleVerdict] = []
+    boundary: list[ModuleVerdict] = []
     for first in (v for v in ordered if v.output_diverges):
         why = _why(first)
+        if first.inputs_match and _heals(ordered, first):
+            boundary.append(first)
+            continue
         if first.inputs_match:
             reason = f"{_name(first)}: {why}, its inputs match{_unpaired_inside(alignment, first)}"
             return Located(first, first, reason, curve, failing)
@@ -205,16 +222,43 @@ def first_divergent(verdicts: Sequence[ModuleVerdict], alignment: Alignment | No
         contained.append(first)
     reason = "every paired module is within float32 noise of torch"
     starts = next((v for v in ordered if v.inputs_match and not math.isnan(v.out_ratio) and v.out_ratio >= TAINT_LIMIT
-                   and v.signal != "shape"), None)
+                   and v.signal != "shape" and v not in boundary), None)
     if starts is not None:
         reason = (f"no module diverges (>= {RATIO_LIMIT:g}x torch's float32 noise); the first above "
                   f"{TAINT_LIMIT:g}x with matching inputs, worth a look: {_name(starts)} at {starts.out_ratio:.3g}x")
     if contained:
         names = ", ".join(_name(v) for v in contained[:3]) + (f" and {len(contained) - 3} more" if len(contained) > 3 else "")
         reason += f" at the output of its enclosing module (differences contained inside: {names})"
+    if boundary:
+        names = ", ".join(_name(v) for v in boundary[:3]) + (f" and {len(boundary) - 3} more" if len(boundary) > 3 else "")
+        reason += (f"; outputs differ at a module boundary and agree again at the next module ({names}): an op "
+                   "applied just after the module on one side and inside it on the other, not a divergence")
     if failing is not None:
         reason += f" (first allclose failure: {_name(failing)}, at {failing.out_ratio:.3g}x torch's own error)"
-    return Located(None, contained[0] if contained else None, reason, curve, failing)
+    return Located(None, (contained or boundary or [None])[0], reason, curve, failing)
+
+
+def _heals(ordered: Sequence[ModuleVerdict], first: ModuleVerdict) -> bool:
+    """Whether first's difference is a module boundary, gone again where the nets go on: the next paired call
+    after it (on both sides) has matching, measured inputs, and on at least one side something ran in between
+    (first's output is not that call's input). torchvision's densenet applies F.relu after ``features`` where
+    mindcv has the ReLU inside; timm's BatchNormAct2d holds the activation mindcv runs as the next cell. A
+    difference that carries on is still found: the modules it reaches lead back to first (``_origin``)."""
+    after = [v for v in ordered if v.pair.pt.start > first.pair.pt.end and v.pair.ms.start > first.pair.ms.end]
+    if not after:
+        return False
+    following = min(after, key=lambda v: v.pair.pt.start)
+    if not following.inputs_match or math.isnan(following.in_ratio):
+        return False
+    return not (_passes_through(first.pair.pt, following.pair.pt) and _passes_through(first.pair.ms, following.pair.ms))
+
+
+def _passes_through(producer, consumer) -> bool:
+    """Whether consumer's first input is producer's first output as it was (the same statistics)."""
+    if not producer.outputs or not consumer.inputs:
+        return True
+    out, inp = producer.outputs[0], consumer.inputs[0]
+    return (out.shape, out.min, out.max, out.mean, out.norm) == (inp.shape, inp.min, inp.max, inp.mean, inp.norm)
 
 
 def _origin(ordered: Sequence[ModuleVerdict], first: ModuleVerdict) -> ModuleVerdict | None:

@@ -84,7 +84,11 @@ def print_compare(report: CompareReport, console: Console | None = None) -> None
         if names:
             console.print(f"[red]outputs only the {role} net returned: {', '.join(names)}[/]")
     failing = [c.ref_name for c in report.outputs if not c.passed]
+    one_sided = len(report.pt_only_outputs) + len(report.ms_only_outputs)
     if report.passed:
         console.print(f"[green]PASS[/]: {len(report.outputs)} output(s) within tolerance")
-    else:
+    elif failing:
         console.print(f"[red]FAIL[/]: {len(failing)} of {len(report.outputs)} output(s) differ: {', '.join(failing)}")
+    else:
+        console.print(f"[red]FAIL[/]: the {len(report.outputs)} output(s) both nets return agree, but {one_sided} "
+                      "output(s) only one net returns (listed above)")

