@@ -122,9 +122,13 @@ def locate(input_shape, inputs, isolate, no_reference, sync_weights, weight_map_
                    "factories' own when both supply one, else mse")
 @click.option("--free-running", is_flag=True,
               help="let each side follow its own trajectory (default: re-sync the pt state into ms before each step)")
+@click.option("--no-reference", is_flag=True,
+              help="skip torch's float64 copy of each step (a tensor is then judged by rtol/atol alone, not against "
+                   "torch's own float32 rounding noise)")
 @weights_options
 @handles_errors
-def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, sync_weights, weight_map_path, **opts):
+def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, no_reference, sync_weights,
+               weight_map_path, **opts):
     """Same weights, same batches: run training steps on both sides, compare loss, grads, weights, buffers."""
     from coordinator.render.train_report import print_train, train_to_dict
     from coordinator.train.train_step import TrainOptions, check_options, resolve_choice, run_train_step
@@ -136,7 +140,7 @@ def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, sy
             loss=resolve_choice("loss", loss, pt_desc.factory_loss, ms_desc.factory_loss, "mse"),
             optimizer=resolve_choice("optimizer", optimizer, pt_desc.factory_optimizer, ms_desc.factory_optimizer,
                                      "sgd"),
-            lr=lr)
+            lr=lr, float64_reference=not no_reference)
         result = run_train_step(session, job.shapes, job.arrays, steps=steps, options=options, seed=opts["seed"],
                                 rtol=opts["rtol"], atol=opts["atol"], sync_weights=sync_weights,
                                 weight_map=job.weight_map, lockstep=not free_running)

@@ -243,13 +243,15 @@ class NetDifferenceFinder:
         return result
 
     def train_step(self, inputs=None, auto_inputs=None, steps=1, loss=None, optimizer=None, lr=0.01, rtol=None,
-                   atol=None, lockstep=True):
+                   atol=None, lockstep=True, float64_reference=True):
         """Sync weights as compare() does, then run ``steps`` training steps on both sides and compare them.
 
         ``inputs``: one batch (any form compare() takes; the first case is used for every step);
         ``auto_inputs``: shapes, a fresh batch per step. ``loss``/``optimizer``: "mse" | "cross-entropy"
         and "sgd" | "adam", or "factory" / None for the factories' own when both supply one. Prints the
-        loss curves and the tensors that differ; returns a TrainReport (``bool()`` is the verdict).
+        loss curves and the tensors that differ; returns a TrainReport (``bool()`` is the verdict). Each
+        tensor is also judged against torch's own float32 rounding noise (the step run again in float64 from
+        the same state); ``float64_reference=False`` skips that copy and judges by rtol/atol alone.
         """
         from coordinator.render.train_report import print_train
         from coordinator.train.train_step import TrainOptions, resolve_choice, run_train_step
@@ -267,7 +269,7 @@ class NetDifferenceFinder:
             loss=resolve_choice("loss", loss, pt_desc.factory_loss, ms_desc.factory_loss, "mse"),
             optimizer=resolve_choice("optimizer", optimizer, pt_desc.factory_optimizer, ms_desc.factory_optimizer,
                                      "sgd"),
-            lr=lr)
+            lr=lr, float64_reference=float64_reference)
         self.session.seed(seed)
         self._handle_weights()
         report = run_train_step(self.session, shapes, arrays, steps=steps, options=options, seed=seed, rtol=rtol,

@@ -205,3 +205,27 @@ def compare_tensors(
         worst_index=worst_index,
         note=note,
     )
+
+
+# The noise rule locate and train-step share: a tensor of the port differs from float64 torch at least
+# NOISE_RATIO_LIMIT times more than torch's own float32 run does (its floor, at least NOISE_ABS_FLOOR).
+NOISE_RATIO_LIMIT = 10.0
+NOISE_ABS_FLOOR = 1e-6
+
+
+def rel_l2(ref: np.ndarray, cand: np.ndarray) -> float:
+    """||cand - ref|| / ||ref|| in float64 (finite elements only; NaN when ref has none)."""
+    ref64, cand64 = np.asarray(ref, np.float64).ravel(), np.asarray(cand, np.float64).ravel()
+    keep = np.isfinite(ref64) & np.isfinite(cand64)
+    if not keep.any():
+        return float("nan")
+    diff = float(np.linalg.norm(cand64[keep] - ref64[keep]))
+    return diff / max(float(np.linalg.norm(ref64[keep])), np.finfo(np.float64).tiny)
+
+
+def noise_ratio(err: float, floor: float, abs_floor: float = NOISE_ABS_FLOOR) -> float:
+    """err in units of max(floor, abs_floor); NaN when err is."""
+    if np.isnan(err):
+        return float("nan")
+    base = max(floor, abs_floor) if not np.isnan(floor) else abs_floor
+    return err / base

@@ -156,7 +156,7 @@ def skipped_from_metadata(metadata) -> tuple[str, ...]:
 
 # -- TrainStep -------------------------------------------------------------------------------------
 
-_TRAIN_FIELDS = ("loss", "optimizer", "lr", "reset", "return_state", "return_moments")
+_TRAIN_FIELDS = ("loss", "optimizer", "lr", "reset", "return_state", "return_moments", "float64_reference")
 
 
 def train_options_to_pb(options: TrainOptions) -> worker_pb2.TrainOptions:

@@ -140,20 +140,22 @@ class ForwardRequest(_message.Message):
     def __init__(self, options: _Optional[_Union[ForwardOptions, _Mapping]] = ..., chunk: _Optional[_Union[_tensor_pb2.TensorChunk, _Mapping]] = ...) -> None: ...
 
 class TrainOptions(_message.Message):
-    __slots__ = ("loss", "optimizer", "lr", "reset", "return_state", "return_moments")
+    __slots__ = ("loss", "optimizer", "lr", "reset", "return_state", "return_moments", "float64_reference")
     LOSS_FIELD_NUMBER: _ClassVar[int]
     OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
     LR_FIELD_NUMBER: _ClassVar[int]
     RESET_FIELD_NUMBER: _ClassVar[int]
     RETURN_STATE_FIELD_NUMBER: _ClassVar[int]
     RETURN_MOMENTS_FIELD_NUMBER: _ClassVar[int]
+    FLOAT64_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     loss: str
     optimizer: str
     lr: float
     reset: bool
     return_state: bool
     return_moments: bool
-    def __init__(self, loss: _Optional[str] = ..., optimizer: _Optional[str] = ..., lr: _Optional[float] = ..., reset: _Optional[bool] = ..., return_state: _Optional[bool] = ..., return_moments: _Optional[bool] = ...) -> None: ...
+    float64_reference: bool
+    def __init__(self, loss: _Optional[str] = ..., optimizer: _Optional[str] = ..., lr: _Optional[float] = ..., reset: _Optional[bool] = ..., return_state: _Optional[bool] = ..., return_moments: _Optional[bool] = ..., float64_reference: _Optional[bool] = ...) -> None: ...
 
 class TrainStepRequest(_message.Message):
     __slots__ = ("options", "chunk")

@@ -103,6 +103,7 @@ LOSS_NAME = "loss"
 GRAD_PREFIX = "grad:"
 STATE_PREFIX = "state:"
 MOMENT_PREFIXES = ("moment1:", "moment2:")  # Adam's first and second moments (torch exp_avg / exp_avg_sq)
+REFERENCE_PREFIX = "ref:"  # before any of the names above: the same tensor from torch's float64 step
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class TrainOptions:
     reset: bool = False
     return_state: bool = True
     return_moments: bool = True
+    float64_reference: bool = False  # the torch worker also streams its float64 step ("ref:" names); others ignore it
 
     def check(self) -> None:
         """Refuse an unknown loss or optimizer, or a learning rate that is not a positive number (BadRequest)."""

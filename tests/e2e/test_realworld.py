@@ -48,7 +48,12 @@ def test_a_correct_port_passes_every_command_with_no_map(pair, tmp_path):
     assert json.loads((tmp_path / "locate.json").read_text())["first_divergent"] is None
 
     train = run_cli("train-step", *workers, "--json", str(tmp_path / "train.json"))
-    assert train.code == 0 or name == "torchvision-densenet121", train.stdout + train.stderr
+    assert train.code == 0, train.stdout + train.stderr
+    rows = json.loads((tmp_path / "train.json").read_text())["steps"][0]["tensors"]
+    grads = [r for r in rows if r["kind"] == "grad" and "no gradient" not in r["note"]]  # BERT's pooler: no grad
+    assert grads and all(r["noise_ratio"] is not None for r in grads)  # each judged against torch's float64 step
+    if name == "torchvision-densenet121":  # grads outside rtol/atol that are torch's own rounding noise
+        assert "within torch's own float32 rounding noise" in train.stdout
 
     made = run_cli("weight-map", *workers, "--out", str(tmp_path / "map.json"), "--json", str(tmp_path / "wm.json"))
     assert made.code == 0, made.stderr
