@@ -61,6 +61,27 @@ def test_a_correct_port_passes_every_command_with_no_map(pair, tmp_path):
     unpaired = [r["pt"] for r in rows if r["found_by"] is None and not r["pt"].endswith("num_batches_tracked")]
     assert not unpaired, unpaired
 
+    pth, ckpt = tmp_path / "net.pth", tmp_path / "net.ckpt"
+    _save_state_dict(PAIRS[name][0], pth)
+    converted = run_cli("convert", "--weight-map", str(tmp_path / "map.json"), "--pth", str(pth), "--out", str(ckpt))
+    assert converted.code == 0, converted.stderr
+    checked = run_cli("compare-ckpt", str(pth), str(ckpt), "--weight-map", str(tmp_path / "map.json"),
+                      "--print-level", "0", "--json", str(tmp_path / "ckpt.json"))
+    assert checked.code == 0, checked.stdout + checked.stderr
+    assert json.loads((tmp_path / "ckpt.json").read_text())["values"]
+
+
+def _save_state_dict(spec: str, path) -> None:
+    """What a user has: the torch net's state_dict saved with torch.save (built here by the same factory)."""
+    import importlib
+
+    import torch
+
+    module, _, factory = f"{FIXTURES}.{spec}".rpartition(":")
+    built = getattr(importlib.import_module(module), factory)()
+    net = built["net"] if isinstance(built, dict) else built[0]
+    torch.save(net.state_dict(), path)
+
 
 BUGS = [  # (torch factory, buggy MindSpore factory, the module to blame on the torch side)
     ("hf_pt:bert", "hf_ms:bert_layernorm_eps", "embeddings.LayerNorm"),
