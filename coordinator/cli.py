@@ -94,9 +94,11 @@ def compare(input_shape, inputs, sync_weights, weight_map_path, **opts):
 @click.option("--no-reference", is_flag=True,
               help="skip torch's float64 copy of the net (it doubles the torch worker's memory while locate runs); "
                    "modules are then judged against torch float32 at 1e-4 relative error")
+@click.option("--all", "all_rows", is_flag=True, help="print every paired module's row (default: a window around "
+                                                         "the blamed one, with the rows' real indices)")
 @weights_options
 @handles_errors
-def locate(input_shape, inputs, isolate, no_reference, sync_weights, weight_map_path, **opts):
+def locate(input_shape, inputs, isolate, no_reference, all_rows, sync_weights, weight_map_path, **opts):
     """Name the first module whose output diverges while its inputs match (judged against float32 noise)."""
     from coordinator.locate.locate_run import run_locate
     from coordinator.render.locate_report import locate_to_dict, print_locate
@@ -105,7 +107,7 @@ def locate(input_shape, inputs, isolate, no_reference, sync_weights, weight_map_
         result = run_locate(session, job.shapes, job.arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
                             sync_weights=sync_weights, weight_map=job.weight_map, isolate_blamed=isolate,
                             float64_reference=not no_reference)
-    sys.exit(_finish(result, print_locate, locate_to_dict, opts["json_path"]))
+    sys.exit(_finish(result, lambda r: print_locate(r, all_rows=all_rows), locate_to_dict, opts["json_path"]))
 
 
 @main.command("train-step")

@@ -14,21 +14,29 @@ from coordinator.render.report_io import REPORT_SCHEMA, description_dict, finite
 if TYPE_CHECKING:
     from coordinator.locate.locate_run import LocateReport
 
-MAX_CURVE_ROWS = 60
+WINDOW = 12  # rows shown on each side of the blamed (and the first diverging) module
+MAX_QUIET_ROWS = 40  # a net with nothing blamed: the first rows, then the summary line
 
 
-def _shown(report: LocateReport):
+def shown_rows(report: LocateReport, all_rows: bool = False) -> list[tuple[int, object]]:
+    """(index in the whole curve, verdict) to print: every row, or a window around the blamed and the first
+    diverging module (the blamed row is always in it); indices stay real."""
     verdicts = sorted(report.verdicts, key=lambda v: v.pair.pt.end)
-    if len(verdicts) <= MAX_CURVE_ROWS:
-        return verdicts
-    focus = report.located.first_diverging or report.blamed
-    at = verdicts.index(focus) if focus in verdicts else len(verdicts) - 1
-    low = max(0, at - MAX_CURVE_ROWS // 2)
-    return verdicts[low: low + MAX_CURVE_ROWS]
+    indexed = list(enumerate(verdicts))
+    if all_rows or len(verdicts) <= 2 * WINDOW + 1:
+        return indexed
+    focus = [v for v in (report.blamed, report.located.first_diverging) if v is not None and v in verdicts]
+    if not focus:
+        return indexed[:MAX_QUIET_ROWS] if len(verdicts) > MAX_QUIET_ROWS else indexed
+    keep = {i for v in focus for i in range(verdicts.index(v) - WINDOW, verdicts.index(v) + WINDOW + 1)}
+    return [(i, v) for i, v in indexed if i in keep]
 
 
-def print_locate(report: LocateReport, console: Console | None = None) -> None:
-    """Print the per-module error curve (estimates, exact where fetched), the verdict, isolation and hint."""
+def print_locate(report: LocateReport, console: Console | None = None, all_rows: bool = False) -> None:
+    """Print the per-module error curve (estimates, exact where fetched), the verdict, isolation and hint.
+
+    A long curve shows a window around the blamed module with the rows' real indices; ``all_rows`` shows
+    every row."""
     console = console or make_console()
     for role, desc in (("pt", report.pt), ("ms", report.ms)):
         console.print(f"{role}: {desc.framework} {desc.framework_version} on {desc.device} ({desc.hostname}), "
@@ -42,7 +50,17 @@ def print_locate(report: LocateReport, console: Console | None = None) -> None:
     for column in ("#", "PyTorch module", "MindSpore cell", "type", "error", "floor", "ratio", "inputs", ""):
         table.add_column(column, no_wrap=True)
     blamed_key = report.blamed.key if report.blamed else None
-    for index, v in enumerate(_shown(report)):
+    rows = shown_rows(report, all_rows)
+    curve = sorted(report.verdicts, key=lambda v: v.pair.pt.end)
+    previous = -1
+    for index, v in [*rows, (len(curve), None)]:
+        if index != previous + 1:
+            gap = curve[previous + 1:index]
+            diverging = sum(1 for g in gap if g.output_diverges)
+            table.add_row("...", f"[dim]{len(gap)} row(s) not shown, {diverging} diverging[/]", *[""] * 7)
+        previous = index
+        if v is None:
+            break
         exact = "" if v.key not in report.exact else " (exact)"
         mark = "[red]<- blamed[/]" if v.key == blamed_key else ("[yellow]diverges[/]" if v.output_diverges else "")
         kind = v.pair.pt.type if "other type" not in v.pair.how else f"{v.pair.pt.type} / {v.pair.ms.type}"
@@ -51,6 +69,9 @@ def print_locate(report: LocateReport, console: Console | None = None) -> None:
                       "-" if math.isnan(v.out_ratio) else f"{v.out_ratio:.3g}",
                       "match" if v.inputs_match else "[red]differ[/]", mark)
     print_unwrapped(console, table)
+    if len(rows) < len(report.verdicts):
+        console.print(f"showing {len(rows)} of {len(report.verdicts)} paired modules, around the blamed one; "
+                      "--all for every row")
     unmatched = list(dict.fromkeys(f"{u.side} {u.call.path or '<root>'} ({u.call.type})"
                                    for u in (*report.alignment.unmatched_ms, *report.alignment.unmatched_pt)))
     if unmatched:

@@ -126,3 +126,23 @@ def test_shape_mismatch_diverges_and_within_tolerance_noise_is_still_reported():
     same = align_calls(t.calls, m2.calls, {"conv.weight": "conv.weight"})
     v = judge(same, {"conv#0": PairErrors(2e-5, 1e-7, 0.0, 0.0, True)})[0]
     assert v.output_diverges and v.allclose_passed and "within rtol/atol" in v.note
+
+
+def test_a_long_curve_shows_a_window_around_the_blamed_row_with_real_indices():
+    from types import SimpleNamespace
+
+    from coordinator.render.locate_report import WINDOW, shown_rows
+
+    def verdict(end, diverges=False):
+        return SimpleNamespace(pair=SimpleNamespace(pt=SimpleNamespace(end=end)), output_diverges=diverges)
+
+    curve = [verdict(end, diverges=end >= 300) for end in range(400)]
+    blamed = curve[300]
+    report = SimpleNamespace(verdicts=list(reversed(curve)), blamed=blamed,
+                             located=SimpleNamespace(first_diverging=blamed))
+    rows = shown_rows(report)
+    assert [i for i, _ in rows] == list(range(300 - WINDOW, 300 + WINDOW + 1))
+    assert (300, blamed) in rows
+    assert len(shown_rows(report, all_rows=True)) == 400
+    quiet = SimpleNamespace(verdicts=curve, blamed=None, located=SimpleNamespace(first_diverging=None))
+    assert [i for i, _ in shown_rows(quiet)] == list(range(40))

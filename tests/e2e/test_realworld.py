@@ -98,3 +98,4 @@ def test_a_porting_bug_is_located_to_its_module(pt_spec, ms_spec, blamed, tmp_pa
     assert result.code == 1, result.stdout + result.stderr
     first = json.loads((tmp_path / "locate.json").read_text())["first_divergent"]
     assert first["pt"] == blamed and first["isolated"]["confirmed"], first
+    assert "<- blamed" in result.stdout  # the blamed row is always in the table, at its real index
