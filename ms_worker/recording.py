@@ -13,7 +13,7 @@ import mindspore as ms
 from ms_worker import tensors
 from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
-from proto.worker.call_recorder import BaseRecorder, CallRecorder, replay_args
+from proto.worker.call_recorder import BaseRecorder, CallRecorder, module_attributes, replay_args
 from proto.worker.interface import RecordOptions, RecordResult
 from proto.worker.net_io import NET_ERRORS
 
@@ -36,8 +36,8 @@ class MindSporeRecorder(BaseRecorder):
             handles.append(cell.register_forward_pre_hook(
                 lambda c, a, kw, p=path: recorder.pre(p, a, kw), with_kwargs=True))
             handles.append(cell.register_forward_hook(
-                lambda c, a, kw, out, p=path, names=_own_names(cell):
-                recorder.post(p, type(c).__name__, self.rule_type(c), names, out), with_kwargs=True))
+                lambda c, a, kw, out, p=path, names=_own_names(cell), attrs=module_attributes(cell):
+                recorder.post(p, type(c).__name__, self.rule_type(c), names, out, attrs), with_kwargs=True))
         mode = ms.get_context("mode")
         self.net.set_train(False)
         try:

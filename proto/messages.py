@@ -196,13 +196,15 @@ def summary_from_pb(s: worker_pb2.TensorSummary) -> TensorSummary:
 def call_to_pb(c: ModuleCall) -> worker_pb2.ModuleCall:
     return worker_pb2.ModuleCall(path=c.path, type=c.type, rule_type=c.rule_type, call=c.call, start=c.start,
                                  end=c.end, inputs=[summary_to_pb(s) for s in c.inputs],
-                                 outputs=[summary_to_pb(s) for s in c.outputs], param_names=list(c.param_names))
+                                 outputs=[summary_to_pb(s) for s in c.outputs], param_names=list(c.param_names),
+                                 attributes=dict(c.attributes))
 
 
 def call_from_pb(c: worker_pb2.ModuleCall) -> ModuleCall:
     return ModuleCall(path=c.path, type=c.type, rule_type=c.rule_type, call=c.call, start=c.start, end=c.end,
                       inputs=tuple(summary_from_pb(s) for s in c.inputs),
-                      outputs=tuple(summary_from_pb(s) for s in c.outputs), param_names=tuple(c.param_names))
+                      outputs=tuple(summary_from_pb(s) for s in c.outputs), param_names=tuple(c.param_names),
+                      attributes=tuple(sorted(c.attributes.items())))
 
 
 def record_result_to_pb(result: RecordResult) -> worker_pb2.RecordReply:

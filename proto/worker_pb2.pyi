@@ -208,7 +208,14 @@ class TensorSummary(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., mean: _Optional[float] = ..., norm: _Optional[float] = ..., finite: _Optional[bool] = ..., sketch: _Optional[_Iterable[float]] = ..., sketch_seed: _Optional[int] = ...) -> None: ...
 
 class ModuleCall(_message.Message):
-    __slots__ = ("path", "type", "rule_type", "call", "start", "end", "inputs", "outputs", "param_names")
+    __slots__ = ("path", "type", "rule_type", "call", "start", "end", "inputs", "outputs", "param_names", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PATH_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     RULE_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +225,7 @@ class ModuleCall(_message.Message):
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     PARAM_NAMES_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     path: str
     type: str
     rule_type: str
@@ -227,7 +235,8 @@ class ModuleCall(_message.Message):
     inputs: _containers.RepeatedCompositeFieldContainer[TensorSummary]
     outputs: _containers.RepeatedCompositeFieldContainer[TensorSummary]
     param_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, path: _Optional[str] = ..., type: _Optional[str] = ..., rule_type: _Optional[str] = ..., call: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[TensorSummary, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSummary, _Mapping]]] = ..., param_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, path: _Optional[str] = ..., type: _Optional[str] = ..., rule_type: _Optional[str] = ..., call: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[TensorSummary, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSummary, _Mapping]]] = ..., param_names: _Optional[_Iterable[str]] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RecordReply(_message.Message):
     __slots__ = ("calls", "reference_calls", "reference_note")

@@ -14,7 +14,7 @@ import torch
 
 from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
-from proto.worker.call_recorder import BaseRecorder, CallRecorder, RecordedRun, replay_args
+from proto.worker.call_recorder import BaseRecorder, CallRecorder, RecordedRun, module_attributes, replay_args
 from proto.worker.interface import RecordOptions, RecordResult
 from proto.worker.net_io import NET_ERRORS
 from pt_worker import tensors
@@ -51,8 +51,8 @@ class TorchRecorder(BaseRecorder):
             handles.append(module.register_forward_pre_hook(
                 lambda m, a, kw, p=path: recorder.pre(p, a, kw), with_kwargs=True))
             handles.append(module.register_forward_hook(
-                lambda m, a, kw, out, p=path, names=_own_names(path, module):
-                recorder.post(p, type(m).__name__, self.rule_type(m), names, out), with_kwargs=True))
+                lambda m, a, kw, out, p=path, names=_own_names(path, module), attrs=module_attributes(module):
+                recorder.post(p, type(m).__name__, self.rule_type(m), names, out, attrs), with_kwargs=True))
         net.eval()
         try:
             with torch.no_grad():

@@ -43,6 +43,7 @@ __all__ = ["TYPE_EQUIVALENTS", "Alignment", "CallPair", "Unmatched", "align_call
 TYPE_EQUIVALENTS: dict[str, frozenset[str]] = {
     "Module": frozenset({"Cell"}),
     "Linear": frozenset({"Dense"}),
+    "LayerNorm": frozenset({"LayerNormExt"}),  # mindspore.mint.nn.LayerNorm
     "Sequential": frozenset({"SequentialCell"}),
     "ModuleList": frozenset({"CellList"}),
     "ModuleDict": frozenset({"CellDict"}),

@@ -26,6 +26,7 @@ _CONV = frozenset({"Conv1d", "Conv2d", "Conv3d"})
 _BATCH_NORM = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d"})
 _POOL = frozenset({"MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d"})
 _DROPOUT = frozenset({"Dropout", "Dropout1d", "Dropout2d", "Dropout3d"})
+_RMS_NORM = frozenset({"RMSNorm", "LlamaRMSNorm", "Qwen2RMSNorm", "MistralRMSNorm", "T5LayerNorm"})
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,11 @@ class Hint:
     cause: str
     fix: str | None  # None: verified to agree
     when: Mapping[str, object] = field(default_factory=dict)
+    about: str = ""  # the setting it is about (module_settings.SETTINGS): ruled out when both sides hold the same
 
 
-def _row(label, pt, ms, cause, fix, **when) -> Hint:
-    return Hint(label, frozenset(pt), frozenset(ms), cause, fix, when)
+def _row(label, pt, ms, cause, fix, about="", **when) -> Hint:
+    return Hint(label, frozenset(pt), frozenset(ms), cause, fix, when, about)
 
 
 HINTS: tuple[Hint, ...] = (
@@ -47,20 +49,24 @@ HINTS: tuple[Hint, ...] = (
          "MindSpore's default epsilon is 1e-7, torch's eps 1e-5 (naive port: 2.8e-5 at input std 1, 0.20 at std"
          " 1e-2, 2.37 at std 1e-3)",
          "pass epsilon=1e-5 (normalized_shape as a tuple; for several axes a positive "
-         "begin_norm_axis/begin_params_axis)"),
+         "begin_norm_axis/begin_params_axis)", about="epsilon"),
+    _row("RMSNorm", _RMS_NORM, _RMS_NORM,
+         "its epsilon differs from torch's: RMSNorm subtracts no mean, so the epsilon scales every row, small-norm"
+         " rows most",
+         "pass the torch module's epsilon (HuggingFace: config.rms_norm_eps)", about="epsilon"),
     _row("BatchNorm", _BATCH_NORM, _BATCH_NORM,
          "MindSpore's momentum is the share KEPT of the running stats (default 0.9 = torch's 0.1); a copied "
          "torch momentum=0.1 puts running_mean off by 0.915 after one step",
          "pass momentum=1 - torch momentum", training=True),
     _row("BatchNorm", _BATCH_NORM, _BATCH_NORM,
          "eps differs from torch's (both default to 1e-5; a TF-style eps=1e-3 in the port changes the eval output)",
-         "pass eps=<the torch module's eps>", training=False),
+         "pass eps=<the torch module's eps>", about="epsilon", training=False),
     _row("BatchNorm", _BATCH_NORM, _BATCH_NORM,
          "running_var (unbiased) and eps 1e-5 agree (eval and train forward 4.8e-7)", None),
     _row("GELU", {"GELU"}, {"GELU"},
          "MindSpore's nn.GELU defaults to approximate=True (tanh), torch's to the exact erf form (naive port: "
          "4.7e-4 at x~N(0,3))",
-         "use nn.GELU(approximate=False) or ops.gelu (1.0e-6)"),
+         "use nn.GELU(approximate=False) or ops.gelu (1.0e-6)", about="GELU approximation"),
     _row("Dropout", _DROPOUT, _DROPOUT,
          "MindSpore's first positional argument is keep_prob: Dropout(0.1) zeroes 90% and scales x10 where "
          "torch zeroes 10%",
@@ -109,14 +115,14 @@ HINTS: tuple[Hint, ...] = (
     _row("Softmax", {"Softmax"}, {"Softmax"},
          "torch Softmax() with dim=None picks a dim implicitly (1 for 4-D input, 0 for 3-D), MindSpore's axis "
          "is -1 (naive port 0.57 4-D, 0.50 3-D)",
-         "pass the same axis on both sides"),
+         "pass the same axis on both sides", about="softmax axis"),
     _row("Pool", _POOL, _POOL,
          "torch's stride defaults to kernel_size, MindSpore's to 1 (MaxPool2d(2): output (4,4) vs (7,8))",
-         "pass stride=kernel_size", shape_differs=True),
+         "pass stride=kernel_size", about="stride", shape_differs=True),
     _row("Pool", _POOL, _POOL,
          "MindSpore's pad_mode='same' pads TF-style where torch padding=1 is symmetric: same shape, MaxPool "
          "2.79, AvgPool 0.68",
-         "pass pad_mode='pad', padding=p", shape_differs=False),
+         "pass pad_mode='pad', padding=p", about="padding", shape_differs=False),
     _row("Pool", _POOL, _POOL,
          "count_include_pad (True both; pad_mode='pad' diff 0) and ceil_mode (False both; MS MaxPool2d sets it "
          "only with pad_mode='pad') agree",
@@ -132,7 +138,7 @@ HINTS: tuple[Hint, ...] = (
     _row("ReLU6", {"ReLU6"}, {"ReLU6"}, "defaults agree (naive port 0)", None),
     _row("LeakyReLU", {"LeakyReLU"}, {"LeakyReLU"},
          "MindSpore's alpha defaults to 0.2, torch's negative_slope to 0.01 (naive port 4.27 at x~N(0,5))",
-         "pass alpha=0.01"),
+         "pass alpha=0.01", about="negative slope"),
     _row("ELU/HSwish/SiLU", {"ELU", "Hardswish", "SiLU"}, {"ELU", "HSwish", "SiLU"},
          "defaults agree (2e-6 / 1e-6 / 1.4e-6; torch Hardswish is MindSpore nn.HSwish)", None),
     _row("InstanceNorm2d", {"InstanceNorm2d"}, {"InstanceNorm2d"},
@@ -147,6 +153,8 @@ HINTS: tuple[Hint, ...] = (
 
 def _state(hint: Hint, evidence: Mapping[str, object]) -> int:
     """-1 ruled out by the evidence, 1 confirmed by it, 0 neither."""
+    if hint.about and hint.about in evidence.get("settings_equal", ()):
+        return -1  # the modules hold the same value: this default is not the cause
     if any(key in evidence and evidence[key] != value for key, value in hint.when.items()):
         return -1
     return 1 if hint.when and all(key in evidence for key in hint.when) else 0

@@ -25,6 +25,7 @@ from coordinator import metrics, randomness
 from coordinator.compare import job_inputs
 from coordinator.locate.alignment import Alignment, CallPair, align_calls
 from coordinator.locate.layer_hints import evidence_from_calls, hint_for
+from coordinator.locate.module_settings import compared_settings
 from coordinator.locate.tensor_pairs import pair_tensors, summary_shapes
 from coordinator.locate.verdict import (
     ABS_FLOOR,
@@ -227,12 +228,16 @@ def _rejudge(verdicts: list[ModuleVerdict], alignment: Alignment, exact: dict[st
 
 
 def _hint(pair: CallPair) -> str | None:
-    """The likely porting default behind a blamed pair, or the type mismatch when the classes differ."""
+    """The likely porting default behind a blamed pair: the settings the two modules really hold where they
+    differ, else the type mismatch when the classes differ, else the known defaults of the layer type."""
+    differ, equal = compared_settings(dict(pair.pt.attributes), dict(pair.ms.attributes))
+    if differ:  # what the two modules really hold beats what the frameworks' defaults would be
+        return f"{pair.pt.type} settings differ: " + "; ".join(differ)
     if "other type" in pair.how:
         return (f"torch runs a {pair.pt.type} at {pair.pt.path!r} and MindSpore a {pair.ms.type} at "
                 f"{pair.ms.path!r}: port the layer as the same operation")
-    return hint_for(pair.pt.rule_type or pair.pt.type, pair.ms.rule_type or pair.ms.type,
-                    evidence_from_calls(pair.pt, pair.ms, training=False))
+    evidence = {**evidence_from_calls(pair.pt, pair.ms, training=False), "settings_equal": equal}
+    return hint_for(pair.pt.rule_type or pair.pt.type, pair.ms.rule_type or pair.ms.type, evidence)
 
 
 def summary_bytes(calls: list[ModuleCall]) -> int:

@@ -69,7 +69,8 @@ class CallRecorder:
         self._open.setdefault(path, []).append((self._counter, call, inputs, template))
         self._counter += 1
 
-    def post(self, path: str, type_name: str, rule_type: str, param_names: Sequence[str], output) -> None:
+    def post(self, path: str, type_name: str, rule_type: str, param_names: Sequence[str], output,
+             attributes: tuple[tuple[str, str], ...] = ()) -> None:
         """The call of the module at path returned output."""
         start, call, inputs, template = self._open[path].pop()
         end = self._counter
@@ -81,7 +82,7 @@ class CallRecorder:
         self.run.calls.append(ModuleCall(
             path=path, type=type_name, rule_type=rule_type, call=call, start=start, end=end,
             inputs=tuple(self._summary(t) for t in inputs), outputs=tuple(self._summary(t) for t in outputs),
-            param_names=tuple(param_names)))
+            param_names=tuple(param_names), attributes=attributes))
 
     def arrays(self, key: str, side: str, value) -> list[NamedArray]:
         """The tensor leaves of value as NamedArrays named KEY|SIDE|I."""
@@ -105,6 +106,37 @@ class CallRecorder:
         summary = summarize(tensor.name, tensor.array, self.sketch_size, self.sketch_seed, tensor.dtype)
         self._summaries[id(tensor.array)] = summary
         return summary
+
+
+# Settings of a module / cell the hints compare across the two sides (both frameworks' spellings).
+ATTRIBUTE_NAMES = ("eps", "epsilon", "variance_epsilon", "momentum", "approximate", "padding", "pad_mode", "stride",
+                   "kernel_size", "dilation", "ceil_mode", "negative_slope", "alpha", "p", "keep_prob", "dim", "axis")
+
+
+def module_attributes(module) -> tuple[tuple[str, str], ...]:
+    """The module's settings among ATTRIBUTE_NAMES that hold plain values (numbers, strings, tuples), as text.
+
+    A MindSpore cell runs its primitives (``LayerNorm.layer_norm``): their attributes are what really runs,
+    so they win over the cell's own (a port that swaps the primitive leaves the cell's ``epsilon`` stale).
+    """
+    found = {}
+    for name in ATTRIBUTE_NAMES:
+        try:
+            value = getattr(module, name, None)
+        except (TypeError, ValueError, RuntimeError):  # a property that cannot answer outside a forward
+            continue
+        if _plain(value):
+            found[name] = repr(value)
+    for value in list(getattr(module, "__dict__", {}).values()):
+        attrs = getattr(value, "attrs", None) if not isinstance(value, (dict, list, tuple)) else None
+        if isinstance(attrs, dict):
+            found.update({name: repr(attrs[name]) for name in ATTRIBUTE_NAMES if name in found and _plain(attrs.get(name))})
+    return tuple(found.items())
+
+
+def _plain(value) -> bool:
+    return isinstance(value, (bool, int, float, str)) or (
+        isinstance(value, tuple) and all(isinstance(v, (bool, int, float)) for v in value))
 
 
 class BaseRecorder:

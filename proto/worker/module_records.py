@@ -94,6 +94,7 @@ class ModuleCall:
     inputs: tuple[TensorSummary, ...] = ()
     outputs: tuple[TensorSummary, ...] = ()
     param_names: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, str], ...] = ()  # the module's settings hints read (eps, approximate, pad_mode, ...)
 
     @property
     def key(self) -> str:
@@ -108,6 +109,7 @@ class ModuleCall:
             "path": self.path, "type": self.type, "rule_type": self.rule_type, "call": self.call,
             "start": self.start, "end": self.end, "inputs": [s.to_dict() for s in self.inputs],
             "outputs": [s.to_dict() for s in self.outputs], "param_names": list(self.param_names),
+            "attributes": dict(self.attributes),
         }
 
     @classmethod
@@ -116,7 +118,7 @@ class ModuleCall:
             data["path"], data["type"], data["rule_type"], int(data["call"]), int(data["start"]),
             int(data["end"]), tuple(TensorSummary.from_dict(s) for s in data.get("inputs", ())),
             tuple(TensorSummary.from_dict(s) for s in data.get("outputs", ())),
-            tuple(data.get("param_names", ())),
+            tuple(data.get("param_names", ())), tuple(sorted(data.get("attributes", {}).items())),
         )
 
 

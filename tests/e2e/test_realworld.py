@@ -83,19 +83,22 @@ def _save_state_dict(spec: str, path) -> None:
     torch.save(net.state_dict(), path)
 
 
-BUGS = [  # (torch factory, buggy MindSpore factory, the module to blame on the torch side)
-    ("hf_pt:bert", "hf_ms:bert_layernorm_eps", "embeddings.LayerNorm"),
-    ("hf_pt:llama", "hf_ms:llama_rmsnorm_eps", "layers.0.input_layernorm"),
-    ("cv_pt:vit", "cv_ms:vit_mindcv_defaults", "blocks.0.norm1"),
-    ("cv_pt:resnet18_even", "cv_ms:resnet18_even", "maxpool"),  # mindcv's "same" padding on an even input
+BUGS = [  # (torch factory, buggy MindSpore factory, the module to blame on the torch side, what the hint must say)
+    ("hf_pt:bert", "hf_ms:bert_layernorm_eps", "embeddings.LayerNorm", "torch eps=1e-12, MindSpore eps=1e-05"),
+    ("hf_pt:llama", "hf_ms:llama_rmsnorm_eps", "layers.0.input_layernorm",
+     "torch variance_epsilon=1e-06, MindSpore variance_epsilon=0.001"),
+    ("cv_pt:vit", "cv_ms:vit_mindcv_defaults", "blocks.0.norm1", "torch eps=1e-06, MindSpore epsilon=1e-07"),
+    ("cv_pt:vit", "cv_ms:vit_one_norm_eps", "blocks.1.norm2", "pass epsilon=1e-06"),  # never "pass epsilon=1e-5"
+    ("cv_pt:resnet18_even", "cv_ms:resnet18_even", "maxpool", "pad_mode='SAME' pads TF-style"),  # mindcv's padding
 ]
 
 
-@pytest.mark.parametrize("pt_spec, ms_spec, blamed", BUGS, ids=[b[1].partition(":")[2] for b in BUGS])
-def test_a_porting_bug_is_located_to_its_module(pt_spec, ms_spec, blamed, tmp_path):
+@pytest.mark.parametrize("pt_spec, ms_spec, blamed, hint", BUGS, ids=[b[1].partition(":")[2] for b in BUGS])
+def test_a_porting_bug_is_located_to_its_module(pt_spec, ms_spec, blamed, hint, tmp_path):
     result = run_cli("locate", "--pt-model", f"{FIXTURES}.{pt_spec}", "--ms-model", f"{FIXTURES}.{ms_spec}",
                      "--isolate", "--json", str(tmp_path / "locate.json"))
     assert result.code == 1, result.stdout + result.stderr
     first = json.loads((tmp_path / "locate.json").read_text())["first_divergent"]
     assert first["pt"] == blamed and first["isolated"]["confirmed"], first
+    assert hint in first["hint"], first["hint"]  # the two modules' real settings, not the frameworks' defaults
     assert "<- blamed" in result.stdout  # the blamed row is always in the table, at its real index
