@@ -18,7 +18,7 @@ from coordinator import spawn
 from coordinator.client import WorkerClient
 from proto import transport
 from proto.codec import NamedArray
-from proto.errors import MsparityError, UsageError
+from proto.errors import MsparityError, UsageError, WeightMapError
 from proto.weights import weight_plan
 from proto.weights.map_file import WeightMap
 from proto.worker.interface import PROTOCOL_VERSION, ForwardResult, ModelWorker, WorkerDescription
@@ -52,19 +52,30 @@ class SyncSummary:
     seconds: float
     missing_bias: tuple[str, ...] = ()  # torch biases not copied: the MindSpore layer has no bias
     how: str = ""  # how the weights were paired (the auto matcher's summary)
+    kept: tuple[str, ...] = ()  # frozen MindSpore parameters no torch entry feeds (they keep the port's values)
 
     def to_dict(self) -> dict:
         return {"loaded": self.loaded, "dropped": list(self.dropped), "transformed": list(self.transformed),
-                "missing_bias": list(self.missing_bias), "how": self.how, "seconds": round(self.seconds, 4)}
+                "missing_bias": list(self.missing_bias), "how": self.how, "kept": list(self.kept),
+                "seconds": round(self.seconds, 4)}
 
     def note(self) -> str:
         """What the sync left out, and how names were paired when not all by name or rule ("" when nothing)."""
-        parts = [f"dropped {', '.join(self.dropped)}"] if self.dropped else []
+        parts = [_dropped_text(self.dropped)] if self.dropped else []
+        if self.kept:
+            parts.append(f"not fed, frozen, kept as the port computes them: {', '.join(self.kept)}")
         if "by structure" in self.how:
             parts.append(self.how)
         if self.missing_bias:
             parts.append(f"[yellow]not copied, the MindSpore layer has no bias[/]: {', '.join(self.missing_bias)}")
         return "; ".join(parts)
+
+
+def _dropped_text(dropped: tuple[str, ...]) -> str:
+    batches = [name for name in dropped if name.endswith("num_batches_tracked")]
+    others = [name for name in dropped if name not in batches]
+    parts = [f"{len(batches)} num_batches_tracked (MindSpore keeps no such counter)"] if batches else []
+    return "dropped " + ", ".join(parts + others)
 
 
 def check_description(role: str, description: WorkerDescription) -> None:
@@ -120,13 +131,19 @@ class Session:
         return weight_plan.plan_from_listings(pt_listing, ms_listing, user_map, self.map_strategy)
 
     def sync_weights(self, user_map: WeightMap | None = None) -> SyncSummary:
-        """Stream the torch weights through the map (layer rules by default) straight into the MindSpore net."""
+        """Stream the torch weights through the map (found automatically by default) straight into the MindSpore net.
+
+        Every MindSpore parameter must be set, but for the frozen ones the plan keeps (nothing in torch's state
+        feeds them: a rotary inv_freq torch holds as a non-persistent buffer)."""
         start = time.perf_counter()
         plan = self.plan_weights(user_map)
-        result = self.ms.set_weights(plan.convert(self.pt.get_weights(plan.pt_names)), strict=True)
+        result = self.ms.set_weights(plan.convert(self.pt.get_weights(plan.pt_names)), strict=not plan.kept)
+        unset = sorted(set(result.missing) - set(plan.kept))
+        if unset:
+            raise WeightMapError(f"the ms net has parameters the weight stream did not set: {', '.join(unset[:10])}")
         transformed = tuple(m.pt_name for m in plan.mappings if m.transform != "identity")
         return SyncSummary(result.loaded, plan.dropped, transformed, time.perf_counter() - start, plan.missing_bias,
-                           plan.how)
+                           plan.how, plan.kept)
 
     def prepare(self, seed: int, sync_weights: bool, user_map: WeightMap | None = None,
                 ) -> tuple[WorkerDescription, WorkerDescription, SyncSummary | None, float]:

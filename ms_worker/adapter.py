@@ -25,11 +25,13 @@ class MindSporeAdapter(BaseAdapter):
         if not isinstance(net, ms.nn.Cell):
             raise TypeError(f"the ms model must be a mindspore.nn.Cell, got {type(net).__name__}")
         _refuse_duplicate_names(net)
-        super().__init__(net, tensors, example_inputs, model_spec, MindSporeTrainer(net, loss, optimizer),
-                         MindSporeRecorder(net, rule_type), use_input_values)
+        names = ParameterNames(net)
+        self.param_name = names
+        super().__init__(net, tensors, example_inputs, model_spec, MindSporeTrainer(net, loss, optimizer, names),
+                         MindSporeRecorder(net, rule_type, names), use_input_values)
 
     def _state(self) -> dict[str, ms.Parameter]:
-        return {p.name: p for p in self.net.get_parameters()}
+        return {self.param_name(p): p for p in self.net.get_parameters()}
 
     def _numel(self, value: ms.Parameter) -> int:
         return int(value.size)
@@ -66,7 +68,7 @@ class MindSporeAdapter(BaseAdapter):
         for path, cell in self.net.cells_and_names():
             modules.append(ModuleSpec(path, type(cell).__name__))
             for _, param in cell.parameters_and_names(expand=False):
-                owners.setdefault(param.name, (path, type(cell).__name__))
+                owners.setdefault(self.param_name(param), (path, type(cell).__name__))
         params = []
         for name, param in self._state().items():
             path, cell_type = owners.get(name, ("", type(self.net).__name__))
@@ -74,6 +76,21 @@ class MindSporeAdapter(BaseAdapter):
                 name=name, dtype=tensors.wire_dtype_from_native(param.dtype), shape=tuple(param.shape),
                 module_path=path, module_type=cell_type, trainable=bool(param.requires_grad)))
         return ParameterListing(tuple(params), tuple(modules))
+
+
+class ParameterNames:
+    """Each Parameter's name as the net was built (its checkpoint key), kept for the adapter's life.
+
+    MindSpore renames Parameters when a forward slices a CellList (mindone's Mistral runs
+    ``self.layers[:n]``, and ``layers.0.mlp.up_proj.weight`` becomes ``0.mlp.up_proj.weight``): the
+    state, the gradients and the records would stop matching the listing the weights were planned from.
+    """
+
+    def __init__(self, net: ms.nn.Cell):
+        self._names = {id(p): p.name for p in net.get_parameters()}
+
+    def __call__(self, param: ms.Parameter) -> str:
+        return self._names.get(id(param), param.name)
 
 
 def _refuse_duplicate_names(net: ms.nn.Cell) -> None:

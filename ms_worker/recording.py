@@ -20,12 +20,16 @@ from proto.worker.net_io import NET_ERRORS
 NO_REFERENCE = "MindSpore runs no float64 reference (its CPU Conv2d has no float64 kernel)"
 
 
-def _own_names(cell: ms.nn.Cell) -> list[str]:
-    return [param.name for _, param in cell.parameters_and_names(expand=False)]
+def _own_names(cell: ms.nn.Cell, param_name) -> list[str]:
+    return [param_name(param) for _, param in cell.parameters_and_names(expand=False)]
 
 
 class MindSporeRecorder(BaseRecorder):
     """Recorded forward of one MindSpore net ("f32") and replays of its cells."""
+
+    def __init__(self, net: ms.nn.Cell, rule_type, param_name=None):
+        super().__init__(net, rule_type)
+        self.param_name = param_name or (lambda param: param.name)
 
     def record(self, inputs: Sequence[NamedArray], options: RecordOptions) -> RecordResult:
         """Run the net once in PyNative mode with every cell hooked; keep the tensors (no float64 run here)."""
@@ -36,7 +40,7 @@ class MindSporeRecorder(BaseRecorder):
             handles.append(cell.register_forward_pre_hook(
                 lambda c, a, kw, p=path: recorder.pre(p, a, kw), with_kwargs=True))
             handles.append(cell.register_forward_hook(
-                lambda c, a, kw, out, p=path, names=_own_names(cell), attrs=module_attributes(cell):
+                lambda c, a, kw, out, p=path, names=_own_names(cell, self.param_name), attrs=module_attributes(cell):
                 recorder.post(p, type(c).__name__, self.rule_type(c), names, out, attrs), with_kwargs=True))
         mode = ms.get_context("mode")
         self.net.set_train(False)

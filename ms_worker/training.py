@@ -58,6 +58,10 @@ class MindSporeTrainer(BaseTrainer):
 
     role = "ms"
 
+    def __init__(self, net: ms.nn.Cell, factory_loss=None, factory_optimizer=None, param_name=None):
+        super().__init__(net, factory_loss, factory_optimizer)
+        self.param_name = param_name or (lambda param: param.name)
+
     def _builtin_loss(self, name: str):
         return ms.nn.MSELoss() if name == "mse" else ms.nn.CrossEntropyLoss()
 
@@ -96,7 +100,7 @@ class MindSporeTrainer(BaseTrainer):
         params = list(optimizer.parameters)
         try:
             loss, grads = ms.value_and_grad(loss_of, None, optimizer.parameters)(*args, goal)
-            named_grads = [tensors.numpy_from_native(GRAD_PREFIX + p.name, g) for p, g in zip(params, grads)]
+            named_grads = [tensors.numpy_from_native(GRAD_PREFIX + self.param_name(p), g) for p, g in zip(params, grads)]
             loss_value = tensors.numpy_from_native(LOSS_NAME, loss)
         except NET_ERRORS as exc:
             raise BadRequest(f"training step failed: {type(exc).__name__}: {exc}") from exc
@@ -105,9 +109,9 @@ class MindSporeTrainer(BaseTrainer):
         optimizer(grads)
         if options.return_state:
             for param in self.net.get_parameters():
-                yield tensors.numpy_from_native(STATE_PREFIX + param.name, param)
+                yield tensors.numpy_from_native(STATE_PREFIX + self.param_name(param), param)
         if options.return_moments:
             for prefix, attrs in zip(MOMENT_PREFIXES, MOMENT_ATTRS):
                 moments = next((getattr(optimizer, a) for a in attrs if getattr(optimizer, a, None) is not None), ())
                 for param, moment in zip(params, moments):
-                    yield tensors.numpy_from_native(prefix + param.name, moment)
+                    yield tensors.numpy_from_native(prefix + self.param_name(param), moment)

@@ -39,6 +39,7 @@ class WeightPlan:
     dropped: tuple[str, ...]  # torch entries the target has no place for (num_batches_tracked)
     missing_bias: tuple[str, ...] = ()  # torch biases of layers whose MindSpore port has none (not copied)
     how: str = ""  # how the map was found (the auto matcher's summary: pairings by stage, renames seen)
+    kept: tuple[str, ...] = ()  # frozen MindSpore parameters nothing in torch's state feeds: they keep their values
 
     @property
     def pt_names(self) -> list[str]:
@@ -101,8 +102,14 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
             elif spec.dtype != ms_spec.dtype:
                 problems.add("dtypes that differ", f"pt {spec.name!r} is {spec.dtype}, ms {ms_name!r} is {ms_spec.dtype}")
         mappings.append(WeightMapping(spec.name, ms_name, transform))
+    kept: list[str] = []
     if ms_by_name is not None:
         unfed = [name for name in ms_by_name if name not in targets]
+        # a frozen MindSpore parameter torch keeps as a non-persistent buffer (mindone's rotary inv_freq): computed
+        # the same way on both sides, so it keeps its own value (and is named) instead of stopping the comparison
+        kept = [name for name in unfed if missing_bias_ok and not getattr(ms_by_name[name], "trainable", True)
+                and not layer_rules.is_optional_entry(name)]
+        unfed = [name for name in unfed if name not in kept]
         extra_bias = [name for name in unfed if _extra_bias(name, targets)]
         problems.add("MindSpore layers with a bias their torch layer lacks", *extra_bias,
                      fix="pass has_bias=False in the port")
@@ -110,7 +117,7 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
     if problems:
         raise WeightMapError(f"cannot map pt weights onto the ms side: {problems}; align the attribute names, "
                              "or give a weight map (start from `msparity weight-map`)")
-    return WeightPlan(tuple(mappings), tuple(dropped), tuple(missing_bias))
+    return WeightPlan(tuple(mappings), tuple(dropped), tuple(missing_bias), kept=tuple(kept))
 
 
 class _Problems:
