@@ -126,15 +126,9 @@ class TrainReport:
 
 
 def check_options(options: TrainOptions, steps: int) -> None:
-    """Usage errors before any worker is touched."""
-    from proto.worker.interface import LOSSES, OPTIMIZERS
-
-    if options.loss not in LOSSES:
-        raise UsageError(f"--loss {options.loss!r}: choose one of {', '.join(LOSSES)}")
-    if options.optimizer not in OPTIMIZERS:
-        raise UsageError(f"--optimizer {options.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-    if not options.lr > 0:
-        raise UsageError(f"--lr must be positive, got {options.lr}")
+    """Usage errors before any worker is touched (the options' own problem, as the workers would refuse it)."""
+    if options.problem():
+        raise UsageError(f"train-step: {options.problem()} (--loss, --optimizer, --lr)")
     if steps < 1:
         raise UsageError(f"--steps must be at least 1, got {steps}")
 
@@ -209,7 +203,8 @@ def _compare_named(kind: str, pt_key: str, ms_key: str, mapping, pt_by: dict, ms
         note = f"{skipped} of {keep.size} elements left out: their gradient is rounding noise"
         converted = NamedArray(converted.name, converted.array[keep], converted.dtype)
         ms_tensor = NamedArray(ms_tensor.name, ms_tensor.array[keep], ms_tensor.dtype)
-        reference = NamedArray(reference.name, reference.array[keep], reference.dtype) if reference is not None else None
+        if reference is not None:
+            reference = NamedArray(reference.name, reference.array[keep], reference.dtype)
     error, floor = _against_reference(reference, converted, ms_tensor)
     return TensorRow(kind, mapping.pt_name, mapping.ms_name, module_type,
                      metrics.compare_tensors(converted, ms_tensor, rtol, atol), note, error, floor)

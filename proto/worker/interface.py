@@ -118,14 +118,21 @@ class TrainOptions:
     return_moments: bool = True
     float64_reference: bool = False  # the torch worker also streams its float64 step ("ref:" names); others ignore it
 
-    def check(self) -> None:
-        """Refuse an unknown loss or optimizer, or a learning rate that is not a positive number (BadRequest)."""
+    def problem(self) -> str:
+        """What is wrong with these options, "" when nothing: an unknown loss or optimizer, a learning rate that
+        is not a positive number. Workers refuse them (check); the CLI says so before starting any."""
         if self.loss not in LOSSES:
-            raise BadRequest(f"TrainStep: unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
+            return f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}"
         if self.optimizer not in OPTIMIZERS:
-            raise BadRequest(f"TrainStep: unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+            return f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}"
         if not self.lr > 0:
-            raise BadRequest(f"TrainStep: the learning rate must be positive, got {self.lr}")
+            return f"the learning rate must be positive, got {self.lr}"
+        return ""
+
+    def check(self) -> None:
+        """Raise BadRequest naming the problem, if there is one."""
+        if self.problem():
+            raise BadRequest(f"TrainStep: {self.problem()}")
 
 
 @dataclass(frozen=True)
