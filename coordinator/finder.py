@@ -30,6 +30,7 @@ from proto.formats import open_weights
 from proto.weights.conversion import ConversionRow, conversion_status
 from proto.weights.layer_rules import is_optional_entry
 from proto.weights.map_file import WeightMap
+from proto.weights.weight_plan import names_weight_map
 
 log = logging.getLogger("msparity")
 _KWARGS = {"pt_params_path", "ms_params_path", "auto_conv_ckpt", "compare_params", "fix_seed"}
@@ -159,8 +160,7 @@ class NetDifferenceFinder:
 
     def _weight_map(self) -> WeightMap | None:
         if self.auto_conv_ckpt == 2:  # MSAdapter / mindtorch: names are the same on both sides
-            names = [p.name for p in self.session.pt.list_parameters().parameters]
-            return WeightMap({n: n for n in names}, {})
+            return names_weight_map(self.session.pt.list_parameters())
         return None
 
     def _load_file(self, role: str, path) -> None:

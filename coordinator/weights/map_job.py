@@ -10,7 +10,7 @@ from proto import transport
 from proto.errors import UsageError
 from proto.weights.auto_match import match_weights
 from proto.weights.map_file import WeightMap, weight_map_json
-from proto.weights.weight_plan import map_for, rules_weight_map
+from proto.weights.weight_plan import map_for, names_weight_map, rules_weight_map
 from proto.worker.interface import ParameterListing
 
 
@@ -44,7 +44,7 @@ def make_weight_map(targets: tuple[WorkerTarget, WorkerTarget, transport.Securit
         with open_worker("pt", pt, security, verbose) as worker:
             listing = worker.list_parameters()
         if strategy == "names":
-            return WeightMapResult(WeightMap({p.name: p.name for p in listing.parameters}, {}), listing)
+            return WeightMapResult(names_weight_map(listing), listing)
         return WeightMapResult(rules_weight_map(listing, prefix), listing)
     if prefix:
         raise UsageError("--prefix applies to a map made from the torch net alone; with --ms the names come from it")

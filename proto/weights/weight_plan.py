@@ -22,8 +22,8 @@ from proto.weights.transforms import TransformError, transform_shape
 if TYPE_CHECKING:  # the listing types only: weights need no worker runtime
     from proto.worker.interface import ParameterListing
 
-__all__ = ["MAP_STRATEGIES", "WeightMapping", "WeightPlan", "map_for", "plan_against", "plan_from_listings",
-           "rules_weight_map"]
+__all__ = ["MAP_STRATEGIES", "WeightMapping", "WeightPlan", "map_for", "names_weight_map", "plan_against",
+           "plan_from_listings", "rules_weight_map"]
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,11 @@ def rules_weight_map(pt: ParameterListing, prefix: str | None = None) -> WeightM
 MAP_STRATEGIES = ("auto", "rules", "names")
 
 
+def names_weight_map(pt: ParameterListing) -> WeightMap:
+    """Every torch entry under its own name (MSAdapter / mindtorch ports, TroubleShooter's auto_conv_ckpt=2)."""
+    return WeightMap({p.name: p.name for p in pt.parameters}, {})
+
+
 def map_for(pt: ParameterListing, ms: ParameterListing, strategy: str = "auto") -> tuple[WeightMap, str]:
     """The weight map a strategy makes for two live nets, and a line saying how it was found.
 
@@ -177,7 +182,7 @@ def map_for(pt: ParameterListing, ms: ParameterListing, strategy: str = "auto") 
     if strategy == "rules":
         return rules_weight_map(pt), "weights mapped by the layer rules"
     if strategy == "names":
-        return WeightMap({p.name: p.name for p in pt.parameters}, {}), "weights mapped by their own names"
+        return names_weight_map(pt), "weights mapped by their own names"
     if strategy != "auto":
         raise WeightMapError(f"unknown weight-map strategy {strategy!r}; known: {', '.join(MAP_STRATEGIES)}")
     result = match_weights(pt, ms)
