@@ -1,11 +1,10 @@
 """Pair the module calls of a torch forward with the cell calls of its MindSpore port.
 
-Modules pair path to path, then call k of one with call k of the other, in three passes:
+Modules pair path to path, then call k of one with call k of the other, in four passes:
 
-1. parameters: a torch module owning parameters pairs with the MindSpore cell that owns what its
-   parameters map to (``name_map``: the weight map's torch -> MindSpore names); when that owner's
-   type is not compatible (MindSpore BatchNorm3d keeps its parameters in a child ``bn2d``), its
-   nearest compatible ancestor is taken;
+1. parameters: a torch module owning parameters pairs with the MindSpore cell owning what they map to
+   (``name_map``; None: a part of a fused tensor, no evidence); when that owner's type is not compatible
+   (MindSpore BatchNorm3d keeps its parameters in a child ``bn2d``), its nearest compatible ancestor;
 2. paths: the two roots (the nets themselves, whatever their classes), then identical paths with
    compatible types (TYPE_EQUIVALENTS, plus equal class names) and equal input shapes; then an
    identical path where one side is a container holding the other's type, called as often with the
@@ -148,14 +147,15 @@ class _Binder:
         self.pt_of[ms_path] = pt_path
         return True
 
-    def by_params(self, name_map: Mapping[str, str]) -> None:
+    def by_params(self, name_map: Mapping[str, str | None]) -> None:
         owner = {name: path for path, calls in self.ms.items() for name in calls[0].param_names}
         for pt_path, calls in self.pt.items():
             names = calls[0].param_names
-            if not names:
+            if any(n in name_map and name_map[n] is None for n in names):
+                self.notes[pt_path] = "its parameters are parts of fused tensors on the other side (split or concat)"
+            owners = sorted({owner[name_map[n]] for n in names if name_map.get(n) in owner})
+            if not names or pt_path in self.notes:
                 continue
-            mapped = [name_map[n] for n in names if n in name_map]
-            owners = sorted({owner[m] for m in mapped if m in owner})
             if not owners:
                 self.notes[pt_path] = "its parameters map to no MindSpore cell's own parameters"
                 continue
@@ -273,7 +273,7 @@ def _lcs(pts: list[ModuleCall], mss: list[ModuleCall], match) -> list[tuple[Modu
 
 
 def align_calls(
-    pt_calls: Iterable[ModuleCall], ms_calls: Iterable[ModuleCall], name_map: Mapping[str, str]
+    pt_calls: Iterable[ModuleCall], ms_calls: Iterable[ModuleCall], name_map: Mapping[str, str | None]
 ) -> Alignment:
     """Pair torch module calls with MindSpore cell calls (see the module docstring for the rules)."""
     pt_seq = sorted(pt_calls, key=lambda c: c.start)

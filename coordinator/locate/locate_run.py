@@ -43,6 +43,7 @@ from coordinator.session import Session, SyncSummary
 from proto.codec import NamedArray, TensorSpec, spec_of
 from proto.errors import MsparityError
 from proto.weights.map_file import WeightMap
+from proto.weights.transforms import is_partial
 from proto.worker.interface import RecordOptions, WorkerDescription
 from proto.worker.module_records import SKETCH_SIZE, ModuleCall, estimate_rel_error
 
@@ -286,7 +287,9 @@ def run_locate(
     if not pt_calls or not ms_calls:
         raise MsparityError("nothing recorded: a net ran without calling any module")
     start = time.perf_counter()
-    alignment = align_calls(pt_calls, ms_calls, {m.pt_name: m.ms_name for m in plan.mappings})
+    # a part of a fused tensor (query of a qkv) says nothing about which whole module is the other's
+    alignment = align_calls(pt_calls, ms_calls, {m.pt_name: None if is_partial(m.transform) else m.ms_name
+                                                 for m in plan.mappings})
     reference = {c.key: c for c in pt_reference}
     has_reference = bool(pt_reference)
     abs_floor = ABS_FLOOR if has_reference else NO_REFERENCE_ABS_FLOOR

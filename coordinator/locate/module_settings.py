@@ -22,6 +22,7 @@ SETTINGS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("stride", ("stride",), ("stride",)),
     ("padding", ("padding",), ("padding",)),
     ("dilation", ("dilation",), ("dilation",)),
+    ("attention scale", ("scale", "scaling"), ("scale", "scaling")),
 )
 SYMMETRIC_PAD_MODES = ("pad", "PAD")
 

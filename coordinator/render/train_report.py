@@ -55,6 +55,9 @@ def print_train(report: TrainReport, console: Console | None = None) -> None:
         console.print(f"note: {len(noise)} tensor(s) outside rtol/atol are within torch's own float32 rounding noise "
                       f"(each step also run in float64 from the same state; the most, {worst.kind} {worst.pt_name}, "
                       f"at {worst.noise_ratio:.3g}x torch's error, the bar {NOISE_RATIO_LIMIT:g}x)")
+    for step in report.steps:
+        for note in step.notes:
+            console.print(f"[yellow]warning[/]: step {step.step}: {note}")
     failing = [(s.step, r) for s in report.steps for r in s.failing()]
     if failing:
         first_step = failing[0][0]
@@ -97,10 +100,10 @@ def train_to_dict(report: TrainReport) -> dict:
         "loss_curve": {"pt": [s.pt_loss for s in report.steps], "ms": [s.ms_loss for s in report.steps]},
         "steps": [{
             "step": s.step, "passed": s.passed, "pt_loss": s.pt_loss, "ms_loss": s.ms_loss,
-            "loss_rel_diff": s.loss_rel_diff, "loss_passed": s.loss_passed,
+            "loss_rel_diff": s.loss_rel_diff, "loss_passed": s.loss_passed, "notes": list(s.notes),
             "tensors": [{"kind": r.kind, "pt": r.pt_name, "ms": r.ms_name, "module_type": r.module_type,
-                         "passed": r.passed, "note": r.note, "error_vs_float64": r.error, "floor": r.floor,
-                         "noise_ratio": r.noise_ratio,
+                         "passed": r.passed, "note": r.note, "explained": r.explained or None,
+                         "error_vs_float64": r.error, "floor": r.floor, "noise_ratio": r.noise_ratio,
                          "comparison": r.comparison.to_dict() if r.comparison is not None else None} for r in s.rows],
         } for s in report.steps],
         "order_note": report.order_note or None,

@@ -20,10 +20,12 @@ from coordinator import metrics, randomness
 from coordinator.compare import job_inputs
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
+from coordinator.train.kink_flip import explain_kink_flip, isolated_difference
 from proto.codec import NamedArray, TensorSpec, spec_of
 from proto.errors import MsparityError, UsageError
 from proto.weights.conversion import ms_tensor_from_pt
 from proto.weights.map_file import WeightMap
+from proto.weights.transforms import ms_part
 from proto.weights.weight_plan import WeightPlan
 from proto.worker.interface import (
     GRAD_PREFIX,
@@ -58,6 +60,8 @@ class TensorRow:
     note: str = ""
     error: float = math.nan  # MindSpore vs torch's float64 step, relative L2 (NaN: no reference)
     floor: float = math.nan  # torch float32 vs its float64 step: the rounding noise of this tensor
+    isolated: str = ""  # a gradient whose difference from float64 sits in a few elements: where (else "")
+    explained: str = ""  # why a row outside the noise still passes (a kink flip), else ""
 
     @property
     def noise_ratio(self) -> float:
@@ -71,7 +75,7 @@ class TensorRow:
     @property
     def passed(self) -> bool:
         """Within rtol/atol, or (where torch ran the step in float64 too) within float32 rounding noise."""
-        return self.comparison is not None and (self.comparison.passed or self.within_noise)
+        return self.comparison is not None and (self.comparison.passed or self.within_noise or bool(self.explained))
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class StepResult:
     ms_loss: float
     loss_passed: bool
     rows: tuple[TensorRow, ...]
+    notes: tuple[str, ...] = ()  # what was explained rather than failed (a kink flip), to be confirmed
 
     @property
     def loss_rel_diff(self) -> float:
@@ -181,6 +186,8 @@ def _compare_named(kind: str, pt_key: str, ms_key: str, mapping, pt_by: dict, ms
     pt_tensor, ms_tensor = pt_by.get(pt_key), ms_by.get(ms_key)
     if pt_tensor is None and ms_tensor is None:
         return None
+    if ms_tensor is not None:  # a torch part of a joined (concat) tensor is compared with its slice
+        ms_tensor = NamedArray(ms_tensor.name, ms_part(mapping.transform, ms_tensor.array), ms_tensor.dtype)
     note = ""
     if pt_tensor is None or ms_tensor is None:
         missing = "torch" if pt_tensor is None else "MindSpore"
@@ -206,8 +213,11 @@ def _compare_named(kind: str, pt_key: str, ms_key: str, mapping, pt_by: dict, ms
         if reference is not None:
             reference = NamedArray(reference.name, reference.array[keep], reference.dtype)
     error, floor = _against_reference(reference, converted, ms_tensor)
-    return TensorRow(kind, mapping.pt_name, mapping.ms_name, module_type,
-                     metrics.compare_tensors(converted, ms_tensor, rtol, atol), note, error, floor)
+    comparison = metrics.compare_tensors(converted, ms_tensor, rtol, atol)
+    isolated = ""
+    if kind == "grad" and not comparison.passed and metrics.noise_ratio(error, floor) >= metrics.NOISE_RATIO_LIMIT:
+        isolated = isolated_difference(reference, converted, ms_tensor)
+    return TensorRow(kind, mapping.pt_name, mapping.ms_name, module_type, comparison, note, error, floor, isolated)
 
 
 def _against_reference(reference: NamedArray | None, pt: NamedArray, ms: NamedArray) -> tuple[float, float]:
@@ -222,13 +232,14 @@ def _all_zero(tensor: NamedArray) -> bool:
     return not np.any(tensor.numeric())
 
 
-def _signal_masks(plan: WeightPlan, pt_by: dict, ms_by: dict) -> dict[str, np.ndarray]:
-    """Per MindSpore parameter name: the elements whose gradient is more than rounding noise (in ms layout)."""
+def _signal_masks(plan: WeightPlan, pt_by: dict, ms_by: dict) -> dict[tuple[str, str], np.ndarray]:
+    """Per (torch, MindSpore) name pair: the elements whose gradient is more than rounding noise (in ms layout)."""
     grads = {}
     for m in plan.mappings:
         pt_grad, ms_grad = pt_by.get(GRAD_PREFIX + m.pt_name), ms_by.get(GRAD_PREFIX + m.ms_name)
         if pt_grad is not None and ms_grad is not None and pt_grad.array.dtype.kind == "f":
-            grads[m.ms_name] = (ms_tensor_from_pt(pt_grad, m.ms_name, m.transform).array, ms_grad.array)
+            grads[(m.pt_name, m.ms_name)] = (ms_tensor_from_pt(pt_grad, m.ms_name, m.transform).array,
+                                             ms_part(m.transform, ms_grad.array))
     if not grads:
         return {}
     scale = max(float(np.abs(g).max(initial=0.0)) for pair in grads.values() for g in pair)
@@ -263,12 +274,13 @@ def compare_step(step: int, pt_out: list[NamedArray], ms_out: list[NamedArray], 
         if trainable:
             keys = [("grad", GRAD_PREFIX), *keys, *((p.rstrip(":"), p) for p in MOMENT_PREFIXES)]
         for kind, prefix in keys:
-            keep = masks.get(mapping.ms_name) if kind != "grad" else None
+            keep = masks.get((mapping.pt_name, mapping.ms_name)) if kind != "grad" else None
             row = _compare_named(kind, prefix + mapping.pt_name, prefix + mapping.ms_name, mapping, pt_by, ms_by,
                                  module_type, rtol, atol, keep)
             if row is not None:
                 rows.append(row)
-    return StepResult(step, pt_loss, ms_loss, loss_passed, tuple(sorted(rows, key=lambda r: KINDS.index(r.kind))))
+    rows, notes = explain_kink_flip(rows) if loss_passed else (rows, ())
+    return StepResult(step, pt_loss, ms_loss, loss_passed, tuple(sorted(rows, key=lambda r: KINDS.index(r.kind))), notes)
 
 
 HINTS = (

@@ -94,7 +94,7 @@ def compare_ms_ckpt(orig_file_path, target_file_path, **kwargs) -> WeightsCompar
     """Compare two MindSpore checkpoints by parameter name (TroubleShooter's kwargs and tables)."""
     inverted = {}
     if kwargs.get("weight_map") or kwargs.get("weight_map_path"):
-        inverted = {ms: pt for pt, ms in resolve_weight_map(kwargs.get("weight_map_path"), kwargs.get("weight_map")).name_map.items()}
+        inverted = {ms: pt for pt, ms in resolve_weight_map(kwargs.get("weight_map_path"), kwargs.get("weight_map")).pairs()}
     with open_weights(orig_file_path) as orig, open_weights(target_file_path) as target:
         result = _compare(orig, (lambda n: inverted.get(n)) if inverted else (lambda n: n), target,
                           kwargs.get("compare_value", True), kwargs.get("rtol", 1e-4), kwargs.get("atol", 1e-4),
@@ -107,7 +107,7 @@ def compare_ms_ckpt(orig_file_path, target_file_path, **kwargs) -> WeightsCompar
 def compare_pth_and_ckpt(weight_map_path, pt_file_path, ms_file_path, **kwargs) -> WeightsComparison:
     """Convert the .pth by the map (in memory, streamed) and compare it with the MindSpore .ckpt."""
     weight_map = resolve_weight_map(weight_map_path, kwargs.get("weight_map"))
-    inverted = {ms: pt for pt, ms in weight_map.name_map.items()}
+    inverted = {ms: pt for pt, ms in weight_map.pairs()}
     rows: list = []
     with open_weights(pt_file_path) as pth, open_weights(ms_file_path) as target:
         check_keys(weight_map, pth.specs(), str(pt_file_path))

@@ -18,9 +18,8 @@ from proto.errors import MsparityError
 from proto.formats import ckpt, open_weights, weights_kind
 from proto.formats.pth import UntrustedPickleError
 from proto.formats.safetensors_io import write_safetensors
-from proto.weights.conversion import ConversionRow, check_keys, convert_tensors
+from proto.weights.conversion import ConversionRow, check_keys, convert_tensors, converted_specs
 from proto.weights.map_file import WeightMap, load_weight_map, weight_map_from_pair
-from proto.weights.transforms import transform_shape
 
 log = logging.getLogger("msparity")
 
@@ -56,10 +55,7 @@ def _write(out: Path, kind: str, weight_map: WeightMap, specs: list[TensorSpec],
     if kind == "ckpt":
         ckpt.write_ckpt(out, converted)
         return
-    out_specs = [TensorSpec(weight_map.name_map[s.name], s.dtype,
-                            transform_shape(weight_map.value_map.get(s.name, "identity"), s.shape))
-                 for s in specs]
-    write_safetensors(out, out_specs, converted, {"format": "ms"})
+    write_safetensors(out, converted_specs(weight_map, specs), converted, {"format": "ms"})
 
 
 def _convert_on_pt_worker(path: Path, out: Path, kind: str, weight_map: WeightMap, rows: list[ConversionRow]) -> None:

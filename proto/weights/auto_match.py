@@ -38,6 +38,7 @@ class Pairing:
     ms_name: str
     transform: str
     how: str  # "name" | "rules" | "structure"
+    parts: tuple[str, ...] = ()  # a split: the MindSpore tensors one torch tensor feeds (ms_name is the first)
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ class MatchResult:
 
     def weight_map(self) -> WeightMap:
         """The pairings as a map; unpaired torch entries map to their layer-rule names (the plan judges them)."""
-        name_map = dict(self.rule_names)
-        name_map.update({p.pt_name: p.ms_name for p in self.pairings})
+        name_map: dict = dict(self.rule_names)
+        name_map.update({p.pt_name: list(p.parts) if p.parts else p.ms_name for p in self.pairings})
         values = {p.pt_name: p.transform for p in self.pairings if p.transform != "identity"}
         return WeightMap(name_map, values)
 
@@ -132,12 +133,31 @@ def _by_module(params: Sequence[ParameterSpec], skip) -> OrderedDict[str, list[P
 
 
 def _match_structure(pt: ParameterListing, ms: ParameterListing, pairings: dict, taken: set, pair) -> None:
-    """Stage 3: align the modules whose parameters are still unpaired, in registration order, by shapes."""
+    """Stage 3: align the modules whose parameters are still unpaired, in registration order, by shapes.
+
+    Normalization layers are aligned among themselves (when both sides name their types): a HuggingFace layer registers its norms after its
+    attention and MLP, timm and mindcv before, so one sequence of all modules would shift every norm by a
+    block. One module may also align with a run of modules on the other side whose tensors, joined along
+    axis 0, are its own (a fused qkv Dense and separate query/key/value Linears): a concat or a split.
+    """
     pt_modules = _by_module(pt.parameters, lambda p: p.name in pairings or layer_rules.is_optional_entry(p.name))
     ms_modules = _by_module(ms.parameters, lambda p: p.name in taken)
-    pt_items, ms_items = list(pt_modules.items()), list(ms_modules.items())
-    for i, j in _align(pt_items, ms_items):
-        _pair_inside(pt_items[i][1], ms_items[j][1], pair)
+    by_kind = any(map(_is_norm, pt_modules.values())) and any(map(_is_norm, ms_modules.values()))
+    for norms in ((True, False) if by_kind else (None,)):  # None: one sequence (a side names no norm types)
+        pt_items = [params for params in pt_modules.values() if norms is None or _is_norm(params) == norms]
+        ms_items = [params for params in ms_modules.values() if norms is None or _is_norm(params) == norms]
+        paths = ([p[0].module_path for p in pt_items], [p[0].module_path for p in ms_items])
+        for i, j, pt_run, ms_run in _align(pt_items, ms_items, paths):
+            if pt_run == ms_run == 1:
+                _pair_inside(pt_items[i], ms_items[j], pair)
+            elif pt_run == 1:
+                _record_fused("pt", pt_items[i], ms_items[j:j + ms_run], pairings, taken)
+            else:
+                _record_fused("ms", ms_items[j], pt_items[i:i + pt_run], pairings, taken)
+
+
+def _is_norm(params: list[ParameterSpec]) -> bool:
+    return "norm" in (params[0].module_rule_type or params[0].module_type or "").lower()
 
 
 def _fits(pt_params: list[ParameterSpec], ms_params: list[ParameterSpec]) -> bool:
@@ -153,29 +173,86 @@ def _fits(pt_params: list[ParameterSpec], ms_params: list[ParameterSpec]) -> boo
     return True
 
 
-def _align(pt_items: list, ms_items: list) -> list[tuple[int, int]]:
-    """The order-preserving pairing of modules that fit, with the most pairs (then the most similar names)."""
+MAX_PARTS = 4  # the longest run of parts one fused tensor is looked for in (q, k, v; gate, up)
+
+
+def _align(pt_items: list, ms_items: list, paths: tuple[list[str], list[str]]) -> list[tuple[int, int, int, int]]:
+    """The order-preserving alignment of modules with the most tensors paired (then the most similar names):
+    (pt index, ms index, pt run, ms run), one run being 1 and the other the number of parts of a fused tensor."""
     n, m = len(pt_items), len(ms_items)
     if not n or not m:
         return []
     score = [[0.0] * (m + 1) for _ in range(n + 1)]
+    move: dict[tuple[int, int], tuple[int, int]] = {}
     for i in range(n - 1, -1, -1):
         for j in range(m - 1, -1, -1):
-            best = max(score[i + 1][j], score[i][j + 1])
-            if _fits(pt_items[i][1], ms_items[j][1]):
-                best = max(best, 1.0 + _similarity(pt_items[i][0], ms_items[j][0]) + score[i + 1][j + 1])
+            best, step = score[i + 1][j], (1, 0)
+            if score[i][j + 1] > best:
+                best, step = score[i][j + 1], (0, 1)
+            skipping = True
+            for pt_run, ms_run in _moves(pt_items, ms_items, i, j):
+                gain = max(pt_run, ms_run) + _similarity(paths[0][i], paths[1][j]) + score[i + pt_run][j + ms_run]
+                if gain > best or (skipping and gain == best):  # a match wins a tie with skipping
+                    best, step, skipping = gain, (pt_run, ms_run), False
             score[i][j] = best
-    pairs, i, j = [], 0, 0
+            move[(i, j)] = step
+    matches, i, j = [], 0, 0
     while i < n and j < m:
-        if _fits(pt_items[i][1], ms_items[j][1]) and \
-                score[i][j] == 1.0 + _similarity(pt_items[i][0], ms_items[j][0]) + score[i + 1][j + 1]:
-            pairs.append((i, j))
-            i, j = i + 1, j + 1
-        elif score[i + 1][j] >= score[i][j + 1]:
-            i += 1
-        else:
-            j += 1
-    return pairs
+        pt_run, ms_run = move[(i, j)]
+        if pt_run and ms_run:
+            matches.append((i, j, pt_run, ms_run))
+        i, j = i + pt_run, j + ms_run
+    return matches
+
+
+def _moves(pt_items: list, ms_items: list, i: int, j: int):
+    """The matches that may start at (i, j): one to one, and one fused tensor to a run of its parts."""
+    if _fits(pt_items[i], ms_items[j]):
+        yield 1, 1
+    run = _joining_run(pt_items[i], ms_items, j)
+    if run:
+        yield 1, run
+    run = _joining_run(ms_items[j], pt_items, i)
+    if run:
+        yield run, 1
+
+
+def _joining_run(fused: list[ParameterSpec], parts_list: list[list[ParameterSpec]], first: int) -> int:
+    """The length (2 or more) of the run of modules from ``first`` whose same-named tensors join into fused's, or 0."""
+    locals_ = sorted(p.local_name for p in fused)
+    total = {p.local_name: 0 for p in fused}
+    for length in range(1, min(MAX_PARTS, len(parts_list) - first) + 1):
+        by_local = {p.local_name: p for p in parts_list[first + length - 1]}
+        if sorted(by_local) != locals_:
+            return 0
+        for p in fused:
+            q = by_local[p.local_name]
+            if q.dtype != p.dtype or len(q.shape) != len(p.shape) or tuple(q.shape[1:]) != tuple(p.shape[1:]):
+                return 0
+            total[p.local_name] += q.shape[0]
+        left = [p.shape[0] - total[p.local_name] for p in fused]
+        if all(n == 0 for n in left):
+            return length if length >= 2 else 0
+        if any(n < 0 for n in left):
+            return 0
+    return 0
+
+
+def _record_fused(fused_side: str, fused: list[ParameterSpec], run: list[list[ParameterSpec]], pairings: dict,
+                  taken: set) -> None:
+    """Pair a fused module's tensors with its parts': a concat of torch parts, or a split of a torch tensor."""
+    for p in fused:
+        parts = [next(q for q in module if q.local_name == p.local_name) for module in run]
+        if fused_side == "ms":  # torch parts joined into one MindSpore tensor
+            for q in parts:
+                pairings[q.name] = Pairing(q.name, p.name, "concat(0)", "structure")
+            taken.add(p.name)
+        else:  # one torch tensor split into MindSpore parts
+            names = tuple(q.name for q in parts)
+            sizes = [q.shape[0] for q in parts]
+            transform = "split(0)" if len(set(sizes)) == 1 else f"split(0,{','.join(map(str, sizes))})"
+            pairings[p.name] = Pairing(p.name, names[0], transform, "structure", names)
+            taken.update(names)
 
 
 def _similarity(pt_path: str, ms_path: str) -> float:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from proto.codec import NamedArray, TensorSpec
 from proto.errors import MsparityError
 from proto.weights import transforms
@@ -61,15 +63,68 @@ def ms_tensor_from_pt(tensor: NamedArray, ms_name: str, transform: str) -> Named
     return NamedArray(ms_name, transforms.apply_transform(transform, tensor.array), tensor.dtype)
 
 
+class Joiner:
+    """The torch parts of joined MindSpore tensors, held until the last part arrives, then concatenated."""
+
+    def __init__(self, parts: dict[str, list[str]]):
+        self._parts = parts  # MindSpore name -> its torch parts, in the order they are joined
+        self._held: dict[str, dict[str, NamedArray]] = {}
+
+    def add(self, ms_name: str, pt_name: str, part: NamedArray, axis: int) -> NamedArray | None:
+        """Hold one part; the joined tensor once all of ms_name's parts are in, else None."""
+        held = self._held.setdefault(ms_name, {})
+        held[pt_name] = part
+        order = self._parts[ms_name]
+        if len(held) < len(order):
+            return None
+        del self._held[ms_name]
+        joined = np.concatenate([held[name].array for name in order], axis=axis)
+        return NamedArray(ms_name, joined, part.dtype)
+
+
 def convert_tensors(weight_map: WeightMap, tensors: Iterable[NamedArray], rows: list[ConversionRow]) -> Iterator[NamedArray]:
-    """Rename and transform each torch tensor; append its table row to rows as it goes."""
+    """Rename and transform each torch tensor (split or joined where the map says); append table rows as it goes."""
+    joiner = Joiner(weight_map.concat_groups())
     for tensor in tensors:
-        ms_name = weight_map.name_map[tensor.name]
+        ms_names = weight_map.targets(tensor.name)
         transform = weight_map.value_map.get(tensor.name, "identity")
-        converted = ms_tensor_from_pt(tensor, ms_name, transform)
-        status = conversion_status(tensor.name, ms_name, transform != "identity")
-        rows.append(ConversionRow(tensor.name, ms_name, status, tensor.shape, converted.shape))
-        yield converted
+        head, join = transforms.join_of(transform)
+        if join is not None and join.op == "split":
+            parts = transforms.resolved_split(transform, tensor.shape, len(ms_names))
+        else:
+            parts = [head]
+        for ms_name, part_transform in zip(ms_names, parts):
+            converted = ms_tensor_from_pt(tensor, ms_name, part_transform)
+            rows.append(ConversionRow(tensor.name, ms_name, conversion_status(tensor.name, ms_name, transform != "identity"),
+                                      tensor.shape, converted.shape))
+            if join is not None and join.op == "concat":
+                converted = joiner.add(ms_name, tensor.name, converted, join.args[0])
+            if converted is not None:
+                yield converted
+
+
+def converted_specs(weight_map: WeightMap, specs: Iterable[TensorSpec]) -> list[TensorSpec]:
+    """The MindSpore tensors convert_tensors yields for torch tensors of these specs, in the order it yields them."""
+    groups = weight_map.concat_groups()
+    seen: dict[str, list[tuple[int, ...]]] = {}
+    out = []
+    for spec in specs:
+        ms_names = weight_map.targets(spec.name)
+        transform = weight_map.value_map.get(spec.name, "identity")
+        head, join = transforms.join_of(transform)
+        if join is not None and join.op == "split":
+            for ms_name, part in zip(ms_names, transforms.resolved_split(transform, spec.shape, len(ms_names))):
+                out.append(TensorSpec(ms_name, spec.dtype, transforms.transform_shape(part, spec.shape)))
+        elif join is not None and join.op == "concat":
+            shapes = seen.setdefault(ms_names[0], [])
+            shapes.append(transforms.transform_shape(head, spec.shape))
+            if len(shapes) == len(groups[ms_names[0]]):
+                joined = list(shapes[0])
+                joined[join.args[0]] = sum(shape[join.args[0]] for shape in shapes)
+                out.append(TensorSpec(ms_names[0], spec.dtype, tuple(joined)))
+        else:
+            out.append(TensorSpec(ms_names[0], spec.dtype, transforms.transform_shape(transform, spec.shape)))
+    return out
 
 
 def text_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

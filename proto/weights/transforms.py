@@ -11,9 +11,15 @@ A transform is ``identity``, an operation with integer arguments, or several joi
 | ``unsqueeze(2)`` | insert a size-1 axis | a Conv1d (out, in, k) -> MindSpore's (out, in, 1, k) |
 | ``reshape(64,3,1,1)`` | reshape (one -1 allowed) | |
 | ``expand_dims_axis2`` | ``unsqueeze(2)``, the name msparity and TroubleShooter maps used first | |
+| ``slice(0,32,64)`` | keep indices 32..63 of axis 0 | one part of a fused tensor |
+| ``split(0)`` / ``split(0,32,8,8)`` | one torch tensor feeds several MindSpore ones, cut along an axis (equal parts, or these sizes) | a fused qkv -> separate q, k, v |
+| ``concat(0)`` | several torch tensors feed one MindSpore tensor, joined along an axis in the map's order | separate q, k, v -> a fused qkv |
 
-Transforms act on one tensor; fused -> separate weights (one q/k/v tensor split into three) need a
-map entry per part and are not expressible in TroubleShooter's one-to-one ``[name_map, value_map]``.
+``split`` and ``concat`` end a chain (``transpose|concat(0)`` joins transposed parts) and go beyond
+TroubleShooter's one-to-one format: a split entry's name map value is the list of MindSpore names,
+and every torch part of a concat names the same MindSpore tensor. A plan resolves them into one
+mapping per pair: ``slice(axis,start,stop)`` for a split's parts, ``into(axis,start,stop)`` (this
+torch tensor fills those indices of the MindSpore one) for a concat's.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ TS_TRANSFORM_PATHS: dict[str, str] = {
     "troubleshooter.migrator.mapping_relation.weight_adapter.trans_conv1d_weight_value": "expand_dims_axis2",
 }
 _STEP = re.compile(r"^\s*([a-z_]+)\s*(?:\(\s*(-?\d+(?:\s*,\s*-?\d+)*)?\s*\))?\s*$")
-OPERATIONS = ("identity", "transpose", "squeeze", "unsqueeze", "reshape")
+OPERATIONS = ("identity", "transpose", "squeeze", "unsqueeze", "reshape", "slice", "split", "concat", "into")
+JOINS = ("split", "concat", "into")  # the steps that relate one tensor to several: a chain's last step only
 
 
 class TransformError(MsparityError):
@@ -59,6 +66,15 @@ class Step:
                 return np.squeeze(array, axis=self.args or None)
             if self.op == "unsqueeze":
                 return np.expand_dims(array, self.args)
+            if self.op == "slice":
+                axis, start, stop = self.args
+                if not 0 <= start < stop <= array.shape[axis]:
+                    raise ValueError(f"indices {start}..{stop} are outside the axis' {array.shape[axis]}")
+                return array[(slice(None),) * (axis % array.ndim) + (slice(start, stop),)]
+            if self.op == "into":
+                return array  # the part itself: where it goes in the joined tensor is the plan's to place
+            if self.op in ("split", "concat"):
+                raise TransformError(f"{self.text()} relates several tensors: a weight plan resolves it first")
             return np.reshape(array, self.args)
         except ValueError as exc:  # numpy's AxisError is a ValueError too
             raise TransformError(f"{self.text()} does not fit shape {list(array.shape)}: {exc}") from None
@@ -80,12 +96,66 @@ def parse(text: str) -> tuple[Step, ...]:
                                  f"{' | '.join(OPERATIONS)} with integer arguments, e.g. squeeze(2,3) or "
                                  "transpose(1,0)|unsqueeze(2); transforms are named, never imported")
         op, args = match.group(1), tuple(int(a) for a in (match.group(2) or "").replace(" ", "").split(",") if a)
-        if op in ("unsqueeze", "reshape") and not args:
-            raise TransformError(f"value transform {text!r}: {op} needs its axes or shape, e.g. {op}(2)")
+        if op in ("unsqueeze", "reshape", "split", "concat") and not args:
+            raise TransformError(f"value transform {text!r}: {op} needs its axes or shape, e.g. {op}(0)")
+        if op in ("slice", "into") and len(args) != 3:
+            raise TransformError(f"value transform {text!r}: {op} takes (axis,start,stop), e.g. {op}(0,0,32)")
+        if op == "concat" and len(args) != 1:
+            raise TransformError(f"value transform {text!r}: concat takes one axis, e.g. concat(0)")
+        if op == "split" and (len(args) == 2 or any(a <= 0 for a in args[1:])):
+            raise TransformError(f"value transform {text!r}: split takes an axis, then two or more positive "
+                                 "sizes, e.g. split(0) or split(0,32,8,8)")
         if op == "identity" and args:
             raise TransformError(f"value transform {text!r}: identity takes no arguments")
         steps.append(Step(op, args))
+    if any(step.op in JOINS for step in steps[:-1]):
+        raise TransformError(f"value transform {text!r}: split, concat and into end a chain, e.g. transpose|concat(0)")
     return tuple(steps)
+
+
+def join_of(text: str) -> tuple[str, Step | None]:
+    """(the one-tensor steps, the split/concat/into step ending the chain or None)."""
+    steps = parse(text)
+    if steps and steps[-1].op in JOINS:
+        head = "|".join(step.text() for step in steps[:-1]) or "identity"
+        return head, steps[-1]
+    return text, None
+
+
+def is_partial(text: str) -> bool:
+    """Whether the transform relates a tensor to part of another (a split's slice, a concat's into)."""
+    return any(step.op in ("slice", "into") for step in parse(text))
+
+
+def ms_part(text: str, array: np.ndarray) -> np.ndarray:
+    """The part of a joined MindSpore tensor that an ``...|into(axis,start,stop)`` mapping's torch tensor fills
+    (the whole array for any other transform): what a comparison pairs with the converted torch part."""
+    join = join_of(text)[1]
+    if join is None or join.op != "into":
+        return array
+    axis, start, stop = join.args
+    return array[(slice(None),) * (axis % array.ndim) + (slice(start, stop),)]
+
+
+def resolved_split(text: str, shape, parts: int) -> list[str]:
+    """A split transform for a torch tensor of ``shape`` as one ``...|slice(axis,start,stop)`` per part."""
+    head, join = join_of(text)
+    shape = transform_shape(head, shape)
+    axis = join.args[0]
+    if not -len(shape) <= axis < len(shape):
+        raise TransformError(f"{text} does not fit shape {list(shape)}: no axis {axis}")
+    axis %= len(shape)
+    sizes = join.args[1:]
+    if not sizes:
+        if shape[axis] % parts:
+            raise TransformError(f"{text}: axis {axis} of {list(shape)} does not split into {parts} equal parts")
+        sizes = (shape[axis] // parts,) * parts
+    if len(sizes) != parts or sum(sizes) != shape[axis]:
+        raise TransformError(f"{text}: {parts} target(s) and sizes {list(sizes)} do not cut axis {axis} of "
+                             f"{list(shape)}")
+    starts = np.cumsum((0,) + tuple(sizes))
+    prefix = "" if head == "identity" else head + "|"
+    return [f"{prefix}slice({axis},{a},{b})" for a, b in zip(starts[:-1], starts[1:])]
 
 
 def canonical(text: str) -> str:

@@ -15,9 +15,9 @@ from proto.codec import NamedArray, TensorSpec
 from proto.errors import WeightMapError
 from proto.weights import layer_rules
 from proto.weights.auto_match import match_weights
-from proto.weights.conversion import ms_tensor_from_pt
+from proto.weights.conversion import Joiner, ms_tensor_from_pt
 from proto.weights.map_file import WeightMap
-from proto.weights.transforms import TransformError, transform_shape
+from proto.weights.transforms import TransformError, join_of, resolved_split, transform_shape
 
 if TYPE_CHECKING:  # the listing types only: weights need no worker runtime
     from proto.worker.interface import ParameterListing
@@ -43,14 +43,30 @@ class WeightPlan:
 
     @property
     def pt_names(self) -> list[str]:
-        return [m.pt_name for m in self.mappings]
+        """The torch entries to stream, each once (a split entry feeds several mappings)."""
+        return list(dict.fromkeys(m.pt_name for m in self.mappings))
 
     def convert(self, pt_tensors: Iterable[NamedArray]) -> Iterator[NamedArray]:
-        """Rename and transform streamed torch tensors into MindSpore tensors, one at a time."""
-        by_pt = {m.pt_name: m for m in self.mappings}
+        """Rename and transform streamed torch tensors into MindSpore tensors, one at a time (the parts of a
+        joined tensor are held until its last part arrives)."""
+        by_pt: dict[str, list[WeightMapping]] = {}
+        parts: dict[str, list[WeightMapping]] = {}
+        for m in self.mappings:
+            by_pt.setdefault(m.pt_name, []).append(m)
+            if join_of(m.transform)[1] is not None and join_of(m.transform)[1].op == "into":
+                parts.setdefault(m.ms_name, []).append(m)
+        joiner = Joiner({ms: [m.pt_name for m in sorted(group, key=lambda m: join_of(m.transform)[1].args[1])]
+                         for ms, group in parts.items()})
         for tensor in pt_tensors:
-            mapping = by_pt[tensor.name]
-            yield ms_tensor_from_pt(tensor, mapping.ms_name, mapping.transform)
+            for mapping in by_pt[tensor.name]:
+                head, join = join_of(mapping.transform)
+                if join is not None and join.op == "into":
+                    joined = joiner.add(mapping.ms_name, tensor.name, ms_tensor_from_pt(tensor, mapping.ms_name, head),
+                                        join.args[0])
+                    if joined is not None:
+                        yield joined
+                else:
+                    yield ms_tensor_from_pt(tensor, mapping.ms_name, mapping.transform)
 
 
 def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: list[TensorSpec] | None,
@@ -60,6 +76,7 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
     ``missing_bias_ok``: a torch ``*.bias`` whose MindSpore layer exists (its weight is mapped) but has no
     bias is left out and listed in ``missing_bias`` instead of refused: comparing live nets then shows
     the difference it makes (a Conv2d ported without ``has_bias=True``) rather than stopping.
+    Splits become one ``slice`` mapping per part, concats one ``into`` mapping per torch part.
     """
     problems = _Problems()
     pt_names = {s.name for s in pt_specs}
@@ -70,31 +87,30 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
     dropped: list[str] = []
     missing_bias: list[str] = []
     targets: dict[str, str] = {}
-    for spec in pt_specs:
-        ms_name = weight_map.name_map.get(spec.name)
-        if ms_name is None:
-            continue
-        transform = weight_map.value_map.get(spec.name, "identity")
+    joined: dict[str, list[tuple[TensorSpec, str, int]]] = {}  # MindSpore name -> (torch part, its steps, axis)
+
+    def target(spec: TensorSpec, ms_name: str, transform: str) -> None:
         if ms_name in targets:
-            problems.add("two torch entries map to one ms name", f"{targets[ms_name]!r} and {spec.name!r} -> {ms_name!r}")
-            continue
+            problems.add("two torch entries map to one ms name",
+                         f"{targets[ms_name]!r} and {spec.name!r} -> {ms_name!r} (join them with concat(axis))")
+            return
         targets[ms_name] = spec.name
         if ms_by_name is not None:
             ms_spec = ms_by_name.get(ms_name)
             if ms_spec is None:
                 if layer_rules.is_optional_entry(spec.name):
                     dropped.append(spec.name)
-                    continue
+                    return
                 if missing_bias_ok and _layer_without_bias(spec.name, weight_map, ms_by_name):
                     missing_bias.append(spec.name)
-                    continue
+                    return
                 problems.add("torch entries mapped to names the ms net lacks", f"{spec.name!r} -> {ms_name!r}")
-                continue
+                return
             try:
                 shape = transform_shape(transform, spec.shape)
             except TransformError as exc:
                 problems.add("transforms that do not fit", f"{spec.name!r} -> {ms_name!r}: {exc}")
-                continue
+                return
             if tuple(shape) != tuple(ms_spec.shape):
                 after = f" (after {transform})" if transform != "identity" else ""
                 problems.add("shapes that differ", f"pt {spec.name!r} {list(spec.shape)} -> ms {ms_name!r} needs "
@@ -102,6 +118,27 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
             elif spec.dtype != ms_spec.dtype:
                 problems.add("dtypes that differ", f"pt {spec.name!r} is {spec.dtype}, ms {ms_name!r} is {ms_spec.dtype}")
         mappings.append(WeightMapping(spec.name, ms_name, transform))
+
+    for spec in pt_specs:
+        ms_names = weight_map.targets(spec.name)
+        if not ms_names:
+            continue
+        transform = weight_map.value_map.get(spec.name, "identity")
+        head, join = join_of(transform)
+        if join is not None and join.op == "split":
+            try:
+                parts = resolved_split(transform, spec.shape, len(ms_names))
+            except TransformError as exc:
+                problems.add("transforms that do not fit", f"{spec.name!r} -> {ms_names}: {exc}")
+                continue
+            for ms_name, part in zip(ms_names, parts):
+                target(spec, ms_name, part)
+        elif join is not None and join.op == "concat":
+            joined.setdefault(ms_names[0], []).append((spec, head, join.args[0]))
+        else:
+            target(spec, ms_names[0], transform)
+    for ms_name, parts in joined.items():
+        mappings.extend(_joined_mappings(ms_name, parts, targets, ms_by_name, problems))
     kept: list[str] = []
     if ms_by_name is not None:
         unfed = [name for name in ms_by_name if name not in targets]
@@ -118,6 +155,42 @@ def plan_against(pt_specs: list[TensorSpec], weight_map: WeightMap, ms_specs: li
         raise WeightMapError(f"cannot map pt weights onto the ms side: {problems}; align the attribute names, "
                              "or give a weight map (start from `msparity weight-map`)")
     return WeightPlan(tuple(mappings), tuple(dropped), tuple(missing_bias), kept=tuple(kept))
+
+
+def _joined_mappings(ms_name: str, parts: list[tuple[TensorSpec, str, int]], targets: dict[str, str],
+                     ms_by_name: dict[str, TensorSpec] | None, problems: _Problems) -> list[WeightMapping]:
+    """One ``into(axis,start,stop)`` mapping per torch part of a concat, checked against the joined tensor."""
+    names = [spec.name for spec, _, _ in parts]
+    if ms_name in targets:
+        problems.add("two torch entries map to one ms name", f"{targets[ms_name]!r} and {names} -> {ms_name!r}")
+        return []
+    targets[ms_name] = names[0]
+    try:
+        shapes = [transform_shape(head, spec.shape) for spec, head, _ in parts]
+    except TransformError as exc:
+        problems.add("transforms that do not fit", f"{names} -> {ms_name!r}: {exc}")
+        return []
+    axis = parts[0][2] % max(len(shapes[0]), 1)
+    rest = {tuple(s[:axis]) + tuple(s[axis + 1:]) for s in shapes}
+    if len(rest) != 1 or any(len(s) != len(shapes[0]) for s in shapes) or len({p[2] for p in parts}) != 1:
+        problems.add("parts that cannot be joined", f"{names} {[list(s) for s in shapes]} along axis {axis} -> {ms_name!r}")
+        return []
+    joined_shape = list(shapes[0])
+    joined_shape[axis] = sum(s[axis] for s in shapes)
+    ms_spec = ms_by_name.get(ms_name) if ms_by_name is not None else None
+    if ms_by_name is not None and ms_spec is None:
+        problems.add("torch entries mapped to names the ms net lacks", f"{names} -> {ms_name!r}")
+        return []
+    if ms_spec is not None and tuple(ms_spec.shape) != tuple(joined_shape):
+        problems.add("shapes that differ", f"pt {names} joined along axis {axis} make {joined_shape}, ms {ms_name!r} "
+                                           f"needs {list(ms_spec.shape)}")
+        return []
+    mappings, start = [], 0
+    for (spec, head, _), shape in zip(parts, shapes):
+        prefix = "" if head == "identity" else head + "|"
+        mappings.append(WeightMapping(spec.name, ms_name, f"{prefix}into({axis},{start},{start + shape[axis]})"))
+        start += shape[axis]
+    return mappings
 
 
 class _Problems:

@@ -110,7 +110,8 @@ class CallRecorder:
 
 # Settings of a module / cell the hints compare across the two sides (both frameworks' spellings).
 ATTRIBUTE_NAMES = ("eps", "epsilon", "variance_epsilon", "momentum", "approximate", "padding", "pad_mode", "stride",
-                   "kernel_size", "dilation", "ceil_mode", "negative_slope", "alpha", "p", "keep_prob", "dim", "axis")
+                   "kernel_size", "dilation", "ceil_mode", "negative_slope", "alpha", "p", "keep_prob", "dim", "axis",
+                   "scale", "scaling")  # an attention's score scale: timm/mindcv ``scale``, HuggingFace ``scaling``
 
 
 def module_attributes(module) -> tuple[tuple[str, str], ...]:
@@ -122,7 +123,7 @@ def module_attributes(module) -> tuple[tuple[str, str], ...]:
     found = {}
     for name in ATTRIBUTE_NAMES:
         try:
-            value = getattr(module, name, None)
+            value = _scalar(getattr(module, name, None))
         except (TypeError, ValueError, RuntimeError):  # a property that cannot answer outside a forward
             continue
         if _plain(value):
@@ -132,6 +133,13 @@ def module_attributes(module) -> tuple[tuple[str, str], ...]:
         if isinstance(attrs, dict):
             found.update({name: repr(attrs[name]) for name in ATTRIBUTE_NAMES if name in found and _plain(attrs.get(name))})
     return tuple(found.items())
+
+
+def _scalar(value):
+    """A 0-d tensor or array (mindcv keeps its attention scale as ``Tensor(head_dim ** -0.5)``) as its number."""
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+        return value.item()
+    return value
 
 
 def _plain(value) -> bool:

@@ -90,3 +90,34 @@ def test_modules_that_do_not_fit_are_left_unpaired_not_forced():
     assert [(p.pt_name, p.ms_name) for p in result.pairings] == [("b.weight", "x.weight")]
     assert result.unmatched_pt == ("a.weight",) and result.unmatched_ms == ("y.weight",)
     assert "1 torch tensor(s) unpaired: a.weight" in result.summary()
+
+
+def test_separate_query_key_value_join_into_a_fused_qkv_and_norms_align_among_themselves():
+    """HuggingFace's ViT layer (q, k, v, out, then its norms) against mindcv's block (norm1, qkv, proj, norm2)."""
+    def hf_layer(i):
+        return [*(pt_param(f"layer.{i}.{n}", local, (8, 8) if local == "weight" else (8,), "Linear")
+                  for n in ("query", "key", "value", "out") for local in ("weight", "bias")),
+                *(pt_param(f"layer.{i}.{n}", local, (8,), "LayerNorm") for n in ("ln_before", "ln_after")
+                  for local in ("weight", "bias"))]
+
+    def mindcv_block(i):
+        return [*(ms_param(f"blocks.{i}.norm1", local, (8,), "LayerNorm") for local in ("gamma", "beta")),
+                ms_param(f"blocks.{i}.qkv", "weight", (24, 8), "Dense"), ms_param(f"blocks.{i}.qkv", "bias", (24,), "Dense"),
+                ms_param(f"blocks.{i}.proj", "weight", (8, 8), "Dense"), ms_param(f"blocks.{i}.proj", "bias", (8,), "Dense"),
+                *(ms_param(f"blocks.{i}.norm2", local, (8,), "LayerNorm") for local in ("gamma", "beta"))]
+
+    pt, ms = listing(hf_layer(0) + hf_layer(1)), listing(mindcv_block(0) + mindcv_block(1))
+    result = match_weights(pt, ms)
+    assert not result.unmatched_pt and not result.unmatched_ms
+    weight_map = result.weight_map()
+    assert [k for k, v in weight_map.name_map.items() if v == "blocks.1.qkv.weight"] == [
+        "layer.1.query.weight", "layer.1.key.weight", "layer.1.value.weight"]  # joined in torch's order
+    assert weight_map.value_map["layer.0.key.bias"] == "concat(0)"
+    assert weight_map.name_map["layer.1.ln_before.weight"] == "blocks.1.norm1.gamma"  # not shifted by a block
+    plan = plan_from_listings(pt, ms)
+    assert [m.transform for m in plan.mappings if m.ms_name == "blocks.0.qkv.weight"] == [
+        "into(0,0,8)", "into(0,8,16)", "into(0,16,24)"]
+
+    reverse = match_weights(ms, pt).weight_map()  # a fused torch qkv split into separate MindSpore tensors
+    assert reverse.name_map["blocks.0.qkv.weight"] == ["layer.0.query.weight", "layer.0.key.weight", "layer.0.value.weight"]
+    assert reverse.value_map["blocks.0.qkv.weight"] == "split(0)"

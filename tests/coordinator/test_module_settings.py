@@ -26,3 +26,18 @@ def test_gelu_strides_and_padding_spell_alike_across_frameworks():
     differ, equal = compared_settings({"padding": "1", "stride": "2"}, {"pad_mode": "'same'", "padding": "0", "stride": "2"})
     assert any("pad_mode='same' pads TF-style" in d for d in differ) and "padding" not in equal
     assert compared_settings({"padding": "1"}, {"pad_mode": "'pad'", "padding": "1"}) == ([], {"padding"})
+
+
+def test_an_attention_scale_is_read_from_either_spelling_and_a_0d_tensor():
+    import numpy as np
+
+    from proto.worker.call_recorder import module_attributes
+
+    class MindcvAttention:  # mindcv keeps Tensor(head_dim ** -0.5); HuggingFace names it ``scaling``
+        scale = np.array(8 ** -0.5, np.float32)
+
+    ms_attrs = dict(module_attributes(MindcvAttention()))
+    assert abs(float(ms_attrs["scale"]) - 8 ** -0.5) < 1e-7
+    differ, _ = compared_settings({"scaling": "0.25"}, ms_attrs)
+    assert differ and differ[0].startswith("attention scale: torch scaling=0.25, MindSpore scale=0.3535")
+    assert compared_settings({"scaling": repr(8 ** -0.5)}, ms_attrs) == ([], {"attention scale"})  # float32 rounding

@@ -41,3 +41,36 @@ def test_a_difference_ten_times_torch_s_noise_fails():
     ms = exact * (1 + rng.standard_normal(1000) * 1e-3)
     row = _step(ms, pt, exact)
     assert not row.passed and row.noise_ratio > 100
+
+
+def _two_layer_step(head_ms: np.ndarray, body_ms: np.ndarray, exact_head, exact_body, pt_head, pt_body):
+    plan = WeightPlan((WeightMapping("body.weight", "body.weight"), WeightMapping("head.weight", "head.weight")), ())
+    specs = {n: ParameterSpec(n, "float32", (1000,), n.split(".")[0], "Linear", trainable=True)
+             for n in ("body.weight", "head.weight")}
+    loss = [NamedArray("loss", np.float32(1.0))]
+    pt = [*loss, NamedArray("ref:loss", np.float64(1.0))]
+    ms = list(loss)
+    for name, exact, own, port in (("body", exact_body, pt_body, body_ms), ("head", exact_head, pt_head, head_ms)):
+        pt += [NamedArray(f"grad:{name}.weight", own.astype(np.float32)), NamedArray(f"ref:grad:{name}.weight", exact)]
+        ms += [NamedArray(f"grad:{name}.weight", port.astype(np.float32))]
+    return compare_step(0, pt, ms, plan, specs, rtol=1e-4, atol=1e-8)
+
+
+def test_one_flipped_kink_explains_its_gradient_and_those_it_moves_upstream_with_a_warning():
+    """mobilenet_v2 at seed 0: one ReLU6 input float32 put above 0 passes gradient into one element of the last
+    BatchNorm bias, and through backward moves every gradient before it by ~1%."""
+    rng = np.random.default_rng(2)
+    head, body = rng.standard_normal(1000), rng.standard_normal(1000)
+    pt_head, pt_body = head * (1 + 1e-7 * rng.standard_normal(1000)), body * (1 + 1e-7 * rng.standard_normal(1000))
+    flipped = pt_head.copy()
+    flipped[7] += 0.5  # the one element the flip lets through
+    moved = body * (1 + 0.01 * rng.standard_normal(1000))  # upstream: close, but far beyond 1e-7 noise
+    step = _two_layer_step(flipped, moved, head, body, pt_head, pt_body)
+    rows = {r.pt_name: r for r in step.rows}
+    assert step.passed and rows["head.weight"].explained.startswith("one element [7]")
+    assert "kink flip in head.weight" in rows["body.weight"].explained
+    assert step.notes and "confirm with another --seed" in step.notes[0]
+
+    spread = pt_head * (1 + 1e-3 * rng.standard_normal(1000))  # a real difference spread over every element
+    step = _two_layer_step(spread, moved, head, body, pt_head, pt_body)
+    assert not step.passed and not step.notes and not any(r.explained for r in step.rows)

@@ -27,6 +27,9 @@ PAIRS = {  # name -> (torch factory, MindSpore factory)
     "mistral": ("hf_pt:mistral", "hf_ms:mistral"),  # mindone renames its Parameters in the first forward
     "timm-resnet18": ("cv_pt:resnet18", "cv_ms:resnet18"), "timm-mobilenetv3": ("cv_pt:mobilenetv3", "cv_ms:mobilenetv3"),
     "torchvision-densenet121": ("cv_pt:densenet121", "cv_ms:densenet121"), "timm-vit": ("cv_pt:vit", "cv_ms:vit"),
+    "hf-vit": ("hf_pt:vit", "hf_ms:vit"),
+    # across libraries: HuggingFace's separate query/key/value join into mindcv's fused qkv, timm's qkv splits
+    "hf-vit-vs-mindcv": ("hf_pt:vit", "cv_ms:vit"), "timm-vit-vs-mindone": ("cv_pt:vit", "hf_ms:vit"),
 }
 
 
@@ -61,6 +64,8 @@ def test_a_correct_port_passes_every_command_with_no_map(pair, tmp_path):
     rows = json.loads((tmp_path / "wm.json").read_text())["tensors"]
     unpaired = [r["pt"] for r in rows if r["found_by"] is None and not r["pt"].endswith("num_batches_tracked")]
     assert not unpaired, unpaired
+    if name in ("hf-vit-vs-mindcv", "timm-vit-vs-mindone"):  # found without a hand-written map
+        assert {r["transform"] for r in rows} >= {"concat(0)" if name == "hf-vit-vs-mindcv" else "split(0)"}
 
     pth, ckpt = tmp_path / "net.pth", tmp_path / "net.ckpt"
     _save_state_dict(PAIRS[name][0], pth)
@@ -92,6 +97,8 @@ BUGS = [  # (torch factory, buggy MindSpore factory, the module to blame on the 
     ("cv_pt:vit", "cv_ms:vit_one_norm_eps", "blocks.1.norm2", "pass epsilon=1e-06"),  # never "pass epsilon=1e-5"
     ("cv_pt:resnet18_even", "cv_ms:resnet18_even", "maxpool", "pad_mode='SAME' pads TF-style"),  # mindcv's padding
     ("cv_pt:vit", "cv_ms:vit_residual_dropped", "blocks.1", ""),  # the block's own code: no layer setting to name
+    ("cv_pt:vit", "cv_ms:vit_attention_scale", "blocks.0.attn", "torch scale=0.25, MindSpore scale=0.17677"),
+    ("cv_pt:densenet121", "cv_ms:densenet121_concat_order", "features.denseblock1", ""),  # the block's own concat
 ]
 
 
@@ -113,14 +120,17 @@ def test_a_difference_below_the_bar_is_named_worth_a_look(tmp_path):
     assert "worth a look: pt blocks.0.mlp.act (GELU)" in result.stdout
 
 
-def test_a_gradient_difference_in_mobilenet_v2_is_found_beyond_float32_noise(tmp_path):
-    """torchvision's mobilenet_v2 against mindcv's: the forward agrees, one step's gradients at the last
-    blocks do not, by more than 100x torch's own float32 error (a finding for backward locate, issue 19)."""
+def test_a_kink_flip_in_mobilenet_v2_is_explained_not_failed(tmp_path):
+    """torchvision's mobilenet_v2 against mindcv's, seed 0: one input of the last ReLU6 is -1.9e-5 in float64 and
+    +1.05e-5 in MindSpore's float32 (torch's own float32 error there is of that size), so one element of the last
+    BatchNorm's bias gradient passes where torch's is blocked, and every gradient upstream moves by ~1%: 100-1568x
+    torch's noise, on a correct port. train-step names it as a kink flip and asks for another seed."""
     pair = ("--pt-model", f"{FIXTURES}.cv_pt:mobilenet_v2", "--ms-model", f"{FIXTURES}.cv_ms:mobilenet_v2")
-    assert run_cli("compare", *pair).code == 0
     result = run_cli("train-step", *pair, "--json", str(tmp_path / "train.json"))
-    assert result.code == 1, result.stdout + result.stderr
+    assert result.code == 0, result.stdout + result.stderr
     step = json.loads((tmp_path / "train.json").read_text())["steps"][0]
-    worst = max((r for r in step["tensors"] if not r["passed"]), key=lambda r: r["noise_ratio"] or 0)
-    assert step["loss_passed"] and worst["kind"] == "grad" and worst["noise_ratio"] > 100
-    assert worst["pt"].startswith(("features.17", "features.18")), worst["pt"]
+    flip = next(r for r in step["tensors"] if (r["explained"] or "").startswith("one element"))
+    assert flip["pt"] == "features.18.1.bias" and flip["noise_ratio"] > 100, flip
+    moved = [r for r in step["tensors"] if "kink flip in features.18.1.bias" in (r["explained"] or "")]
+    assert moved and all(r["noise_ratio"] > 10 for r in moved)
+    assert "confirm with another --seed" in step["notes"][0]
