@@ -14,6 +14,9 @@ from pathlib import Path
 import click
 
 from coordinator.cli_options import (
+    OUTPUT_FILE,
+    POSITIVE,
+    TOLERANCE,
     dir_compare_options,
     handles_errors,
     input_options,
@@ -27,8 +30,8 @@ from coordinator.cli_options import (
 from coordinator.compare import run_compare
 from coordinator.render import compare_report
 from coordinator.render.report_io import write_atomic, write_json
-from coordinator.session import open_session
-from proto.errors import EXIT_DIFFERENT, EXIT_OK
+from coordinator.session import open_worker
+from proto.errors import EXIT_DIFFERENT, EXIT_OK, UsageError
 from proto.weights.weight_plan import MAP_STRATEGIES
 
 EXAMPLES = ("vit", "cnn", "mlp")
@@ -44,18 +47,21 @@ def main():
 @worker_options
 @handles_errors
 def ping(**opts):
-    """Dial both workers and describe them."""
+    """Dial the workers given (one or both) and describe them."""
     pt, ms, security = targets_from(opts)
+    given = [(role, target) for role, target in (("pt", pt), ("ms", ms)) if target.address or target.model_spec]
+    if not given:
+        raise UsageError("give --pt ADDRESS and/or --ms ADDRESS (or --pt-model / --ms-model SPEC) to ping")
     start = time.perf_counter()
-    with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
-        elapsed = time.perf_counter() - start
-        for role, desc in (("pt", session.pt_description), ("ms", session.ms_description)):
-            click.echo(
-                f"{role}: {desc.framework} {desc.framework_version}, python {desc.python_version}, device {desc.device}, "
-                f"host {desc.hostname}, protocol {desc.protocol_version}, model {desc.model_spec} ({desc.model_class}, "
-                f"{desc.parameter_count} tensors)"
-            )
-        click.echo(f"both workers answered in {elapsed:.2f}s")
+    for role, target in given:
+        with open_worker(role, target, security, verbose=opts["verbose"]) as worker:
+            desc = worker.describe()
+        click.echo(
+            f"{role}: {desc.framework} {desc.framework_version}, python {desc.python_version}, device {desc.device}, "
+            f"host {desc.hostname}, protocol {desc.protocol_version}, model {desc.model_spec} ({desc.model_class}, "
+            f"{desc.parameter_count} tensors), weights {desc.weights_state or 'as built'}"
+        )
+    click.echo(f"{' and '.join(role for role, _ in given)} answered in {time.perf_counter() - start:.2f}s")
 
 
 def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...], sync_weights: bool = True,
@@ -115,7 +121,7 @@ def locate(input_shape, inputs, isolate, no_reference, all_rows, sync_weights, w
 @tolerance_options
 @input_options
 @click.option("--steps", type=int, default=1, show_default=True, help="training steps to run and compare")
-@click.option("--lr", type=float, default=0.01, show_default=True, help="learning rate, the same on both sides")
+@click.option("--lr", type=POSITIVE, default=0.01, show_default=True, help="learning rate, the same on both sides")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "factory"]), default=None,
               help="sgd (plain, no momentum) or adam (torch's formula on both sides); default: the factories' "
                    "own when both supply one, else sgd")
@@ -151,12 +157,12 @@ def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, no
 
 @main.command("weight-map")
 @click.option("--prefix", "weight_name_prefix", metavar="PREFIX", help="put PREFIX. before every MindSpore name")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "out_path", required=True, type=OUTPUT_FILE,
               help="map file to write ([name_map, value_map] JSON, as TroubleShooter's get_weight_map)")
 @click.option("--map", "map_strategy", type=click.Choice(MAP_STRATEGIES), default=None,
               help="auto (same names, layer rules, then structure: needs the ms side; the default with it), rules "
                    "(the layer rules; the default without it) or names")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_path", type=OUTPUT_FILE,
               help="also write a report: one row per tensor (pt name, ms name, transform, how it was found, shape)")
 @worker_options
 @handles_errors
@@ -180,12 +186,12 @@ def weight_map_command(weight_name_prefix, out_path, map_strategy, json_path, **
               help="map file from get_weight_map / msparity weight-map (TroubleShooter's format works)")
 @click.option("--pth", "pth_path", required=True, type=click.Path(path_type=Path),
               help="torch state_dict: .pth/.pt/.bin, or .safetensors")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "out_path", required=True, type=OUTPUT_FILE,
               help="MindSpore weights to write: .ckpt, or .safetensors")
 @click.option("--pth-key", metavar="KEY", help="the state dict's key inside a checkpoint dict (e.g. model)")
 @click.option("--trust-pickle", is_flag=True,
               help="the .pth is a pickled whole model you trust: a spawned pt worker unpickles it with torch")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="also write the table as JSON")
+@click.option("--json", "json_path", type=OUTPUT_FILE, help="also write the table as JSON")
 @handles_errors
 def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, json_path):
     """Convert a torch .pth into a MindSpore .ckpt by a weight map (no framework needed)."""
@@ -204,12 +210,12 @@ def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, json_pat
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--weight-map", "weight_map_path", type=click.Path(path_type=Path),
               help="map file: needed for .pth vs .ckpt; for two .ckpt it only names rows by their torch names")
-@click.option("--rtol", type=float, default=1e-4, show_default=True, help="relative tolerance")
-@click.option("--atol", type=float, default=1e-4, show_default=True, help="absolute tolerance")
+@click.option("--rtol", type=TOLERANCE, default=1e-4, show_default=True, help="relative tolerance")
+@click.option("--atol", type=TOLERANCE, default=1e-4, show_default=True, help="absolute tolerance")
 @click.option("--equal-nan", is_flag=True, help="NaN in the same place counts as equal")
 @click.option("--print-level", type=click.IntRange(0, 2), default=1, show_default=True,
               help="0 nothing, 1 every row, 2 only rows that differ")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="also write the result as JSON")
+@click.option("--json", "json_path", type=OUTPUT_FILE, help="also write the result as JSON")
 @handles_errors
 def compare_ckpt(orig, target, weight_map_path, rtol, atol, equal_nan, print_level, json_path):
     """Compare two weight files (.pth/.ckpt/.safetensors); a .pth goes first and through --weight-map."""

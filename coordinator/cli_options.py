@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,44 @@ from proto.codec import NamedArray, TensorSpec
 from proto.errors import EXIT_CANNOT_COMPARE, MsparityError
 from proto.weights.map_file import WeightMap, load_weight_map
 from proto.weights.weight_plan import MAP_STRATEGIES
+
+
+class FiniteFloat(click.ParamType):
+    """A float that must be finite and at least ``minimum`` (above it when ``strict``): a NaN tolerance would
+    pass or fail everything, an infinite learning rate steps to inf."""
+
+    name = "float"
+
+    def __init__(self, minimum: float = 0.0, strict: bool = False):
+        self.minimum, self.strict = minimum, strict
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or number < self.minimum or (self.strict and number == self.minimum):
+            self.fail(f"{value!r} must be a finite number {'>' if self.strict else '>='} {self.minimum:g}", param, ctx)
+        return number
+
+
+class OutputFile(click.Path):
+    """A file to write: its folder must exist before any work starts (not after a minute of it)."""
+
+    def __init__(self):
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            self.fail(f"{path}: the folder {folder} does not exist; create it first", param, ctx)
+        return path
+
+
+OUTPUT_FILE = OutputFile()
+TOLERANCE = FiniteFloat(0.0)
+POSITIVE = FiniteFloat(0.0, strict=True)
 
 
 def _fail(message: str, code: int) -> None:
@@ -39,7 +78,7 @@ def handles_errors(command):
         except MsparityError as exc:
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            _fail("interrupted; workers stopped", 130)
+            _fail("interrupted; workers this command spawned were stopped, workers it dialled keep running", 130)
         except OSError as exc:
             _fail(f"{exc.filename or ''} {exc.strerror or exc}".strip(), EXIT_CANNOT_COMPARE)
 
@@ -63,6 +102,9 @@ def security_options() -> list:
         click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="CA certificate (PEM) to dial workers over TLS"),
         click.option("--tls-server-name", metavar="NAME", help="name to expect in the workers' TLS certificates"),
+        click.option("--timeout", type=POSITIVE, default=None, metavar="SECONDS",
+                     help="longest any call to a worker may take (default: 600 s for forward, training and "
+                          "recording, 120 s for small calls; a dead or stopped worker is noticed in seconds)"),
         click.option("-v", "--verbose", is_flag=True, help="show worker logs"),
     ]
 
@@ -91,19 +133,21 @@ def security_from(opts: dict) -> transport.Security:
 
 
 def targets_from(opts: dict) -> tuple[WorkerTarget, WorkerTarget, transport.Security]:
-    pt = WorkerTarget(address=opts["pt_address"], model_spec=opts["pt_model"], python=opts["pt_python"])
+    timeout = opts.get("timeout")
+    pt = WorkerTarget(address=opts["pt_address"], model_spec=opts["pt_model"], python=opts["pt_python"],
+                      timeout=timeout)
     ms = WorkerTarget(address=opts["ms_address"], model_spec=opts["ms_model"], python=opts["ms_python"],
-                      extra_args=("--mode", opts["ms_mode"]))
+                      extra_args=("--mode", opts["ms_mode"]), timeout=timeout)
     return pt, ms, security_from(opts)
 
 
 def tolerance_options(command):
     options = [
-        click.option("--rtol", type=float, help="relative tolerance (with --atol; default per dtype)"),
-        click.option("--atol", type=float, help="absolute tolerance (with --rtol; default per dtype)"),
+        click.option("--rtol", type=TOLERANCE, help="relative tolerance (with --atol; default per dtype)"),
+        click.option("--atol", type=TOLERANCE, help="absolute tolerance (with --rtol; default per dtype)"),
         click.option("--equal-nan", is_flag=True, help="NaN in the same place counts as equal"),
         click.option("--seed", type=int, default=0, show_default=True, help="seed for inputs and both frameworks"),
-        click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--json", "json_path", type=OUTPUT_FILE,
                      help="also write the report as JSON"),
     ]
     return _with_options(command, options)
@@ -157,12 +201,12 @@ def dir_compare_options(default_map: str):
                      show_default=True, help="pair files by name, by position in save order, or by shape edit distance"),
         click.option("--name-map", "name_map_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help='JSON list of [ref file, cand file] pairs (null for no partner); overrides --map'),
-        click.option("--rtol", type=float, default=1e-4, show_default=True, help="relative tolerance"),
-        click.option("--atol", type=float, default=1e-4, show_default=True, help="absolute tolerance"),
+        click.option("--rtol", type=TOLERANCE, default=1e-4, show_default=True, help="relative tolerance"),
+        click.option("--atol", type=TOLERANCE, default=1e-4, show_default=True, help="absolute tolerance"),
         click.option("--equal-nan", is_flag=True, help="NaN in the same place counts as equal"),
-        click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--json", "json_path", type=OUTPUT_FILE,
                      help="also write the result as JSON"),
-        click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--csv", "csv_path", type=OUTPUT_FILE,
                      help="also write the table as CSV"),
         *security_options(),
     ]

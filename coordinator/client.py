@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import getpass
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
@@ -12,6 +17,7 @@ from proto.codec import NamedArray
 from proto.errors import WorkerError
 from proto.worker.interface import (
     DirListing,
+    EndSessionResult,
     ForwardResult,
     ParameterListing,
     RecordOptions,
@@ -20,10 +26,26 @@ from proto.worker.interface import (
     TrainOptions,
     WorkerDescription,
 )
+from proto.worker.sessions import READ_ONLY
 
 CONNECT_TIMEOUT_S = 15.0
 UNARY_TIMEOUT_S = 120.0
-STREAM_TIMEOUT_S = 24 * 3600.0  # long transfers are bounded by keepalive, not by a deadline
+STREAM_TIMEOUT_S = 24 * 3600.0  # long transfers are bounded by keepalive (a dead or stopped peer), not by a deadline
+COMPUTE_TIMEOUT_S = 600.0  # Forward, TrainStep, Record, RunModule: a worker alive but hung answers keepalive
+COMPUTE_RPCS = frozenset({"Forward", "TrainStep", "Record", "RunModule"})
+END_SESSION_TIMEOUT_S = 3.0
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "someone"
+    return f"{user}@{socket.gethostname()} pid {os.getpid()}"
+
+
+# one session per coordinator process: its clients of one worker share it (proto/worker/sessions.py)
+SESSION_METADATA = (("msparity-session", uuid.uuid4().hex), ("msparity-client", _who()))
 
 
 class _RequestErrors:
@@ -43,18 +65,29 @@ class _RequestErrors:
 class WorkerClient:
     """Dials one worker; offers every method of the worker interface (proto.worker.interface.Worker)."""
 
-    def __init__(self, address: str, role: str, security: transport.Security = transport.Security()):
+    def __init__(self, address: str, role: str, security: transport.Security = transport.Security(),
+                 timeout: float | None = None):
+        """``timeout``: seconds any call may take (--timeout); default COMPUTE_TIMEOUT_S for the net's work,
+        UNARY_TIMEOUT_S for small calls, none but keepalive for weight and tensor streams."""
         self.address = address
+        self.timeout = timeout
         self.role = role
         self.label = f"{role} worker at {address}"
-        self._metadata = transport.call_metadata(security)
+        self._metadata = transport.call_metadata(security) + SESSION_METADATA
+        self._tls = security.tls
         self._channel = transport.make_channel(address, security)
         self._stub = worker_pb2_grpc.WorkerStub(self._channel)
         self._closed = threading.Event()
+        self._unreachable = False  # a call found it gone: nothing to end a session on
+        self._claimed = False  # a call that takes the worker's session was made (proto/worker/sessions.py)
 
     def close(self) -> None:
+        """End this process's session on the worker (it outlives us when started by hand), then hang up."""
         if not self._closed.is_set():
             self._closed.set()
+            if self._claimed:
+                with contextlib.suppress(WorkerError):
+                    self.end_session()
             self._channel.close()
 
     def __enter__(self):
@@ -66,16 +99,29 @@ class WorkerClient:
     def _error(self, rpc: str, exc: grpc.RpcError) -> WorkerError:
         status = exc.code()
         details = exc.details() or ""
+        self._unreachable = self._unreachable or status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
         if status == grpc.StatusCode.UNAVAILABLE or (status == grpc.StatusCode.DEADLINE_EXCEEDED and rpc == "Describe"):
             details = f"cannot reach it ({details}); is the worker running and is the address right?"
+            if not self._tls:
+                details += " (a worker started with --tls-cert needs --tls-ca here)"
         elif status == grpc.StatusCode.DEADLINE_EXCEEDED:
-            details = f"no answer in time ({details})"
+            seconds = self._deadline(rpc, UNARY_TIMEOUT_S)
+            details = (f"no answer within {seconds:g} s ({details}): the worker is alive (it answers keepalive) but "
+                       f"its {rpc} has not finished: a hang, or work that needs a larger --timeout")
         return WorkerError(self.label, rpc, status.name if status else "UNKNOWN", details)
+
+    def _deadline(self, rpc: str, default: float) -> float:
+        """The deadline of a call about to be made (every call asks): --timeout, else the kind's default."""
+        self._claimed = self._claimed or rpc not in READ_ONLY
+        if self.timeout is not None:
+            return self.timeout
+        return COMPUTE_TIMEOUT_S if rpc in COMPUTE_RPCS else default
 
     def _unary(self, rpc: str, request, timeout: float = UNARY_TIMEOUT_S, wait_for_ready: bool = False):
         try:
             return getattr(self._stub, rpc)(
-                request, timeout=timeout, metadata=self._metadata, wait_for_ready=wait_for_ready
+                request, timeout=self._deadline(rpc, timeout) if rpc != "Describe" else timeout,
+                metadata=self._metadata, wait_for_ready=wait_for_ready
             )
         except grpc.RpcError as exc:
             raise self._error(rpc, exc) from None
@@ -89,7 +135,8 @@ class WorkerClient:
         errors = _RequestErrors()
         requests = messages.requests_with_options(request_type, options, errors.guard(tensors))
         try:
-            return getattr(self._stub, rpc)(requests, timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
+            return getattr(self._stub, rpc)(requests, timeout=self._deadline(rpc, STREAM_TIMEOUT_S),
+                                            metadata=self._metadata)
         except grpc.RpcError as exc:
             if errors.error is not None:
                 raise errors.error from None
@@ -97,7 +144,8 @@ class WorkerClient:
 
     def _stream_out(self, rpc: str, request) -> Iterator[NamedArray]:
         """Call an RPC whose reply is a tensor stream (request: a message, or an iterator of them)."""
-        responses = getattr(self._stub, rpc)(request, timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
+        responses = getattr(self._stub, rpc)(request, timeout=self._deadline(rpc, STREAM_TIMEOUT_S),
+                                             metadata=self._metadata)
         return self._decoded(rpc, responses)
 
     def _decoded(self, rpc: str, responses) -> Iterator[NamedArray]:
@@ -134,7 +182,8 @@ class WorkerClient:
         """Run the net on inputs; returns its flattened outputs and the non-tensor leaves it left out."""
         requests = messages.requests_with_options(worker_pb2.ForwardRequest,
                                                   messages.forward_options_to_pb(train_mode), inputs)
-        responses = self._stub.Forward(requests, timeout=STREAM_TIMEOUT_S, metadata=self._metadata)
+        responses = self._stub.Forward(requests, timeout=self._deadline("Forward", STREAM_TIMEOUT_S),
+                                       metadata=self._metadata)
         outputs = tuple(self._decoded("Forward", responses))
         return ForwardResult(outputs, messages.skipped_from_metadata(responses.trailing_metadata()))
 
@@ -162,6 +211,13 @@ class WorkerClient:
     def get_example_inputs(self) -> Iterator[NamedArray]:
         """Stream the factory's example inputs with their values."""
         return self._stream_out("GetExampleInputs", worker_pb2.GetExampleInputsRequest())
+
+    def end_session(self) -> EndSessionResult:
+        """End this process's session on the worker: weights its training changed go back, others may use it."""
+        if self._unreachable:
+            return EndSessionResult(0, "the worker was unreachable")
+        return messages.end_session_from_pb(self._unary("EndSession", worker_pb2.EndSessionRequest(),
+                                                        timeout=END_SESSION_TIMEOUT_S))
 
     def list_dir(self, path: str) -> DirListing:
         """The resolved path of a served directory and its .npy files (described by header)."""

@@ -153,6 +153,10 @@ def run_compare(
     if not paired.results:
         raise MsparityError(f"nothing to compare: pt returned {[t.name for t in pt_outputs.outputs]}, ms returned "
                             f"{[t.name for t in ms_outputs.outputs]}" + "".join(f"; {n}" for n in paired.notes))
+    if not any(r.total for r in paired.results):
+        raise MsparityError("nothing to compare: every output is empty ("
+                            + ", ".join(f"{r.ref_name} {list(r.ref_shape)}" for r in paired.results)
+                            + "); give inputs with elements")
     return CompareReport(
         passed=all(paired.results) and not paired.pt_only and not paired.ms_only,
         seed=seed,

@@ -87,6 +87,7 @@ class _BlockStats:
     ref_sq: float = 0.0
     cand_sq: float = 0.0
     count: int = 0
+    finite: int = -1  # elements finite on both sides (-1: all of them)
 
 
 def _block(ref: np.ndarray, cand: np.ndarray, offset: int, tol: Tolerance, equal_nan: bool) -> _BlockStats:
@@ -146,6 +147,7 @@ def _general_block(r: np.ndarray, c: np.ndarray, offset: int, tol: Tolerance, eq
         ref_sq=float(np.real(np.vdot(rf, rf))),
         cand_sq=float(np.real(np.vdot(cf, cf))),
         count=int(r.size),
+        finite=int(rf.size),
     )
 
 
@@ -196,6 +198,7 @@ def compare_tensors(
         allclose_ratio=close / total if total else 1.0,
         # identical tensors are exactly parallel; the float sum would say 0.9999999999
         cosine_similarity=1.0 if total and max_abs == 0 and close == total else
+        float("nan") if total and not any(b.finite for b in blocks) else  # no element finite on both sides
         _cosine(sum(b.dot for b in blocks), sum(b.ref_sq for b in blocks), sum(b.cand_sq for b in blocks)),
         max_abs_diff=max_abs,
         mean_abs_diff=sum(b.sum_abs for b in blocks) / total if total else 0.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from proto.worker.net_io import input_name
 
 DEFAULT_INT_RANGE = (0, 100)
 SHAPE_SYNTAX = "SHAPE[:DTYPE[:LOW..HIGH]], e.g. 2,3,224,224:float32 or 2,16:int64:0..50"
+
+
+MAX_GENERATED_BYTES = 2 * 2**30  # one generated input, sent to both workers
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,14 @@ def parse_input_shape(text: str, index: int = 0) -> TensorSpec:
         shape = tuple(int(part) for part in shape_text.split(",") if part.strip() != "")
     except ValueError:
         raise UsageError(f"--input-shape {text!r}: expected comma-separated integers: {SHAPE_SYNTAX}") from None
-    if any(dim < 0 for dim in shape):
-        raise UsageError(f"--input-shape {text!r}: dimensions must be non-negative")
+    if any(dim < 1 for dim in shape):
+        raise UsageError(f"--input-shape {text!r}: every dimension must be at least 1 (an empty input compares nothing)")
     if dtype not in dtypes.NUMPY_FROM_WIRE:
         raise UsageError(f"--input-shape {text!r}: unknown dtype {dtype!r}; known: {', '.join(dtypes.WIRE_DTYPES)}")
+    nbytes = math.prod(shape) * np.dtype(dtypes.NUMPY_FROM_WIRE[dtype]).itemsize
+    if nbytes > MAX_GENERATED_BYTES:
+        raise UsageError(f"--input-shape {text!r}: {nbytes / 2**30:.1f} GiB is more than the {MAX_GENERATED_BYTES // 2**30} "
+                         "GiB an input is generated up to; give a smaller shape, or the input as --inputs FILE.npy")
     if not range_text:
         return TensorSpec(input_name(index), dtype, shape)
     return InputSpec(input_name(index), dtype, shape, *_int_range(text, dtype, range_text))
@@ -126,6 +134,12 @@ def load_input_files(paths: list[Path]) -> list[NamedArray]:
             raise MsparityError(f"--inputs {path}: not a plain .npy array ({exc})") from None
         except OSError as exc:
             raise MsparityError(f"--inputs {path}: cannot read ({exc})") from None
+        except MemoryError:
+            raise MsparityError(f"--inputs {path}: too large to load here") from None
+        if not isinstance(array, np.ndarray):  # np.load opens an .npz as an archive of several arrays
+            array.close()
+            raise MsparityError(f"--inputs {path}: an .npz archive, not one .npy array; save each input with np.save "
+                                "and repeat --inputs for each")
         try:
             arrays.append(NamedArray(input_name(index), array))
         except dtypes.UnknownDtypeError as exc:

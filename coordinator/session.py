@@ -8,6 +8,7 @@ this module is the same in the three modes. Calls to the two sides run concurren
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,10 +19,12 @@ from coordinator import spawn
 from coordinator.client import WorkerClient
 from proto import transport
 from proto.codec import NamedArray
-from proto.errors import MsparityError, UsageError, WeightMapError
+from proto.errors import MsparityError, UsageError, WeightMapError, WorkerError
 from proto.weights import weight_plan
 from proto.weights.map_file import WeightMap
 from proto.worker.interface import PROTOCOL_VERSION, ForwardResult, ModelWorker, WorkerDescription
+
+log = logging.getLogger("msparity")
 
 EXPECTED_FRAMEWORK = {"pt": "pytorch", "ms": "mindspore"}
 
@@ -35,6 +38,7 @@ class WorkerTarget:
     live: object | None = None
     python: str | None = None  # interpreter for a spawned worker (another venv / conda env)
     extra_args: tuple[str, ...] = ()
+    timeout: float | None = None  # --timeout: seconds any call to it may take (coordinator.client)
 
     def check(self, role: str) -> None:
         given = [x for x in (self.address, self.model_spec, self.live) if x is not None]
@@ -168,16 +172,28 @@ def _connect(role: str, target: WorkerTarget, security: transport.Security, verb
     if target.live is not None:
         from coordinator import local  # the only path that imports a framework, lazily
 
-        return local.adapter_for(role, target.live)
+        worker = local.adapter_for(role, target.live)
+        on_exit(lambda: _end_session(worker))  # the caller's own net: trained weights go back
+        return worker
     address, worker_security = target.address, security
     if target.model_spec is not None:
         spawned = spawn.spawn_worker(role, target.model_spec, python=target.python,
                                      extra_args=target.extra_args, verbose=verbose)
         on_exit(spawned.stop)
         address, worker_security = spawned.address, transport.Security(token=spawned.token)
-    client = WorkerClient(address, role, worker_security)
-    on_exit(client.close)
+    client = WorkerClient(address, role, worker_security, timeout=target.timeout)
+    on_exit(client.close)  # ends our session on it first
     return client
+
+
+def _end_session(client: ModelWorker) -> None:
+    """Put back what this session's training changed and free the worker; a worker gone already is no error."""
+    try:
+        result = client.end_session()
+    except WorkerError:
+        return
+    if result.restored:
+        log.info("%s: %s", getattr(client, "label", "worker"), result.note)
 
 
 @contextlib.contextmanager

@@ -92,6 +92,8 @@ def spawn_worker(
             start_new_session=True,  # Ctrl-C reaches the coordinator only; it stops the worker itself
         )
     except OSError as exc:
+        if log_path is not None:
+            log_path.unlink(missing_ok=True)
         raise MsparityError(f"cannot start the {role} worker with {command[0]}: {exc}") from None
     finally:
         if log_path is not None:

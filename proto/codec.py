@@ -7,6 +7,8 @@ ever pickled: dtype, shape and byte count come from the header and are checked.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -84,7 +86,12 @@ def encode(tensors: Iterable[NamedArray], chunk_bytes: int = CHUNK_BYTES) -> Ite
             yield TensorChunk(data=bytes(raw[start : start + chunk_bytes]))
 
 
-def _start_tensor(header: TensorHeader, seen: set[str]) -> tuple[bytearray, np.dtype]:
+MAX_TENSOR_BYTES = int(os.environ.get("MSPARITY_MAX_TENSOR_BYTES", 64 << 30))  # one tensor of a stream
+MAX_STREAM_BYTES = int(os.environ.get("MSPARITY_MAX_STREAM_BYTES", 1 << 40))  # all tensors of one call
+
+
+def _start_tensor(header: TensorHeader, seen: set[str], so_far: int = 0) -> tuple[np.ndarray, np.dtype]:
+    """The buffer a tensor's bytes go into: allocated, not touched (pages fill as data arrives), within the caps."""
     name = header.name
     if not name:
         raise CodecError("tensor header without a name")
@@ -97,22 +104,29 @@ def _start_tensor(header: TensorHeader, seen: set[str]) -> tuple[bytearray, np.d
         raise CodecError(f"tensor {name!r}: {exc}") from None
     if any(dim < 0 for dim in header.shape):
         raise CodecError(f"tensor {name!r}: negative dimension in shape {list(header.shape)}")
-    expected = int(np.prod(header.shape, dtype=np.int64)) * np_dtype.itemsize
+    expected = math.prod(int(d) for d in header.shape) * np_dtype.itemsize
     if header.nbytes != expected:
         raise CodecError(
             f"tensor {name!r}: header says {header.nbytes} bytes but shape {list(header.shape)} "
             f"of {header.dtype} needs {expected}"
         )
-    return bytearray(expected), np_dtype
+    if expected > MAX_TENSOR_BYTES or so_far + expected > MAX_STREAM_BYTES:
+        raise CodecError(f"tensor {name!r}: {expected / 2**30:.1f} GiB is more than one call may send "
+                         f"({MAX_TENSOR_BYTES / 2**30:g} GiB a tensor, {MAX_STREAM_BYTES / 2**30:g} GiB a call; "
+                         "MSPARITY_MAX_TENSOR_BYTES / MSPARITY_MAX_STREAM_BYTES raise them)")
+    try:
+        return np.empty(expected, np.uint8), np_dtype
+    except MemoryError:
+        raise CodecError(f"tensor {name!r}: cannot hold {expected / 2**30:.1f} GiB here") from None
 
 
 def decode(chunks: Iterable[TensorChunk]) -> Iterator[NamedArray]:
     """Yield each tensor as soon as its last byte arrives; raise CodecError on a malformed stream."""
     seen: set[str] = set()
     header: TensorHeader | None = None
-    buffer = bytearray()
+    buffer = np.empty(0, np.uint8)
     np_dtype = np.dtype("u1")
-    filled = 0
+    filled = total = 0
     for chunk in chunks:
         if chunk.HasField("header"):
             if header is not None:
@@ -121,17 +135,19 @@ def decode(chunks: Iterable[TensorChunk]) -> Iterator[NamedArray]:
                     f"{filled} of {header.nbytes} bytes"
                 )
             header = chunk.header
-            buffer, np_dtype = _start_tensor(header, seen)
+            buffer, np_dtype = _start_tensor(header, seen, total)
+            total += len(buffer)
             filled = 0
         elif header is None:
             raise CodecError("tensor data arrived before any header")
         data = chunk.data
         if filled + len(data) > len(buffer):
             raise CodecError(f"tensor {header.name!r}: more bytes than the {header.nbytes} its header declares")
-        buffer[filled : filled + len(data)] = data
+        if data:
+            buffer[filled : filled + len(data)] = np.frombuffer(data, np.uint8)
         filled += len(data)
         if filled == len(buffer):
-            array = np.frombuffer(buffer, dtype=np_dtype).reshape(tuple(header.shape))
+            array = buffer.view(np_dtype).reshape(tuple(header.shape))
             yield NamedArray(header.name, array, header.dtype)
             header = None
     if header is not None:

@@ -19,6 +19,7 @@ from proto.formats.npy_files import NpyEntry
 from proto.tensor_pb2 import TensorSpec as TensorSpecPb
 from proto.worker.interface import (
     DirListing,
+    EndSessionResult,
     ModuleSpec,
     ParameterListing,
     ParameterSpec,
@@ -68,7 +69,7 @@ def _chunk_of(item, kind: str):
 
 _DESCRIPTION_FIELDS = ("framework", "framework_version", "python_version", "device", "protocol_version", "model_spec",
                        "model_class", "parameter_count", "parameter_elements", "hostname", "execution_mode",
-                       "factory_loss", "factory_optimizer", "example_input_values")
+                       "factory_loss", "factory_optimizer", "example_input_values", "weights_state")
 
 
 def spec_to_pb(spec: TensorSpec) -> TensorSpecPb:
@@ -249,3 +250,13 @@ def dir_listing_to_pb(listing: DirListing) -> worker_pb2.ListDirReply:
 def dir_listing_from_pb(reply: worker_pb2.ListDirReply) -> DirListing:
     return DirListing(reply.path, tuple(NpyEntry(e.name, e.dtype, tuple(e.shape), e.nbytes, e.ctime)
                                         for e in reply.entries))
+
+
+# -- EndSession ------------------------------------------------------------------------------------
+
+def end_session_to_pb(result: EndSessionResult) -> worker_pb2.EndSessionReply:
+    return worker_pb2.EndSessionReply(restored=result.restored, note=result.note)
+
+
+def end_session_from_pb(reply: worker_pb2.EndSessionReply) -> EndSessionResult:
+    return EndSessionResult(reply.restored, reply.note)

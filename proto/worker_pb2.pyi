@@ -12,7 +12,7 @@ class DescribeRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeReply(_message.Message):
-    __slots__ = ("framework", "framework_version", "python_version", "device", "protocol_version", "model_spec", "model_class", "parameter_count", "parameter_elements", "example_inputs", "hostname", "execution_mode", "factory_loss", "factory_optimizer", "example_input_values")
+    __slots__ = ("framework", "framework_version", "python_version", "device", "protocol_version", "model_spec", "model_class", "parameter_count", "parameter_elements", "example_inputs", "hostname", "execution_mode", "factory_loss", "factory_optimizer", "example_input_values", "weights_state")
     FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
     FRAMEWORK_VERSION_FIELD_NUMBER: _ClassVar[int]
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class DescribeReply(_message.Message):
     FACTORY_LOSS_FIELD_NUMBER: _ClassVar[int]
     FACTORY_OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
     EXAMPLE_INPUT_VALUES_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_STATE_FIELD_NUMBER: _ClassVar[int]
     framework: str
     framework_version: str
     python_version: str
@@ -43,7 +44,8 @@ class DescribeReply(_message.Message):
     factory_loss: str
     factory_optimizer: str
     example_input_values: bool
-    def __init__(self, framework: _Optional[str] = ..., framework_version: _Optional[str] = ..., python_version: _Optional[str] = ..., device: _Optional[str] = ..., protocol_version: _Optional[str] = ..., model_spec: _Optional[str] = ..., model_class: _Optional[str] = ..., parameter_count: _Optional[int] = ..., parameter_elements: _Optional[int] = ..., example_inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., hostname: _Optional[str] = ..., execution_mode: _Optional[str] = ..., factory_loss: _Optional[str] = ..., factory_optimizer: _Optional[str] = ..., example_input_values: _Optional[bool] = ...) -> None: ...
+    weights_state: str
+    def __init__(self, framework: _Optional[str] = ..., framework_version: _Optional[str] = ..., python_version: _Optional[str] = ..., device: _Optional[str] = ..., protocol_version: _Optional[str] = ..., model_spec: _Optional[str] = ..., model_class: _Optional[str] = ..., parameter_count: _Optional[int] = ..., parameter_elements: _Optional[int] = ..., example_inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., hostname: _Optional[str] = ..., execution_mode: _Optional[str] = ..., factory_loss: _Optional[str] = ..., factory_optimizer: _Optional[str] = ..., example_input_values: _Optional[bool] = ..., weights_state: _Optional[str] = ...) -> None: ...
 
 class SeedRequest(_message.Message):
     __slots__ = ("seed",)
@@ -317,3 +319,15 @@ class GetTensorsRequest(_message.Message):
 class GetExampleInputsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class EndSessionRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EndSessionReply(_message.Message):
+    __slots__ = ("restored", "note")
+    RESTORED_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    restored: int
+    note: str
+    def __init__(self, restored: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...

@@ -100,6 +100,11 @@ class WorkerStub:
                 request_serializer=proto_dot_worker__pb2.GetExampleInputsRequest.SerializeToString,
                 response_deserializer=proto_dot_tensor__pb2.TensorChunk.FromString,
                 _registered_method=True)
+        self.EndSession = channel.unary_unary(
+                '/msparity.v1.Worker/EndSession',
+                request_serializer=proto_dot_worker__pb2.EndSessionRequest.SerializeToString,
+                response_deserializer=proto_dot_worker__pb2.EndSessionReply.FromString,
+                _registered_method=True)
 
 
 class WorkerServicer:
@@ -190,6 +195,14 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EndSession(self, request, context):
+        """The calling coordinator's session ends: weights its training steps changed are put back, and the worker
+        serves other sessions again (1.5). Sessions are named by the "msparity-session" call metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -257,6 +270,11 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.GetExampleInputs,
                     request_deserializer=proto_dot_worker__pb2.GetExampleInputsRequest.FromString,
                     response_serializer=proto_dot_tensor__pb2.TensorChunk.SerializeToString,
+            ),
+            'EndSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndSession,
+                    request_deserializer=proto_dot_worker__pb2.EndSessionRequest.FromString,
+                    response_serializer=proto_dot_worker__pb2.EndSessionReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -610,6 +628,33 @@ class Worker:
             '/msparity.v1.Worker/GetExampleInputs',
             proto_dot_worker__pb2.GetExampleInputsRequest.SerializeToString,
             proto_dot_tensor__pb2.TensorChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/msparity.v1.Worker/EndSession',
+            proto_dot_worker__pb2.EndSessionRequest.SerializeToString,
+            proto_dot_worker__pb2.EndSessionReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -100,10 +100,14 @@ def _npy_name(name: str | None) -> str | None:
 
 def _checked_map(name_map, orig: dict[str, NpyEntry], target: dict[str, NpyEntry], labels) -> NameMap:
     pairs: NameMap = []
+    seen: set = set()
     for index, pair in enumerate(name_map):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
             raise UsageError(f"name map entry {index} is {pair!r}; expected a pair [orig name, target name]")
         o, t = _npy_name(pair[0]), _npy_name(pair[1])
+        if (o, t) in seen:
+            raise UsageError(f"name map entry {index} repeats the pair [{pair[0]!r}, {pair[1]!r}]; list each pair once")
+        seen.add((o, t))
         for name, entries, label in ((o, orig, labels[0]), (t, target, labels[1])):
             if name is not None and name not in entries:
                 raise NpyFileError(f"{label}: name map entry {index} names {name!r}, which is not a .npy file there")

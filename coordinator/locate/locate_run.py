@@ -137,13 +137,34 @@ def estimated_errors(alignment: Alignment, reference: dict[str, ModuleCall]) -> 
     return errors
 
 
-def _l2(ref: np.ndarray, cand: np.ndarray) -> float:
+def _finite_parts(ref: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The elements finite on both sides, in float64; None when NaN or inf sit in different places (a NaN that
+    one side's op turns into a number is a divergence, however close the rest is)."""
     ref64, cand64 = ref.astype(np.float64, copy=False), cand.astype(np.float64, copy=False)
+    finite = np.isfinite(ref64)
+    if not np.array_equal(finite, np.isfinite(cand64)):
+        return None
+    if not finite.all():
+        if not np.array_equal(np.isnan(ref64), np.isnan(cand64)) or \
+                not np.array_equal(ref64[np.isinf(ref64)], cand64[np.isinf(ref64)]):
+            return None
+        ref64, cand64 = ref64[finite], cand64[finite]
+    return ref64, cand64
+
+
+def _l2(ref: np.ndarray, cand: np.ndarray) -> float:
+    parts = _finite_parts(ref, cand)
+    if parts is None:
+        return math.inf
+    ref64, cand64 = parts
     return float(np.linalg.norm(cand64 - ref64) / max(np.linalg.norm(ref64), np.finfo(np.float64).tiny))
 
 
 def _max_rel(ref: np.ndarray, cand: np.ndarray) -> float:
-    ref64, cand64 = ref.astype(np.float64, copy=False), cand.astype(np.float64, copy=False)
+    parts = _finite_parts(ref, cand)
+    if parts is None:
+        return math.inf
+    ref64, cand64 = parts
     return float(np.abs(cand64 - ref64).max(initial=0.0) / max(np.abs(ref64).max(initial=0.0), np.finfo(np.float64).tiny))
 
 

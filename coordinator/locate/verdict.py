@@ -279,6 +279,8 @@ def _why(verdict: ModuleVerdict) -> str:
         return verdict.note or "output shapes differ"
     if verdict.signal == "allclose":
         return "output fails allclose (error not measured)"
+    if math.isinf(verdict.out_err):
+        return "its output holds NaN or inf where the other side's holds numbers (or in other places)"
     return (
         f"output error {verdict.out_err:.3g} is {verdict.out_ratio:.3g}x "
         f"torch's float32 noise {verdict.out_floor:.3g}"

@@ -68,6 +68,14 @@ def _convert_on_pt_worker(path: Path, out: Path, kind: str, weight_map: WeightMa
         _write(out, kind, weight_map, specs, worker.get_weights([s.name for s in specs]), str(path), rows)
 
 
+def _same_file(out: Path, source: Path) -> bool:
+    """Whether writing out would replace source (the same path, a link to it, or a hard link)."""
+    try:
+        return out.resolve() == source.resolve() or (out.exists() and out.samefile(source))
+    except OSError:
+        return False
+
+
 def convert_weight(weight_map_path=None, pt_file_path=None, ms_file_save_path=None, **kwargs) -> list[ConversionRow]:
     """Convert a torch state dict (.pth, or ``pt_param_dict``) into a MindSpore .ckpt by the weight map.
 
@@ -84,6 +92,8 @@ def convert_weight(weight_map_path=None, pt_file_path=None, ms_file_save_path=No
     out = Path(ms_file_save_path)
     if not out.parent.exists():
         raise MsparityError(f"{out}: the folder {out.parent} does not exist; create it first")
+    if pt_file_path is not None and _same_file(out, Path(pt_file_path)):
+        raise MsparityError(f"{out}: that is the torch file being converted; write the MindSpore file elsewhere")
     out_kind = "safetensors" if out.suffix.lower() == ".safetensors" else "ckpt"
     rows: list[ConversionRow] = []
     if kwargs.get("pt_param_dict"):

@@ -9,6 +9,7 @@ format, from the storage bytes after the pickles: see pth_legacy), one at a time
 from __future__ import annotations
 
 import io
+import math
 import mmap
 import pickle
 import struct
@@ -68,6 +69,37 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> _Tensor
     return _TensorRef(storage, int(storage_offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
 
 
+class _UnsupportedDtype(ValueError):
+    """A tensor of a torch dtype the wire has no form for."""
+
+
+@dataclass(frozen=True)
+class _Dtype:
+    wire: str | None  # None: a torch dtype with no wire form (float8)
+    torch_name: str
+
+
+# torch dtype name -> wire dtype, for _rebuild_tensor_v3 (torch >= 2.3 writes uint16/32/64 and float8 this way)
+WIRE_FROM_TORCH_DTYPE = {
+    "float32": "float32", "float64": "float64", "float16": "float16", "bfloat16": dtypes.BFLOAT16,
+    "int64": "int64", "int32": "int32", "int16": "int16", "int8": "int8", "uint8": "uint8", "bool": "bool",
+    "complex64": "complex64", "complex128": "complex128", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
+}
+UNSUPPORTED_TORCH_DTYPES = ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu")
+
+
+def _rebuild_tensor_v3(storage, storage_offset, size, stride, _requires_grad=False, _hooks=None, dtype=None, *_ignored):
+    """torch's rebuild for an untyped (byte) storage read as ``dtype``."""
+    if not isinstance(dtype, _Dtype) or not isinstance(storage, _Storage):
+        raise ValueError(f"_rebuild_tensor_v3 with dtype {dtype!r:.40}")
+    if dtype.wire is None:
+        raise _UnsupportedDtype(f"a torch.{dtype.torch_name} tensor: msparity has no {dtype.torch_name} on the wire; "
+                         "convert it (e.g. .to(torch.float32)) before saving")
+    itemsize = dtypes.numpy_dtype_from_wire(dtype.wire).itemsize
+    typed = _Storage(storage.key, dtype.wire, storage.numel // itemsize, storage.offset // itemsize)
+    return _rebuild_tensor(typed, storage_offset, size, stride)
+
+
 def _rebuild_parameter(data, *_ignored):
     return data
 
@@ -75,6 +107,7 @@ def _rebuild_parameter(data, *_ignored):
 _ALLOWED = {
     ("collections", "OrderedDict"): OrderedDict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,  # torch < 0.4 (legacy files)
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
@@ -90,6 +123,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if module == "torch" and name in WIRE_FROM_STORAGE:
             return _StorageType(WIRE_FROM_STORAGE[name])
+        if (module, name) == ("torch.storage", "UntypedStorage"):
+            return _StorageType("uint8")  # bytes; _rebuild_tensor_v3 says what they hold
+        if module == "torch" and (name in WIRE_FROM_TORCH_DTYPE or name in UNSUPPORTED_TORCH_DTYPES):
+            return _Dtype(WIRE_FROM_TORCH_DTYPE.get(name), name)
         allowed = _ALLOWED.get((module, name))
         if allowed is None:
             raise UntrustedPickleError(
@@ -113,11 +150,36 @@ def _state_dict(top: object, path: Path, key: str | None) -> dict[str, _TensorRe
     if not isinstance(top, dict):
         raise PthFormatError(f"{path}: holds a {type(top).__name__}, not a state dict")
     tensors = {str(k): v for k, v in top.items() if isinstance(v, _TensorRef)}
+    for name, ref in tensors.items():
+        _check_ref(path, name, ref)
     if not tensors:
         nested = [str(k) for k, v in top.items() if isinstance(v, dict)]
         hint = f"; pick the state dict with key= / --pth-key (one of {nested})" if nested else ""
         raise PthFormatError(f"{path}: no tensors at the top level (keys {list(top)[:10]}){hint}")
     return tensors
+
+
+MAX_VIEW_BYTES = 1 << 30  # a view larger than its storage (stride 0) may claim this much before it is refused
+
+
+def _check_ref(path: Path, name: str, ref: _TensorRef) -> None:
+    """Refuse a crafted or damaged view before anything is allocated for it."""
+    if len(ref.shape) != len(ref.stride) or any(n < 0 for n in ref.shape) or any(s < 0 for s in ref.stride):
+        raise PthFormatError(f"{path}: tensor {name!r}: size {list(ref.shape)} / stride {list(ref.stride)} is not a "
+                             "tensor (negative or mismatched); the file is damaged")
+    count = math.prod(ref.shape)
+    nbytes = count * dtypes.numpy_dtype_from_wire(ref.storage.dtype).itemsize
+    if count > ref.storage.numel and nbytes > MAX_VIEW_BYTES:
+        raise PthFormatError(f"{path}: tensor {name!r}: a {nbytes / 2**30:.1f} GiB view of a {ref.storage.numel}-element "
+                             "storage (stride 0); the file is damaged or crafted")
+
+
+def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
 
 
 def _tensor_from_storage(path: Path, name: str, ref: _TensorRef, raw, big_endian: bool = False) -> NamedArray:
@@ -135,8 +197,7 @@ def _tensor_from_storage(path: Path, name: str, ref: _TensorRef, raw, big_endian
     flat = np.frombuffer(raw, dtype=np_dtype.newbyteorder(">") if big_endian else np_dtype)
     if not count:
         return NamedArray(name, np.empty(ref.shape, np_dtype), storage.dtype)
-    c_strides = tuple(int(s) for s in np.empty(ref.shape, dtype=np.int8).strides)
-    if ref.offset == 0 and count == storage.numel and ref.stride == c_strides and not big_endian:
+    if ref.offset == 0 and count == storage.numel and ref.stride == _c_strides(ref.shape) and not big_endian:
         return NamedArray(name, flat.reshape(ref.shape), storage.dtype)  # read-only view of the mapped file
     view = np.lib.stride_tricks.as_strided(
         flat[ref.offset:], shape=ref.shape, strides=tuple(s * np_dtype.itemsize for s in ref.stride))
@@ -210,8 +271,10 @@ class PthReader:
             top = _RestrictedUnpickler(io.BytesIO(self._zip.read(pickles[0])), self.path).load()
         except PthFormatError:
             raise
+        except _UnsupportedDtype as exc:
+            raise PthFormatError(f"{self.path}: {exc}") from None
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-                zipfile.BadZipFile, OSError) as exc:
+                zipfile.BadZipFile, OSError, RecursionError, MemoryError) as exc:
             raise PthFormatError(f"{self.path}: corrupt data.pkl ({type(exc).__name__}: {exc})") from None
         return _state_dict(top, self.path, key)
 

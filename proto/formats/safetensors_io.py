@@ -60,6 +60,14 @@ def write_safetensors(path: str | Path, specs: list[TensorSpec], tensors: Iterab
     return count
 
 
+def _check_no_overlap(entries: dict[str, tuple[str, tuple[int, ...], int, int]]) -> None:
+    """Two tensors may not share bytes (the reference reader refuses that too)."""
+    spans = sorted((begin, end, name) for name, (_, _, begin, end) in entries.items() if end > begin)
+    for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
+        if begin < end:
+            raise ValueError(f"tensors {first!r} and {second!r} overlap in the data section")
+
+
 class SafetensorsReader:
     """Reads a .safetensors file; tensors are read-only views of the memory-mapped file."""
 
@@ -77,15 +85,25 @@ class SafetensorsReader:
             (header_len,) = struct.unpack("<Q", self._map[:8])
             if header_len > min(MAX_HEADER_BYTES, size - 8):
                 raise ValueError(f"header length {header_len} does not fit the file")
-            header = json.loads(self._map[8 : 8 + header_len])
+            try:
+                header = json.loads(self._map[8 : 8 + header_len])
+            except RecursionError:
+                raise ValueError("its header nests too deeply to be a tensor table") from None
+            if not isinstance(header, dict):
+                raise ValueError(f"its header is a JSON {type(header).__name__}, not an object of tensors")
             self._data_start = 8 + header_len
             self.metadata = header.pop("__metadata__", None) or {}
+            if not isinstance(self.metadata, dict):
+                raise ValueError("its __metadata__ is not an object")
             self._entries = {name: self._entry(name, info, size - self._data_start) for name, info in header.items()}
+            _check_no_overlap(self._entries)
         except (ValueError, KeyError, TypeError) as exc:
             self._file.close()
             raise SafetensorsFormatError(f"{self.path}: not a safetensors file ({exc})") from None
 
     def _entry(self, name: str, info: dict, data_size: int) -> tuple[str, tuple[int, ...], int, int]:
+        if not isinstance(info, dict):
+            raise ValueError(f"tensor {name!r}: its entry is not an object")
         wire = WIRE_FROM_ST.get(info["dtype"])
         if wire is None:
             raise ValueError(f"tensor {name!r} has dtype {info['dtype']!r}, which msparity does not read")

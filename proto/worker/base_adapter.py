@@ -13,10 +13,17 @@ import platform
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 
+import numpy as np
+
 from proto.codec import NamedArray, spec_of
-from proto.errors import BadRequest, NotFound
+from proto.errors import BadRequest, FailedPrecondition, NotFound
 from proto.worker.interface import (
     PROTOCOL_VERSION,
+    WEIGHTS_AS_BUILT,
+    WEIGHTS_PARTIAL,
+    WEIGHTS_SET,
+    WEIGHTS_TRAINED,
+    EndSessionResult,
     ForwardResult,
     ParameterListing,
     ParameterSpec,
@@ -95,6 +102,8 @@ class BaseAdapter:
         self.trainer = trainer
         self.recorder = recorder
         self.example_inputs = [self._to_numpy(input_name(i), x) for i, x in enumerate(as_input_list(example_inputs))]
+        self.weights_state = WEIGHTS_AS_BUILT
+        self._before_training: tuple[str, list[NamedArray]] | None = None  # (state, values) before a session trained
 
     # -- hooks -------------------------------------------------------------------------------------
 
@@ -158,6 +167,7 @@ class BaseAdapter:
             factory_loss=_class_name(self.trainer.factory_loss),
             factory_optimizer=_class_name(self.trainer.factory_optimizer),
             example_input_values=self.use_input_values and bool(self.example_inputs),
+            weights_state=self.weights_state,
         )
 
     def seed(self, seed: int) -> None:
@@ -169,11 +179,45 @@ class BaseAdapter:
             yield self.tensors.numpy_from_native(name, state[name])
 
     def set_weights(self, tensors: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
+        """Assign streamed tensors. A stream that fails after assigning some leaves the net refusing to compute
+        (WEIGHTS_PARTIAL) until its weights are set again: a mix of two models must never be compared."""
         state = self._state()
         specs = {p.name: p for p in self.list_parameters().parameters}
-        return apply_weights(tensors, specs, lambda t: self._assign(state[t.name], t), strict, self.framework)
+        assigned = 0
+
+        def assign(tensor: NamedArray) -> None:
+            nonlocal assigned
+            self._assign(state[tensor.name], tensor)
+            assigned += 1
+
+        try:
+            result = apply_weights(tensors, specs, assign, strict, self.framework)
+        except BaseException:
+            if assigned:
+                self.weights_state = f"{WEIGHTS_PARTIAL} ({assigned} of {len(specs)} tensors)"
+            raise
+        if result.loaded:
+            self.weights_state = WEIGHTS_SET
+        return result
+
+    def _check_weights(self) -> None:
+        if self.weights_state.startswith(WEIGHTS_PARTIAL):
+            raise FailedPrecondition(f"the {self.framework} net's weights were {self.weights_state}: set them again "
+                                     "(compare, locate and train-step do, unless --no-sync-weights)")
+
+    def end_session(self) -> EndSessionResult:
+        """Put back the values a session's training steps changed (taken before its first step)."""
+        if self._before_training is None:
+            return EndSessionResult()
+        state, values = self._before_training
+        self._before_training = None
+        result = self.set_weights(iter(values))
+        self.weights_state = state
+        self.trainer.forget()
+        return EndSessionResult(result.loaded, f"{result.loaded} tensors put back as they were before training")
 
     def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> ForwardResult:
+        self._check_weights()
         skipped: list[str] = []
         try:
             result = self._call_net(inputs, train_mode)
@@ -185,11 +229,19 @@ class BaseAdapter:
         return ForwardResult(outputs, tuple(skipped))
 
     def train_step(self, inputs: Sequence[NamedArray], target: NamedArray, options: TrainOptions) -> Iterator[NamedArray]:
-        """One training step (see the framework's training module); yields loss, grads, state and moments lazily."""
+        """One training step (see the framework's training module); yields loss, grads, state and moments lazily.
+
+        The first step of a session keeps a copy of the state, put back when the session ends (end_session)."""
+        self._check_weights()
+        if self._before_training is None:
+            copies = [NamedArray(t.name, np.array(t.array, copy=True), t.dtype) for t in self.get_weights()]
+            self._before_training = (self.weights_state, copies)
+        self.weights_state = WEIGHTS_TRAINED
         return self.trainer.step(inputs, target, options)
 
     def record(self, inputs: Sequence[NamedArray], options: RecordOptions) -> RecordResult:
         """One forward with every module / cell hooked (see the framework's recording module)."""
+        self._check_weights()
         return self.recorder.record(inputs, options)
 
     def get_activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool) -> Iterator[NamedArray]:

@@ -87,6 +87,10 @@ class BaseTrainer:
         raise BadRequest(f"optimizer 'factory': the {self.role} factory supplied no optimizer; "
                          "choose --optimizer sgd|adam")
 
+    def forget(self) -> None:
+        """Drop the cached optimizer (its moments belong to weights that were put back)."""
+        self._optimizer = None
+
     def optimizer_for(self, options: TrainOptions):
         """The optimizer of this run: kept across steps, rebuilt on reset or when the choice or lr changes."""
         config = (options.optimizer, options.lr)

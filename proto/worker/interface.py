@@ -8,6 +8,7 @@ path is the same in all three modes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -17,8 +18,9 @@ from proto.errors import BadRequest
 from proto.formats.npy_files import NpyEntry
 from proto.worker.module_records import ModuleCall
 
-PROTOCOL_VERSION = "1.4"  # 1.1: ListDir / GetTensors; 1.2: TrainStep; 1.3: Record / GetActivations / RunModule;
-# 1.4: GetExampleInputs, Forward names the non-tensor outputs it left out (trailing metadata)
+PROTOCOL_VERSION = "1.5"  # 1.1: ListDir / GetTensors; 1.2: TrainStep; 1.3: Record / GetActivations / RunModule;
+# 1.4: GetExampleInputs, Forward names the non-tensor outputs it left out (trailing metadata);
+# 1.5: sessions (one coordinator at a time, EndSession puts trained weights back), Describe's weights_state
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,21 @@ class WorkerDescription:
     factory_loss: str = ""
     factory_optimizer: str = ""
     example_input_values: bool = False  # the factory asks for its example inputs to be used as they are
+    weights_state: str = ""  # what last changed the net's weights (WEIGHTS_AS_BUILT, ...)
+
+
+WEIGHTS_AS_BUILT = "as built"
+WEIGHTS_SET = "set by SetWeights"
+WEIGHTS_TRAINED = "changed by TrainStep"
+WEIGHTS_PARTIAL = "partly set by a failed SetWeights"
+
+
+@dataclass(frozen=True)
+class EndSessionResult:
+    """What ending a session put back: tensors restored to their values before its first training step."""
+
+    restored: int = 0
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,8 +142,8 @@ class TrainOptions:
             return f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}"
         if self.optimizer not in OPTIMIZERS:
             return f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}"
-        if not self.lr > 0:
-            return f"the learning rate must be positive, got {self.lr}"
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            return f"the learning rate must be a finite positive number, got {self.lr}"
         return ""
 
     def check(self) -> None:
@@ -187,6 +204,8 @@ class ModelWorker(Protocol):
 
     def get_example_inputs(self) -> Iterator[NamedArray]: ...
 
+    def end_session(self) -> EndSessionResult: ...
+
 
 class DirectoryServer(Protocol):
     """The directories of saved tensors a worker serves: the ListDir and GetTensors RPCs."""
@@ -205,5 +224,5 @@ RPC_NAMES: dict[str, str] = {
     "describe": "Describe", "seed": "Seed", "list_parameters": "ListParameters", "get_weights": "GetWeights",
     "set_weights": "SetWeights", "forward": "Forward", "train_step": "TrainStep", "record": "Record",
     "get_activations": "GetActivations", "run_module": "RunModule", "list_dir": "ListDir",
-    "get_tensors": "GetTensors", "get_example_inputs": "GetExampleInputs",
+    "get_tensors": "GetTensors", "get_example_inputs": "GetExampleInputs", "end_session": "EndSession",
 }

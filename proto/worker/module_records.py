@@ -257,14 +257,15 @@ def summarize(
 def estimate_rel_error(ref: TensorSummary, other: TensorSummary) -> float:
     """``||sketch(other) - sketch(ref)|| / ||ref||``, an estimate of other's relative L2 error.
 
-    NaN when it cannot be estimated: a sketch missing, shapes, sketch sizes or seeds differ, or
-    ref itself has non-finite values. inf when ref is finite and other is not.
+    NaN when it cannot be estimated: a sketch missing, shapes, sketch sizes or seeds differ, or both
+    hold non-finite values. inf when one side is finite and the other is not: a NaN that one framework's
+    op turns into a number (MindSpore's ReLU maps NaN to 0, torch's keeps it) is a divergence.
     """
     if ref.shape != other.shape or not ref.sketch.size or ref.sketch.shape != other.sketch.shape:
         return float("nan")
-    if ref.sketch_seed != other.sketch_seed or not ref.finite:
+    if ref.sketch_seed != other.sketch_seed or not (ref.finite or other.finite):
         return float("nan")
-    if not other.finite:
+    if ref.finite != other.finite:
         return float("inf")
     diff = float(np.linalg.norm(other.sketch - ref.sketch))
     return diff / max(ref.norm, np.finfo(np.float64).tiny)

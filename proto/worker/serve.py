@@ -31,7 +31,7 @@ TOKEN_ENV = "MSPARITY_TOKEN"
 
 def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """Options every worker accepts; a framework adds its own to the returned parser."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
     parser.add_argument("--listen", default="127.0.0.1:0",
                         help="HOST:PORT to bind (default 127.0.0.1:0: loopback, any free port)")
     parser.add_argument("--model", help="pkg.module:factory or path/to/file.py:factory (optional with --serve-dir)")
@@ -39,10 +39,15 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
                         help="let the coordinator list and read the .npy files under DIR (repeatable); nothing "
                              "outside these directories is served")
     parser.add_argument("--device", default=None, help="device to run on (default: the framework's CPU)")
+    parser.add_argument("--token", default=None, metavar="TOKEN",
+                        help=f"the shared token, as the coordinator's --token (or set {TOKEN_ENV}; a file: --token-file)")
     parser.add_argument("--token-file", type=Path, default=None,
                         help=f"file holding the shared token (or set {TOKEN_ENV})")
     parser.add_argument("--tls-cert", type=Path, default=None, help="server certificate (PEM) for TLS")
     parser.add_argument("--tls-key", type=Path, default=None, help="server private key (PEM) for TLS")
+    parser.add_argument("--no-token", action="store_true",
+                        help="serve a non-loopback --listen address without a token: anyone who can reach it may "
+                             "set weights and train (refused otherwise)")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="exit when stdin closes (used when a coordinator spawns the worker)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
@@ -50,9 +55,11 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def security_from_args(args: argparse.Namespace) -> transport.Security:
-    token = os.environ.get(TOKEN_ENV) or None
+    token = args.token or os.environ.get(TOKEN_ENV) or None
     if args.token_file is not None:
         token = args.token_file.read_text().strip()
+        if not token:
+            raise MsparityError(f"--token-file {args.token_file}: the file is empty; write the shared token in it")
     return transport.Security(token=token, tls_cert=args.tls_cert, tls_key=args.tls_key)
 
 
@@ -89,17 +96,31 @@ def serve(worker_name: str, args: argparse.Namespace, make_adapter: Callable[[ar
             print(f"{worker_name} worker: give --model SPEC, --serve-dir DIR, or both", file=sys.stderr)
             return 2
         security = security_from_args(args)
+        if not security.token and not transport.is_loopback(args.listen) and not args.no_token:
+            print(f"{worker_name} worker: --listen {args.listen} is reachable from other hosts and no token is set: "
+                  f"anyone who reaches it could set weights and train; set {TOKEN_ENV} or --token-file (add "
+                  "--tls-cert/--tls-key for TLS), or pass --no-token to serve it open", file=sys.stderr)
+            return 2
         served = ServedDirectories(ServedRoots(args.serve_dir))
         adapter = make_adapter(args) if args.model is not None else None
-        server, address = create_server(adapter, worker_name, args.listen, security, served)
     except (ModelSpecError, MsparityError, OSError) as exc:
         print(f"{worker_name} worker: {one_line(str(exc))}", file=sys.stderr)
+        return 3
+    except SystemExit as exc:  # a factory (or a script it imports) calling sys.exit
+        print(f"{worker_name} worker: building model {args.model!r} failed: it called sys.exit({exc.code!r})",
+              file=sys.stderr)
         return 3
     except Exception as exc:  # the user's factory may raise anything; say which model failed
         if args.verbose:
             logging.exception("building the model failed")
         print(f"{worker_name} worker: building model {args.model!r} failed: "
               f"{one_line(f'{type(exc).__name__}: {exc}')} (rerun with -v for the traceback)", file=sys.stderr)
+        return 3
+    try:
+        server, address = create_server(adapter, worker_name, args.listen, security, served)
+    except (OSError, RuntimeError, ValueError) as exc:  # grpc says "Failed to bind" as a RuntimeError
+        print(f"{worker_name} worker: cannot listen on {args.listen}: {one_line(str(exc))} (is the port in use, "
+              "or the address not on this host?)", file=sys.stderr)
         return 3
     sys.stdout.flush()
     with os.fdopen(real_stdout, "w") as out:  # the one line on the real stdout; later prints go to stderr

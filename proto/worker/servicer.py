@@ -20,6 +20,7 @@ from proto import codec, errors, messages, worker_pb2, worker_pb2_grpc
 from proto.formats.npy_files import ServedRoots
 from proto.worker.interface import PROTOCOL_VERSION, TARGET_NAME, DirectoryServer, ModelWorker
 from proto.worker.served_dirs import ServedDirectories
+from proto.worker.sessions import Sessions
 
 log = logging.getLogger("msparity.worker")
 _END = object()
@@ -32,7 +33,11 @@ def _rpc(method):
     @functools.wraps(method)
     def wrapper(self, request, context):
         try:
-            return method(self, request, context)
+            session = self._sessions.enter(method.__name__, context.invocation_metadata())
+            try:
+                return method(self, request, context)
+            finally:
+                self._sessions.leave(session)
         except Exception as exc:  # every failure must reach the caller as a status
             self._abort(context, method.__name__, exc)
 
@@ -45,7 +50,11 @@ def _streaming_rpc(method):
     @functools.wraps(method)
     def wrapper(self, request, context):
         try:
-            yield from method(self, request, context)
+            session = self._sessions.enter(method.__name__, context.invocation_metadata())
+            try:
+                yield from method(self, request, context)
+            finally:
+                self._sessions.leave(session)
         except Exception as exc:
             self._abort(context, method.__name__, exc)
 
@@ -60,6 +69,15 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         self._name = worker_name
         self._served = served or ServedDirectories(ServedRoots([]))
         self._lock = threading.Lock()
+        self._sessions = Sessions(self._put_back)
+
+    def _put_back(self) -> None:
+        """A lapsed session is taken over: the weights its training changed go back first."""
+        if self._model is not None:
+            with self._lock:
+                result = self._model.end_session()
+            if result.restored:
+                log.warning("a lapsed session was taken over: %s", result.note)
 
     @property
     def _adapter(self) -> ModelWorker:
@@ -186,6 +204,13 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         with self._lock:
             tensors = self._adapter.get_example_inputs()
         yield from codec.encode(self._locked(iter(tensors)))
+
+    @_rpc
+    def EndSession(self, request, context):
+        if self._model is None or not self._sessions.end(context.invocation_metadata()):
+            return worker_pb2.EndSessionReply()
+        with self._lock:
+            return messages.end_session_to_pb(self._model.end_session())
 
     def _describe_without_model(self):
         framework = FRAMEWORK_OF_ROLE.get(self._name, self._name)

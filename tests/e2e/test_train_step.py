@@ -103,7 +103,7 @@ def test_bad_options_fail_before_spawning():
     assert result.code == 2 and "--steps must be at least 1" in result.stderr
     result = run_cli("train-step", "--pt-model", "examples.mlp_pt:build", "--ms-model", "examples.mlp_ms:build",
                      "--lr", "-1")
-    assert result.code == 2 and "the learning rate must be positive" in result.stderr
+    assert result.code == 2 and "'-1' must be a finite number > 0" in result.stderr
 
 
 def test_live_nets_in_one_process_through_the_finder(capsys):

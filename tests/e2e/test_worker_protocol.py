@@ -24,7 +24,7 @@ def test_describe_and_listing(workers):
     pt, ms = workers
     pt_desc, ms_desc = pt.describe(), ms.describe()
     assert (pt_desc.framework, ms_desc.framework) == ("pytorch", "mindspore")
-    assert pt_desc.protocol_version == ms_desc.protocol_version == PROTOCOL_VERSION == "1.4"
+    assert pt_desc.protocol_version == ms_desc.protocol_version == PROTOCOL_VERSION == "1.5"
     assert pt_desc.model_class == ms_desc.model_class == "Mixed"
     listing = pt.list_parameters()
     by_name = {p.name: p for p in listing.parameters}
@@ -82,6 +82,11 @@ def test_strict_set_names_what_was_not_sent(workers):
     pt, _ = workers
     with pytest.raises(WorkerError, match=r"not set: .*p_double"):
         pt.set_weights(pt.get_weights(["fc.weight"]), strict=True)
+    assert pt.describe().weights_state == "partly set by a failed SetWeights (1 of 7 tensors)"
+    with pytest.raises(WorkerError, match=r"FAILED_PRECONDITION.*set them again"):
+        pt.forward([NamedArray("input0", np.ones((2, 4), np.float32))])
+    assert pt.set_weights(pt.get_weights(), strict=True).loaded == 7  # set whole again: it computes again
+    assert pt.describe().weights_state == "set by SetWeights"
 
 
 def test_unknown_weight_name_and_bad_forward_input(workers):

@@ -51,12 +51,12 @@ def test_the_next_step_starts_from_the_updated_weights(pt):
     assert float(second["loss"]) < float(first["loss"])
 
 
-@pytest.mark.parametrize("lr", [0.0, -0.1])
+@pytest.mark.parametrize("lr", [0.0, -0.1, float("inf"), float("nan")])
 def test_a_non_positive_learning_rate_is_refused(pt, lr):
     before = pt.adapter.net.params["fc1.weight"].copy()
     error = _refusal(pt, TrainOptions(lr=lr))
     assert (error.rpc, error.status) == ("TrainStep", "INVALID_ARGUMENT")
-    assert error.details == f"pt worker TrainStep: TrainStep: the learning rate must be positive, got {lr}"
+    assert error.details == f"pt worker TrainStep: TrainStep: the learning rate must be a finite positive number, got {lr}"
     np.testing.assert_array_equal(pt.adapter.net.params["fc1.weight"], before)
 
 
