@@ -231,7 +231,7 @@ def compare_ckpt(orig, target, weight_map_path, rtol, atol, equal_nan, print_lev
 
 
 def _compare_dirs(kind: str, compare_shape: bool, ref, cand, ref_worker, cand_worker, strategy, name_map_path,
-                  rtol, atol, equal_nan, json_path, csv_path, **opts) -> int:
+                  rtol, atol, equal_nan, json_path, csv_path, show_all=False, **opts) -> int:
     import json
 
     from coordinator.dirs.dir_compare import compare_dirs
@@ -250,7 +250,7 @@ def _compare_dirs(kind: str, compare_shape: bool, ref, cand, ref_worker, cand_wo
     security = security_from(opts)
     result = compare_dirs(open_dir(ref, ref_worker, security, "ref"), open_dir(cand, cand_worker, security, "cand"),
                           rtol=rtol, atol=atol, equal_nan=equal_nan, strategy=strategy, name_map_list=name_map)
-    print_dir_comparison(result, compare_shape)
+    print_dir_comparison(result, compare_shape, show_all=show_all)
     if json_path:
         write_dir_json(json_path, result, kind)
     if csv_path:

@@ -208,6 +208,8 @@ def dir_compare_options(default_map: str):
                      help="also write the result as JSON"),
         click.option("--csv", "csv_path", type=OUTPUT_FILE,
                      help="also write the table as CSV"),
+        click.option("--all", "show_all", is_flag=True,
+                     help="print every row (by default, beyond 50 pairs only those that differ or lack a partner)"),
         *security_options(),
     ]
     return lambda command: _with_options(command, options)

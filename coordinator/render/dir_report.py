@@ -40,12 +40,15 @@ def fields(compare_shape: bool) -> list[str]:
     return [*NAME_FIELDS, *(SHAPE_FIELDS if compare_shape else ()), *VALUE_FIELDS, *EXTRA_FIELDS]
 
 
-def dir_table(result: DirComparison, compare_shape: bool = False, title: str = TITLE) -> Table:
+SHOWN_ROWS = 50  # the CLI's table beyond this many pairs: the failing and unpaired ones (--all for every row)
+
+
+def dir_table(result: DirComparison, compare_shape: bool = False, title: str = TITLE, rows=None) -> Table:
     """TroubleShooter's columns (shapes optional) plus max relative diff and dtype; failing rows in red."""
     table = Table(title=title)
     for field in fields(compare_shape):
         table.add_column(field, justify="center", no_wrap=True)
-    for row in result.rows:
+    for row in result.rows if rows is None else rows:
         table.add_row(*_cells(row, compare_shape), style=None if row.passed else "red")
     return table
 
@@ -60,11 +63,22 @@ def summary_line(result: DirComparison) -> str:
 
 
 def print_dir_comparison(result: DirComparison, compare_shape: bool = False, title: str = TITLE,
-                         console=None) -> None:
-    """Print the directories, the table and the verdict line."""
+                         console=None, show_all: bool = True) -> None:
+    """Print the directories, the table and the verdict line. Without ``show_all``, a comparison of more than
+    SHOWN_ROWS pairs shows only the rows that failed or lack a partner (drawing 10,000 rows costs more than
+    comparing them), and says so."""
     console = console or make_console()
     console.print(f"orig dir: {result.orig_dir}\ntarget dir: {result.target_dir}")
-    print_unwrapped(console, dir_table(result, compare_shape, title))
+    rows = None
+    if not show_all and len(result.rows) > SHOWN_ROWS:
+        rows = [r for r in result.rows if not r.passed][:SHOWN_ROWS]
+    if rows is None or rows:
+        print_unwrapped(console, dir_table(result, compare_shape, title, rows))
+    if rows is not None:
+        bad = sum(1 for r in result.rows if not r.passed)
+        console.print(f"showing {len(rows)} of {len(result.rows)} rows: "
+                      + (f"the first {len(rows)} of {bad} that differ or lack a partner" if bad else "every pair agrees")
+                      + "; --all prints every row, --csv / --json write them")
     console.print(summary_line(result))
 
 

@@ -165,6 +165,7 @@ def test_a_fault_mid_forward_is_reported_within_seconds(hosts, ms_worker, fault,
             pt.send_signal(signal.SIGSTOP)
         elapsed, stderr = _reported_within(run, since)
         assert run.returncode == 3, stderr
+        print(f"{fault} mid-forward: reported after {elapsed:.1f} s")
         assert elapsed < FAULT_LIMIT_S, f"{fault}: reported after {elapsed:.1f} s: {stderr}"
         assert f"pt worker at {pt_address}: Forward failed" in stderr and "Traceback" not in stderr, stderr
     finally:
@@ -189,6 +190,7 @@ def test_a_link_cut_mid_stream_is_reported_within_seconds(hosts, tmp_path):
         hosts.cut("pt")
         elapsed, stderr = _reported_within(run, since)
         assert run.returncode == 3, stderr
+        print(f"link cut mid-stream: reported after {elapsed:.1f} s")
         assert elapsed < FAULT_LIMIT_S, f"reported after {elapsed:.1f} s: {stderr}"
         assert f"worker at {pt_address}" in stderr and "GetTensors failed" in stderr, stderr
     finally:

@@ -77,3 +77,18 @@ def test_a_worker_without_model_or_dirs_says_what_to_give():
     with pytest.raises(AssertionError, match="--serve-dir"):
         with hand_started_worker("pt", None):
             pass
+
+
+def test_a_large_comparison_prints_what_failed_and_all_rows_on_request(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    for i in range(120):
+        np.save(a / f"{i}_x.npy", np.full(8, i, np.float32))
+        np.save(b / f"{i}_x.npy", np.full(8, i + (i in (7, 90)), np.float32))
+    short = run_cli("compare-dirs", str(a), str(b), "--csv", str(tmp_path / "all.csv"))
+    assert short.code == 1
+    assert "showing 2 of 120 rows" in short.stdout and "7_x.npy" in short.stdout and "3_x.npy" not in short.stdout
+    assert len((tmp_path / "all.csv").read_text().splitlines()) == 121  # the file has every row
+    full = run_cli("compare-dirs", str(a), str(b), "--all")
+    assert "3_x.npy" in full.stdout and "showing" not in full.stdout
