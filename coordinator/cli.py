@@ -102,17 +102,22 @@ def compare(input_shape, inputs, sync_weights, weight_map_path, **opts):
                    "modules are then judged against torch float32 at 1e-4 relative error")
 @click.option("--all", "all_rows", is_flag=True, help="print every paired module's row (default: a window around "
                                                          "the blamed one, with the rows' real indices)")
+@click.option("--backward", "backward_loss", type=click.Choice(["mse", "cross-entropy", "factory"]), default=None,
+              is_flag=False, flag_value="mse",
+              help="locate in the backward pass of this loss (default mse, as train-step): the first module whose "
+                   "gradient passed on diverges while the gradient flowing into it matches")
 @weights_options
 @handles_errors
-def locate(input_shape, inputs, isolate, no_reference, all_rows, sync_weights, weight_map_path, **opts):
+def locate(input_shape, inputs, isolate, no_reference, all_rows, backward_loss, sync_weights, weight_map_path, **opts):
     """Name the first module whose output diverges while its inputs match (judged against float32 noise)."""
-    from coordinator.locate.locate_run import run_locate
+    from coordinator.locate.locate_run import run_backward_locate, run_locate
     from coordinator.render.locate_report import locate_to_dict, print_locate
 
     with job_session(opts, input_shape, inputs, weight_map_path) as (session, job):
-        result = run_locate(session, job.shapes, job.arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
-                            sync_weights=sync_weights, weight_map=job.weight_map, isolate_blamed=isolate,
-                            float64_reference=not no_reference)
+        how = dict(input_shapes=job.shapes, input_arrays=job.arrays, seed=opts["seed"], rtol=opts["rtol"],
+                   atol=opts["atol"], sync_weights=sync_weights, weight_map=job.weight_map, isolate_blamed=isolate,
+                   float64_reference=not no_reference)
+        result = run_backward_locate(session, backward_loss, **how) if backward_loss else run_locate(session, **how)
     sys.exit(_finish(result, lambda r: print_locate(r, all_rows=all_rows), locate_to_dict, opts["json_path"]))
 
 

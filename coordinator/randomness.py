@@ -12,6 +12,7 @@ import numpy as np
 from proto import dtypes
 from proto.codec import NamedArray, TensorSpec
 from proto.errors import MsparityError, UsageError, WorkerError
+from proto.worker.interface import TARGET_NAME
 from proto.worker.net_io import input_name
 
 DEFAULT_INT_RANGE = (0, 100)
@@ -145,3 +146,14 @@ def load_input_files(paths: list[Path]) -> list[NamedArray]:
         except dtypes.UnknownDtypeError as exc:
             raise MsparityError(f"--inputs {path}: {exc}") from None
     return arrays
+
+
+def make_target(loss: str, prediction: TensorSpec, rng: np.random.Generator) -> NamedArray:
+    """A target for the net's first output: class indices for cross-entropy, N(0, 1) floats otherwise."""
+    if loss == "cross-entropy":
+        if len(prediction.shape) < 1 or prediction.shape[-1] < 1:
+            raise UsageError(f"cross-entropy needs logits (..., classes); the net's first output is {list(prediction.shape)}")
+        labels = rng.integers(0, prediction.shape[-1], size=prediction.shape[:-1]).astype(np.int64)
+        return NamedArray(TARGET_NAME, labels, "int64")
+    dtype = prediction.dtype if prediction.dtype in ("float16", "float32", "float64") else "float32"
+    return NamedArray(TARGET_NAME, rng.standard_normal(prediction.shape).astype(dtype), dtype)

@@ -13,7 +13,7 @@ import mindspore as ms
 from ms_worker import tensors
 from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
-from proto.worker.call_recorder import BaseRecorder, CallRecorder, module_attributes, replay_args
+from proto.worker.call_recorder import BaseRecorder, CallRecorder, backward_run, module_attributes, replay_args
 from proto.worker.interface import RecordOptions, RecordResult
 from proto.worker.net_io import NET_ERRORS
 
@@ -58,6 +58,59 @@ class MindSporeRecorder(BaseRecorder):
         self.runs = {"f32": recorder.run}
         return RecordResult(tuple(recorder.run.calls), (), NO_REFERENCE)
 
+    def record_backward(self, inputs: Sequence[NamedArray], loss_of, options: RecordOptions) -> RecordResult:
+        """One forward and backward in eval mode (PyNative), every cell's backward hooked: a call's inputs are the
+        gradients wrt its outputs, its outputs the gradients wrt its inputs (Cell.register_backward_hook; the pre
+        hook, when it fires, says when the gradient reached the cell: a cell returning a structure may skip it)."""
+        grads: dict[str, dict] = {}
+        order: list[tuple[str, str]] = []
+        calls: dict[str, int] = {}
+        open_keys: dict[str, list[str]] = {}
+
+        def begin(cell, path: str, grad_output) -> str:
+            call = calls.get(path, 0)
+            calls[path] = call + 1
+            key = f"{path}#{call}"
+            grads[key] = {"path": path, "type": type(cell).__name__, "rule": self.rule_type(cell),
+                          "names": _own_names(cell, self.param_name), "attrs": module_attributes(cell),
+                          "out": _indexed(grad_output), "in": {}}
+            order.append((key, "out"))
+            open_keys.setdefault(path, []).append(key)
+            return key
+
+        def end(cell, path: str, grad_input, grad_output) -> None:
+            if not open_keys.get(path):  # its pre hook did not fire: the gradient reached it just now
+                begin(cell, path, grad_output)
+            key = open_keys[path].pop()
+            grads[key]["in"] = _indexed(grad_input)
+            if grads[key]["in"]:
+                order.append((key, "in"))
+
+        handles = []
+        for path, cell in self.net.cells_and_names():
+            handles.append(cell.register_backward_pre_hook(lambda c, gout, p=path: begin(c, p, gout) and None))  # None: keep the gradient
+            handles.append(cell.register_backward_hook(lambda c, gin, gout, p=path: end(c, p, gin, gout)))
+        mode = ms.get_context("mode")
+        self.net.set_train(False)
+        args = [tensors.native_from_numpy(x) for x in inputs]
+        try:
+            if mode != ms.PYNATIVE_MODE:
+                ms.set_context(mode=ms.PYNATIVE_MODE)
+            # the gradient wrt the float inputs too: the first cells' hooks then see what they pass on
+            floats = tuple(i for i, a in enumerate(args) if ms.ops.is_floating_point(a))
+            ms.grad(lambda *xs: loss_of(self.net(*xs)), floats or None, self.net.trainable_params())(*args)
+        except NET_ERRORS as exc:
+            raise BadRequest(f"recorded backward failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            for handle in handles:
+                handle.remove()
+            if mode != ms.PYNATIVE_MODE:
+                ms.set_context(mode=mode)
+        run = backward_run(grads, order, CallRecorder(tensors.numpy_from_native, tensors.is_native_tensor,
+                                                      options.sketch_size, options.sketch_seed))
+        self.runs = {"f32": run}
+        return RecordResult(tuple(run.calls), (), NO_REFERENCE)
+
     def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
         """Run one cell on the tensors given, with its recorded non-tensor arguments, in eval mode."""
         if float64:
@@ -75,3 +128,9 @@ class MindSporeRecorder(BaseRecorder):
             return recorder.arrays(key, "out", result)
         except NET_ERRORS as exc:
             raise BadRequest(f"replaying {key} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _indexed(grads) -> dict[int, object]:
+    """A hook's gradients (a tuple, possibly holding None) by position, tensors only."""
+    values = grads if isinstance(grads, (tuple, list)) else (grads,)
+    return {i: g for i, g in enumerate(g for g in values if tensors.is_native_tensor(g))}

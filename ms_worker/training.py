@@ -62,6 +62,22 @@ class MindSporeTrainer(BaseTrainer):
         super().__init__(net, factory_loss, factory_optimizer)
         self.param_name = param_name or (lambda param: param.name)
 
+    def _loss_of_native(self, loss_name: str, loss_fn, outputs, goal):
+        if loss_name == "factory":
+            return loss_fn(outputs, goal)
+        leaves = [value for _, value in flatten_outputs(outputs, tensors.is_native_tensor)]
+        if not leaves:
+            raise BadRequest("the net returned no tensor to take a loss of")
+        prediction = leaves[0]
+        return loss_fn(prediction, goal if loss_name == "cross-entropy" else goal.astype(prediction.dtype))
+
+    def loss_of(self, loss_name: str, loss_fn, outputs, target: NamedArray):
+        """The loss of a forward's outputs against target (the first tensor output, unless the factory's loss)."""
+        goal = tensors.native_from_numpy(target)
+        if loss_name == "cross-entropy":
+            goal = goal.astype(ms.int32)
+        return self._loss_of_native(loss_name, loss_fn, outputs, goal)
+
     def _builtin_loss(self, name: str):
         return ms.nn.MSELoss() if name == "mse" else ms.nn.CrossEntropyLoss()
 
@@ -89,13 +105,7 @@ class MindSporeTrainer(BaseTrainer):
                 cell.set_train(False)
 
         def loss_of(*values):
-            outputs = self.net(*values[:-1])
-            if options.loss == "factory":
-                return loss_fn(outputs, values[-1])
-            leaves = [value for _, value in flatten_outputs(outputs, tensors.is_native_tensor)]
-            prediction = leaves[0]
-            label = values[-1] if options.loss == "cross-entropy" else values[-1].astype(prediction.dtype)
-            return loss_fn(prediction, label)
+            return self._loss_of_native(options.loss, loss_fn, self.net(*values[:-1]), values[-1])
 
         params = list(optimizer.parameters)
         try:

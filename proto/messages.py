@@ -175,11 +175,11 @@ def train_options_from_pb(options: worker_pb2.TrainOptions) -> TrainOptions:
 
 def record_options_to_pb(options: RecordOptions) -> worker_pb2.RecordOptions:
     return worker_pb2.RecordOptions(sketch_size=options.sketch_size, sketch_seed=options.sketch_seed,
-                                    float64_reference=options.float64_reference)
+                                    float64_reference=options.float64_reference, backward_loss=options.backward_loss)
 
 
 def record_options_from_pb(options: worker_pb2.RecordOptions) -> RecordOptions:
-    return RecordOptions(options.sketch_size, options.sketch_seed, options.float64_reference)
+    return RecordOptions(options.sketch_size, options.sketch_seed, options.float64_reference, options.backward_loss)
 
 
 def summary_to_pb(s: TensorSummary) -> worker_pb2.TensorSummary:

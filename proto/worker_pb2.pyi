@@ -168,14 +168,16 @@ class TrainStepRequest(_message.Message):
     def __init__(self, options: _Optional[_Union[TrainOptions, _Mapping]] = ..., chunk: _Optional[_Union[_tensor_pb2.TensorChunk, _Mapping]] = ...) -> None: ...
 
 class RecordOptions(_message.Message):
-    __slots__ = ("sketch_size", "sketch_seed", "float64_reference")
+    __slots__ = ("sketch_size", "sketch_seed", "float64_reference", "backward_loss")
     SKETCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SKETCH_SEED_FIELD_NUMBER: _ClassVar[int]
     FLOAT64_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    BACKWARD_LOSS_FIELD_NUMBER: _ClassVar[int]
     sketch_size: int
     sketch_seed: int
     float64_reference: bool
-    def __init__(self, sketch_size: _Optional[int] = ..., sketch_seed: _Optional[int] = ..., float64_reference: _Optional[bool] = ...) -> None: ...
+    backward_loss: str
+    def __init__(self, sketch_size: _Optional[int] = ..., sketch_seed: _Optional[int] = ..., float64_reference: _Optional[bool] = ..., backward_loss: _Optional[str] = ...) -> None: ...
 
 class RecordRequest(_message.Message):
     __slots__ = ("options", "chunk")

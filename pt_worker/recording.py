@@ -14,9 +14,16 @@ import torch
 
 from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
-from proto.worker.call_recorder import BaseRecorder, CallRecorder, RecordedRun, module_attributes, replay_args
+from proto.worker.call_recorder import (
+    BaseRecorder,
+    CallRecorder,
+    RecordedRun,
+    backward_run,
+    module_attributes,
+    replay_args,
+)
 from proto.worker.interface import RecordOptions, RecordResult
-from proto.worker.net_io import NET_ERRORS
+from proto.worker.net_io import NET_ERRORS, flatten_outputs
 from pt_worker import tensors
 
 
@@ -64,6 +71,87 @@ class TorchRecorder(BaseRecorder):
                 handle.remove()
         return recorder.run
 
+    def _record_backward(self, net: torch.nn.Module, args: list, loss_of, sketch_size: int, seed: int) -> RecordedRun:
+        """One forward and backward in eval mode with every module's gradients caught by tensor hooks: a call's
+        inputs are the gradients wrt its outputs (what flows in from the loss), its outputs the gradients wrt its
+        inputs (what it passes on), in backward order. Each module gets its own view of its inputs and returns a
+        view of its outputs, so a hook sees that module's share of a gradient, and in-place ops after it (timm's
+        ``x += shortcut``) stay allowed, which torch's full backward hooks refuse."""
+        grads: dict[str, dict] = {}  # key -> {"path", "type", "rule", "names", "attrs", "n_out", "out", "in"}
+        order: list[tuple[str, str]] = []  # (key, "out" | "in") in the order the gradients arrive
+        calls: dict[str, int] = {}
+        open_keys: dict[int, list[str]] = {}  # id(module) -> keys of its calls in progress
+        handles = []
+
+        def caught(key: str, side: str, index: int):
+            def hook(grad):
+                slot = grads[key][side]
+                if not slot:
+                    order.append((key, side))
+                slot[index] = grad.detach().clone()
+            return hook
+
+        def pre(module, args_in, kwargs, path):
+            call = calls.get(path, 0)
+            calls[path] = call + 1
+            key = f"{path}#{call}"
+            grads[key] = {"path": path, "type": type(module).__name__, "rule": self.rule_type(module),
+                          "names": _own_names(path, module), "attrs": module_attributes(module), "out": {}, "in": {}}
+            open_keys.setdefault(id(module), []).append(key)
+            index = 0
+            rebuilt = []
+            for value in args_in:
+                if isinstance(value, torch.Tensor) and value.requires_grad:
+                    value = value.view_as(value)
+                    value.register_hook(caught(key, "in", index))
+                    index += 1
+                rebuilt.append(value)
+            return tuple(rebuilt), kwargs
+
+        def post(module, args_in, kwargs, output):
+            key = open_keys[id(module)].pop()
+            leaves = [v for _, v in flatten_outputs(output, tensors.is_native_tensor)]
+            if isinstance(output, torch.Tensor) and output.requires_grad:
+                output = output.view_as(output)
+                leaves = [output]
+            for index, value in enumerate(v for v in leaves if isinstance(v, torch.Tensor) and v.requires_grad):
+                value.register_hook(caught(key, "out", index))
+            return output
+
+        for path, module in net.named_modules():
+            handles.append(module.register_forward_pre_hook(lambda m, a, kw, p=path: pre(m, a, kw, p),
+                                                            with_kwargs=True))
+            handles.append(module.register_forward_hook(post, with_kwargs=True))
+        net.eval()
+        args = [a.detach().requires_grad_(True) * 1 if a.is_floating_point() else a for a in args]
+        try:
+            loss_of(net(*args)).backward()
+        except NET_ERRORS as exc:
+            raise BadRequest(f"recorded backward failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            for handle in handles:
+                handle.remove()
+            net.zero_grad(set_to_none=True)
+        return backward_run(grads, order, CallRecorder(_copied, tensors.is_native_tensor, sketch_size, seed))
+
+    def record_backward(self, inputs: Sequence[NamedArray], loss_of, options: RecordOptions) -> RecordResult:
+        """Backward locate's recording (and the float64 copy's, when asked): see _record_backward."""
+        args = [tensors.native_from_numpy(x, self.device) for x in inputs]
+        self.runs = {"f32": self._record_backward(self.net, args, loss_of, options.sketch_size, options.sketch_seed)}
+        calls = tuple(self.runs["f32"].calls)
+        self.reference = None
+        if not options.float64_reference:
+            return RecordResult(calls, (), "skipped, as asked (no-reference)")
+        try:
+            reference = copy.deepcopy(self.net).double()
+            args64 = [a.double() if a.is_floating_point() else a for a in args]
+            self.runs["f64"] = self._record_backward(reference, args64, loss_of, options.sketch_size,
+                                                     options.sketch_seed)
+        except (BadRequest, RuntimeError, TypeError, ValueError, copy.Error) as exc:
+            self.runs.pop("f64", None)
+            return RecordResult(calls, (), f"the float64 copy of the torch net did not run its backward: {exc}")
+        return RecordResult(calls, tuple(self.runs["f64"].calls))
+
     def record(self, inputs: Sequence[NamedArray], options: RecordOptions) -> RecordResult:
         """Run the net once with every module hooked (and its float64 copy when asked); keep the tensors."""
         args = [tensors.native_from_numpy(x, self.device) for x in inputs]
@@ -105,3 +193,4 @@ class TorchRecorder(BaseRecorder):
             raise BadRequest(f"replaying {key} failed: {type(exc).__name__}: {exc}") from exc
         recorder = CallRecorder(_copied, tensors.is_native_tensor, 0, 0)
         return recorder.arrays(key, "out", result)
+

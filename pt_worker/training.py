@@ -72,7 +72,7 @@ class TorchTrainer(BaseTrainer):
         optimizer.zero_grad(set_to_none=True)
         try:
             outputs = net(*args)
-            loss = loss_fn(*self._loss_args(options.loss, outputs, target))
+            loss = self.loss_of(options.loss, loss_fn, outputs, target)
             loss.backward()
         except NET_ERRORS as exc:
             raise BadRequest(f"training step failed: {type(exc).__name__}: {exc}") from exc
@@ -91,6 +91,10 @@ class TorchTrainer(BaseTrainer):
                 for moment, key in zip(MOMENT_PREFIXES, MOMENT_KEYS):
                     if key in state:
                         yield tensors.numpy_from_native(prefix + moment + name, state[key])
+
+    def loss_of(self, loss_name: str, loss_fn, outputs, target: NamedArray):
+        """The loss of a forward's outputs against target (the first tensor output, unless the factory's loss)."""
+        return loss_fn(*self._loss_args(loss_name, outputs, target))
 
     def _loss_args(self, loss_name: str, outputs, target: NamedArray) -> tuple:
         goal = tensors.native_from_numpy(target, self.device)

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import numpy as np
 from coordinator import metrics, randomness
 from coordinator.compare import job_inputs
 from coordinator.locate.alignment import Alignment, CallPair, align_calls
+from coordinator.locate.backward_findings import loss_or_cut
 from coordinator.locate.layer_hints import evidence_from_calls, hint_for
 from coordinator.locate.module_settings import compared_settings
 from coordinator.locate.tensor_pairs import pair_tensors, summary_shapes
@@ -41,7 +43,7 @@ from coordinator.locate.verdict import (
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
 from proto.codec import NamedArray, TensorSpec, spec_of
-from proto.errors import MsparityError
+from proto.errors import MsparityError, UsageError
 from proto.weights.map_file import WeightMap
 from proto.weights.transforms import is_partial
 from proto.worker.interface import RecordOptions, WorkerDescription
@@ -95,6 +97,8 @@ class LocateReport:
     seconds: dict = field(default_factory=dict)
     abs_floor: float = ABS_FLOOR  # the smallest floor a module's error is divided by (larger without a reference)
     ratio_limit: float = RATIO_LIMIT  # a module diverges at this many times its floor
+    backward: str = ""  # the loss of a backward locate ("": forward): calls' tensors are then gradients
+    backward_note: str = ""  # why a backward locate stopped at the forward (it diverges already)
 
     @property
     def blamed(self) -> ModuleVerdict | None:
@@ -291,17 +295,30 @@ def run_locate(
     isolate_blamed: bool = False,
     sketch_size: int = SKETCH_SIZE,
     float64_reference: bool = True,
+    backward_loss: str = "",
 ) -> LocateReport:
-    """Sync weights, record one hooked forward per side, align the calls and name the first divergent module."""
+    """Sync weights, record one hooked forward per side, align the calls and name the first divergent module.
+
+    ``backward_loss`` ("mse", "cross-entropy", "factory"): record one forward and backward of that loss (train-step's,
+    against the same generated target) instead, and name the first module, in backward order, whose gradient
+    passed on diverges while the gradient flowing into it still matches."""
+    if backward_loss and isolate_blamed:
+        raise UsageError("--isolate replays a module's forward; it does not go with --backward yet")
     seconds: dict[str, float] = {}
     pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
     plan = session.plan_weights(weight_map)
     inputs, specs = job_inputs(session, input_shapes, input_arrays, seed)
     start = time.perf_counter()
     with randomness.explain_index_errors(specs):
+        recorded = inputs
+        if backward_loss:
+            probe = session.pt.forward(inputs).outputs
+            if not probe:
+                raise MsparityError("the pt net returned no output to take a loss of")
+            recorded = [*inputs, randomness.make_target(backward_loss, spec_of(probe[0]), np.random.default_rng(seed))]
         pt_record, ms_record = session.both(
-            lambda: session.pt.record(inputs, RecordOptions(sketch_size, seed, float64_reference)),
-            lambda: session.ms.record(inputs, RecordOptions(sketch_size, seed, False)))
+            lambda: session.pt.record(recorded, RecordOptions(sketch_size, seed, float64_reference, backward_loss)),
+            lambda: session.ms.record(recorded, RecordOptions(sketch_size, seed, False, backward_loss)))
     pt_calls, pt_reference, pt_note, ms_calls = (list(pt_record.calls), list(pt_record.reference_calls),
                                                  pt_record.reference_note, list(ms_record.calls))
     seconds["record"] = time.perf_counter() - start
@@ -334,17 +351,23 @@ def run_locate(
         verdicts = _rejudge(verdicts, alignment, exact, abs_floor)
         located = first_divergent(verdicts, alignment)
     seconds["judge"] = time.perf_counter() - start
+    if backward_loss and located.blamed is not None:
+        located = loss_or_cut(located, verdicts, pt_calls)
     isolation = None
     if isolate_blamed and located.blamed is not None:
         start = time.perf_counter()
         isolation = isolate(session, fetcher, located.blamed, has_reference, abs_floor)
         seconds["isolate"] = time.perf_counter() - start
-    hint = _hint(located.blamed.pair) if located.blamed is not None else None
-    root_pt = fetcher.get("pt", "f32", next(c.key for c in pt_calls if c.path == ""), False)
-    root_ms = fetcher.get("ms", "f32", next(c.key for c in ms_calls if c.path == ""), False)
-    names = ["output"] if len(root_pt) == 1 else [f"output.{i}" for i in range(len(root_pt))]
-    outputs = tuple(metrics.compare_tensors(NamedArray(n, p.array, p.dtype), NamedArray(n, m.array, m.dtype), rtol, atol)
-                    for n, p, m in zip(names, root_pt, root_ms))
+    hint = _hint(located.blamed.pair) if located.blamed is not None and located.blamed.pair.pt.path else None
+    root_pt_key = next((c.key for c in pt_calls if c.path == ""), None)
+    root_ms_key = next((c.key for c in ms_calls if c.path == ""), None)
+    outputs: tuple = ()
+    if root_pt_key is not None and root_ms_key is not None:  # a backward hook may not fire on a net's root
+        root_pt, root_ms = fetcher.get("pt", "f32", root_pt_key, False), fetcher.get("ms", "f32", root_ms_key, False)
+        what = "input gradient" if backward_loss else "output"
+        names = [what] if len(root_pt) == 1 else [f"{what}.{i}" for i in range(len(root_pt))]
+        outputs = tuple(metrics.compare_tensors(NamedArray(n, p.array, p.dtype), NamedArray(n, m.array, m.dtype), rtol,
+                                                atol) for n, p, m in zip(names, root_pt, root_ms))
     traffic = {"summary_bytes": summary_bytes(pt_calls) + summary_bytes(pt_reference) + summary_bytes(ms_calls),
                "fetched_bytes": fetcher.bytes,
                "full_dump_bytes": dump_bytes(pt_calls) + dump_bytes(pt_reference) + dump_bytes(ms_calls)}
@@ -352,4 +375,14 @@ def run_locate(
         located=located, verdicts=tuple(verdicts), alignment=alignment, exact=exact, isolation=isolation, hint=hint,
         outputs=outputs, reference_note=pt_note, inputs=tuple(spec_of(x) for x in inputs), seed=seed, pt=pt_desc,
         ms=ms_desc, weights=sync, traffic=traffic, seconds={k: round(v, 4) for k, v in seconds.items()},
-        abs_floor=abs_floor)
+        abs_floor=abs_floor, backward=backward_loss)
+
+
+def run_backward_locate(session: Session, loss: str = "mse", **job) -> LocateReport:
+    """Backward locate: the forward first (a module that already diverges there is the finding: gradients after
+    it differ because its outputs do), then, when the forward agrees, the backward of ``loss``."""
+    forward = run_locate(session, **job)
+    if not forward.passed:
+        return dataclasses.replace(forward, backward_note=f"the forward already diverges, so the backward of {loss} "
+                                                          "was not located: fix the forward first")
+    return run_locate(session, **{**job, "sync_weights": False, "isolate_blamed": False}, backward_loss=loss)

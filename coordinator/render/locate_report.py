@@ -44,10 +44,16 @@ def print_locate(report: LocateReport, console: Console | None = None, all_rows:
     abs_floor = report.abs_floor
     if report.weights is not None and report.weights.note():
         console.print(f"weights: {report.weights.note()}")
-    table = Table(title="error of each module vs float64 torch (relative L2); floor = float32 torch's own; "
+    what = "the gradient each module passes on (wrt its inputs), in backward order," if report.backward else \
+        "each module's output"
+    table = Table(title=f"error of {what} vs float64 torch (relative L2); floor = float32 torch's own; "
                         f"ratio = error / max(floor, {abs_floor:g}), diverges at >= {report.ratio_limit:g}",
                   title_justify="left")
-    for column in ("#", "PyTorch module", "MindSpore cell", "type", "error", "floor", "ratio", "inputs", ""):
+    if report.backward:
+        console.print(f"backward locate (loss {report.backward}): a module's output here is the gradient it passes on, "
+                      "its inputs the gradient flowing into it from the loss")
+    for column in ("#", "PyTorch module", "MindSpore cell", "type", "error", "floor", "ratio",
+                   "grad in" if report.backward else "inputs", ""):
         table.add_column(column, no_wrap=True)
     blamed_key = report.blamed.key if report.blamed else None
     rows = shown_rows(report, all_rows)
@@ -81,7 +87,7 @@ def print_locate(report: LocateReport, console: Console | None = None, all_rows:
         console.print(f"[yellow]no float64 reference[/]: {report.reference_note}; MindSpore is judged against "
                       f"torch float32 with no noise floor (diverges at >= {report.ratio_limit * report.abs_floor:g})")
     failing_outputs = [o.ref_name for o in report.outputs if not o.passed]
-    console.print("network outputs (plain rtol/atol): " +
+    console.print(("gradient wrt the net's inputs" if report.backward else "network outputs") + " (plain rtol/atol): " +
                   ("within tolerance" if not failing_outputs else f"[red]differ[/]: {', '.join(failing_outputs)}"))
     t = report.traffic
     if t:
@@ -97,10 +103,12 @@ def print_locate(report: LocateReport, console: Console | None = None, all_rows:
                           f"{num(i.ms_on_pt_inputs_err)} ({'-' if math.isnan(i.ratio) else f'{i.ratio:.3g}'}x floor "
                           f"{num(i.floor)}); torch on MindSpore's inputs differs by {num(i.pt_on_ms_inputs_err)}"
                           + (f"; {i.note}" if i.note else ""))
+    if report.backward_note:
+        console.print(f"[yellow]backward[/]: {report.backward_note}")
     if report.blamed is None:
         console.print(f"[green]PASS[/]: {report.located.reason}")
     else:
-        console.print(f"[red]FIRST DIVERGENT[/]: {report.located.reason}")
+        console.print(f"[red]FIRST DIVERGENT{' (backward)' if report.backward else ''}[/]: {report.located.reason}")
         if report.isolation is not None and not report.isolation.confirmed:
             console.print("[yellow]not confirmed by the isolated replay[/]: on identical inputs the two behave alike, "
                           "so the difference comes from code around it that locate does not see (unpaired cells, "
@@ -130,7 +138,10 @@ def locate_to_dict(report: LocateReport) -> dict:
         "schema": REPORT_SCHEMA,
         "kind": "locate",
         "passed": report.passed,
-        "first_divergent": first,
+        "first_divergent": None if report.backward else first,
+        "first_divergent_backward": first if report.backward else None,
+        "backward_loss": report.backward or None,
+        "backward_note": report.backward_note or None,
         "reason": report.located.reason,
         "curve": [_verdict_dict(v) for v in sorted(report.verdicts, key=lambda v: v.pair.pt.end)],
         "unmatched": [{"side": u.side, "path": u.call.path, "type": u.call.type, "reason": u.reason}

@@ -19,6 +19,7 @@ import numpy as np
 from coordinator import metrics, randomness
 from coordinator.compare import job_inputs
 from coordinator.metrics import TensorComparison
+from coordinator.randomness import make_target
 from coordinator.session import Session, SyncSummary
 from coordinator.train.kink_flip import explain_kink_flip, isolated_difference
 from proto.codec import NamedArray, TensorSpec, spec_of
@@ -33,7 +34,6 @@ from proto.worker.interface import (
     MOMENT_PREFIXES,
     REFERENCE_PREFIX,
     STATE_PREFIX,
-    TARGET_NAME,
     ParameterSpec,
     TrainOptions,
     WorkerDescription,
@@ -151,17 +151,6 @@ def resolve_choice(what: str, chosen: str | None, pt_supplied: str, ms_supplied:
         raise UsageError(f"--{what} factory: the {missing} factory supplies no {what} (return {{'net': ..., "
                          f"'{what}': ...}} from it)")
     return chosen or default
-
-
-def make_target(loss: str, prediction: TensorSpec, rng: np.random.Generator) -> NamedArray:
-    """A target for the net's first output: class indices for cross-entropy, N(0, 1) floats otherwise."""
-    if loss == "cross-entropy":
-        if len(prediction.shape) < 1 or prediction.shape[-1] < 1:
-            raise UsageError(f"cross-entropy needs logits (..., classes); the net's first output is {list(prediction.shape)}")
-        labels = rng.integers(0, prediction.shape[-1], size=prediction.shape[:-1]).astype(np.int64)
-        return NamedArray(TARGET_NAME, labels, "int64")
-    dtype = prediction.dtype if prediction.dtype in ("float16", "float32", "float64") else "float32"
-    return NamedArray(TARGET_NAME, rng.standard_normal(prediction.shape).astype(dtype), dtype)
 
 
 def parameter_order_note(plan: WeightPlan, pt_params: tuple[ParameterSpec, ...],

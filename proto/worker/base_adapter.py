@@ -19,6 +19,7 @@ from proto.codec import NamedArray, spec_of
 from proto.errors import BadRequest, FailedPrecondition, NotFound
 from proto.worker.interface import (
     PROTOCOL_VERSION,
+    TARGET_NAME,
     WEIGHTS_AS_BUILT,
     WEIGHTS_PARTIAL,
     WEIGHTS_SET,
@@ -240,9 +241,19 @@ class BaseAdapter:
         return self.trainer.step(inputs, target, options)
 
     def record(self, inputs: Sequence[NamedArray], options: RecordOptions) -> RecordResult:
-        """One forward with every module / cell hooked (see the framework's recording module)."""
+        """One forward with every module / cell hooked (see the framework's recording module); with
+        ``options.backward_loss``, one forward and backward of that loss against the input named "target",
+        the hooks recording the gradients each module receives and passes on."""
         self._check_weights()
-        return self.recorder.record(inputs, options)
+        if not options.backward_loss:
+            return self.recorder.record(inputs, options)
+        targets = [x for x in inputs if x.name == TARGET_NAME]
+        if len(targets) != 1:
+            raise BadRequest(f"a backward Record needs exactly one tensor named {TARGET_NAME!r} besides the inputs")
+        loss_fn = self.trainer.loss_fn(options.backward_loss)
+        return self.recorder.record_backward([x for x in inputs if x.name != TARGET_NAME],
+                                             lambda outputs: self.trainer.loss_of(options.backward_loss, loss_fn,
+                                                                                   outputs, targets[0]), options)
 
     def get_activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool) -> Iterator[NamedArray]:
         return self.recorder.activations(run, keys, inputs, outputs)

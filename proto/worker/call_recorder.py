@@ -229,3 +229,26 @@ def replay_args(runs: dict[str, RecordedRun], run: str, key: str, tensors: list)
         raise BadRequest(f"call {key!r} takes {slots} tensor argument(s), {len(tensors)} were sent")
     supplied = iter(tensors)
     return _fill(args, supplied), _fill(kwargs, supplied)
+
+
+def backward_run(grads: dict, order: list, recorder: CallRecorder) -> RecordedRun:
+    """ModuleCalls of a recorded backward (both workers catch gradients per call: ``grads[key]`` holds the call's
+    path, type, rule type, parameter names, attributes, and its "out" / "in" gradients by index; ``order`` the
+    (key, side) events as they came): a call starts when the gradient wrt its outputs arrives and ends when
+    the one wrt its inputs does (a call that passes none back ends right after it starts)."""
+    position = {event: i for i, event in enumerate(order)}
+    events = []
+    for key, entry in grads.items():
+        if (key, "out") not in position:
+            continue  # no gradient reached its outputs: the loss does not depend on it
+        start = 2 * position[(key, "out")]
+        end = 2 * position[(key, "in")] + 1 if (key, "in") in position else start + 1
+        events.append((start, 0, key, entry))
+        events.append((end, 1, key, entry))
+    for _, kind, key, entry in sorted(events, key=lambda e: (e[0], e[1])):
+        if kind == 0:
+            recorder.pre(entry["path"], tuple(entry["out"][i] for i in sorted(entry["out"])))
+        else:
+            recorder.post(entry["path"], entry["type"], entry["rule"], entry["names"],
+                          tuple(entry["in"][i] for i in sorted(entry["in"])), entry["attrs"])
+    return recorder.run

@@ -159,6 +159,7 @@ class RecordOptions:
     sketch_size: int
     sketch_seed: int
     float64_reference: bool
+    backward_loss: str = ""  # record the backward of this loss (against the input named TARGET_NAME) instead
 
 
 @dataclass(frozen=True)
