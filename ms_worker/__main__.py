@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import click
 
 from proto.worker import serve
 
@@ -13,12 +13,15 @@ def make_adapter(args):
     return make_adapter(args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = serve.build_parser("msparity-ms-worker", "Serve a MindSpore model to an msparity coordinator.")
-    parser.add_argument("--mode", choices=("pynative", "graph"), default="pynative",
-                        help="MindSpore execution mode (default pynative)")
-    return serve.serve("ms", parser.parse_args(argv), make_adapter)
+MODE = click.option("--mode", type=click.Choice(["pynative", "graph"]), default="pynative", show_default=True,
+                    help="MindSpore execution mode")
+COMMAND = serve.worker_command("ms", "Serve a MindSpore model to an msparity coordinator.", make_adapter, [MODE])
+
+
+def main(argv: list[str] | None = None):
+    """``msparity-ms-worker``: exits with the worker's code (0 when stopped, 2 usage, 3 cannot serve)."""
+    return COMMAND.main(args=argv, prog_name="msparity-ms-worker")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

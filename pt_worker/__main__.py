@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import click
 
 from proto.worker import serve
 
@@ -13,12 +13,15 @@ def make_adapter(args):
     return make_adapter(args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = serve.build_parser("msparity-pt-worker", "Serve a PyTorch model to an msparity coordinator.")
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="allow --model pickle:PATH, which unpickles a whole model (runs code from the file)")
-    return serve.serve("pt", parser.parse_args(argv), make_adapter)
+TRUST_PICKLE = click.option("--trust-pickle", is_flag=True,
+                            help="allow --model pickle:PATH, which unpickles a whole model (runs code from the file)")
+COMMAND = serve.worker_command("pt", "Serve a PyTorch model to an msparity coordinator.", make_adapter, [TRUST_PICKLE])
+
+
+def main(argv: list[str] | None = None):
+    """``msparity-pt-worker``: exits with the worker's code (0 when stopped, 2 usage, 3 cannot serve)."""
+    return COMMAND.main(args=argv, prog_name="msparity-pt-worker")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

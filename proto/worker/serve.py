@@ -13,9 +13,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import click
 import grpc
 
 from proto import transport
@@ -29,29 +30,42 @@ from proto.worker.served_dirs import ServedDirectories
 TOKEN_ENV = "MSPARITY_TOKEN"
 
 
-def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """Options every worker accepts; a framework adds its own to the returned parser."""
-    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
-    parser.add_argument("--listen", default="127.0.0.1:0",
-                        help="HOST:PORT to bind (default 127.0.0.1:0: loopback, any free port)")
-    parser.add_argument("--model", help="pkg.module:factory or path/to/file.py:factory (optional with --serve-dir)")
-    parser.add_argument("--serve-dir", type=Path, action="append", default=[], metavar="DIR",
-                        help="let the coordinator list and read the .npy files under DIR (repeatable); nothing "
-                             "outside these directories is served")
-    parser.add_argument("--device", default=None, help="device to run on (default: the framework's CPU)")
-    parser.add_argument("--token", default=None, metavar="TOKEN",
-                        help=f"the shared token, as the coordinator's --token (or set {TOKEN_ENV}; a file: --token-file)")
-    parser.add_argument("--token-file", type=Path, default=None,
-                        help=f"file holding the shared token (or set {TOKEN_ENV})")
-    parser.add_argument("--tls-cert", type=Path, default=None, help="server certificate (PEM) for TLS")
-    parser.add_argument("--tls-key", type=Path, default=None, help="server private key (PEM) for TLS")
-    parser.add_argument("--no-token", action="store_true",
-                        help="serve a non-loopback --listen address without a token: anyone who can reach it may "
-                             "set weights and train (refused otherwise)")
-    parser.add_argument("--exit-with-parent", action="store_true",
-                        help="exit when stdin closes (used when a coordinator spawns the worker)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
-    return parser
+_COMMON_OPTIONS = [
+    click.option("--listen", default="127.0.0.1:0", show_default=True,
+                 help="HOST:PORT to bind (loopback, any free port, unless told otherwise)"),
+    click.option("--model", default=None, metavar="SPEC",
+                 help="pkg.module:factory or path/to/file.py:factory (optional with --serve-dir)"),
+    click.option("--serve-dir", multiple=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+                 help="let the coordinator list and read the .npy files under DIR (repeatable); nothing outside "
+                      "these directories is served"),
+    click.option("--device", default=None, help="device to run on (default: the framework's CPU)"),
+    click.option("--token", default=None, metavar="TOKEN",
+                 help=f"the shared token, as the coordinator's --token (or set {TOKEN_ENV}; from a file: --token-file)"),
+    click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="file holding the shared token"),
+    click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="server certificate (PEM) for TLS"),
+    click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="server private key (PEM) for TLS"),
+    click.option("--no-token", is_flag=True, help="serve a non-loopback --listen address without a token: anyone "
+                                                  "who can reach it may set weights and train (refused otherwise)"),
+    click.option("--exit-with-parent", is_flag=True,
+                 help="exit when stdin closes (used when a coordinator spawns the worker)"),
+    click.option("-v", "--verbose", is_flag=True, help="log requests to stderr"),
+]
+
+
+def worker_command(role: str, description: str, make_adapter: Callable, extra_options: Sequence = ()) -> click.Command:
+    """A worker's command line (click, as the coordinator's: no abbreviated options, the same names for the same
+    things): the options every worker takes, then the framework's own."""
+
+    def run(**options):
+        sys.exit(serve(role, argparse.Namespace(**options), make_adapter))
+
+    command = run
+    for option in reversed([*_COMMON_OPTIONS, *extra_options]):
+        command = option(command)
+    return click.command(help=description, context_settings={"help_option_names": ["-h", "--help"]})(command)
 
 
 def security_from_args(args: argparse.Namespace) -> transport.Security:

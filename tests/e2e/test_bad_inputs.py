@@ -350,7 +350,7 @@ START_CASES = [
     ("factory-calls-sys-exit", "pt", lambda f: ["--model", f"{f['exit7']}:build"], 3, "it called sys.exit(7)"),
     ("token-file-missing", "pt", lambda f: ["--model", MLP[0], "--token-file", "/nonexistent/token"], 3, "token"),
     ("token-file-empty", "ms", lambda f: ["--model", MLP[1], "--token-file", f["token_empty"]], 3, "is empty"),
-    ("abbreviated-option", "pt", lambda f: ["--model", MLP[0], "--tok", "abc"], 2, "unrecognized arguments"),
+    ("abbreviated-option", "pt", lambda f: ["--model", MLP[0], "--tok", "abc"], 2, "No such option '--tok'"),
 ]
 
 
