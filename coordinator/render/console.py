@@ -14,6 +14,18 @@ def make_console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 160, soft_wrap=False)
 
 
+def is_name(header: str) -> bool:
+    """Whether a column holds names (tensor, module, file): never cut with "…", folded onto more lines instead."""
+    return any(word in header.lower() for word in ("name", "module", "cell", "pytorch", "mindspore", "file"))
+
+
+def column_style(header: str) -> dict:
+    """add_column settings: a name column folds (min 16 wide) and is never cut, a number column does not wrap."""
+    if is_name(header):
+        return {"overflow": "fold", "no_wrap": False, "min_width": 16}
+    return {"overflow": "fold", "no_wrap": True}
+
+
 def print_unwrapped(console: Console, table: Table) -> None:
     """Print a table at its natural width when stdout is a file or pipe (no wrapped cells in logs)."""
     if not console.is_terminal:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from coordinator.render.console import make_console, print_unwrapped
+from coordinator.render.console import column_style, make_console, print_unwrapped
 from coordinator.render.report_io import REPORT_SCHEMA, finite, write_atomic, write_json
 from coordinator.render.weight_report import value_cells
 
@@ -47,7 +47,7 @@ def dir_table(result: DirComparison, compare_shape: bool = False, title: str = T
     """TroubleShooter's columns (shapes optional) plus max relative diff and dtype; failing rows in red."""
     table = Table(title=title)
     for field in fields(compare_shape):
-        table.add_column(field, justify="center", no_wrap=True)
+        table.add_column(field, justify="center", **column_style(field))
     for row in result.rows if rows is None else rows:
         table.add_row(*_cells(row, compare_shape), style=None if row.passed else "red")
     return table

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from coordinator.render.console import make_console, print_unwrapped
+from coordinator.render.console import column_style, make_console, print_unwrapped
 from coordinator.render.weight_report import value_cells
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def print_finder_rows(result: FinderResult) -> None:
         return
     table = Table(title=RESULT_TITLE)
     for field in (*RESULT_FIELDS, "max rel diff"):
-        table.add_column(field, justify="center", no_wrap=True)
+        table.add_column(field, justify="center", **column_style(field))
     for row in result.rows:
         c = row.comparison
         if c is None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from coordinator.render.console import make_console, num, print_unwrapped
+from coordinator.render.console import column_style, make_console, num, print_unwrapped
 from coordinator.render.report_io import REPORT_SCHEMA, description_dict, finite
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def print_locate(report: LocateReport, console: Console | None = None, all_rows:
                       "its inputs the gradient flowing into it from the loss")
     for column in ("#", "PyTorch module", "MindSpore cell", "type", "error", "floor", "ratio",
                    "grad in" if report.backward else "inputs", ""):
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, **column_style(column))
     blamed_key = report.blamed.key if report.blamed else None
     rows = shown_rows(report, all_rows)
     curve = sorted(report.verdicts, key=lambda v: v.pair.pt.end)

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from coordinator.metrics import NOISE_RATIO_LIMIT
-from coordinator.render.console import make_console, num, print_unwrapped
+from coordinator.render.console import column_style, make_console, num, print_unwrapped
 from coordinator.render.report_io import REPORT_SCHEMA, description_dict, finite
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def print_train(report: TrainReport, console: Console | None = None) -> None:
         detail = Table(title=f"step {first_step}: tensors that differ (pt = reference)", title_justify="left")
         for column in ("kind", "PyTorch name", "MindSpore name", "module", "max abs diff", "max rel diff",
                        "cosine sim", "allclose ratio", "x noise", "note"):
-            detail.add_column(column, no_wrap=True)
+            detail.add_column(column, **column_style(column))
         for row in shown:
             c = row.comparison
             cells = (("-",) * 4 if c is None else

@@ -16,7 +16,7 @@ from proto.weights.conversion import CONVERSION_COLUMNS
 def _table(title: str, columns) -> Table:
     table = Table(title=title)
     for column in columns:
-        table.add_column(column, justify="center")
+        table.add_column(column, justify="center", overflow="fold")
     return table
 
 
