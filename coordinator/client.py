@@ -202,10 +202,12 @@ class WorkerClient:
         """Stream the recorded tensors of the calls asked for."""
         return self._stream_out("GetActivations", messages.activations_request_to_pb(run, keys, inputs, outputs))
 
-    def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
-        """Replay one recorded module / cell call on the tensors given."""
+    def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray],
+                   backward: bool = False) -> list[NamedArray]:
+        """Replay one recorded module / cell call (its backward: forward inputs, then grad0... wrt its outputs)."""
         requests = messages.requests_with_options(worker_pb2.RunModuleRequest,
-                                                  messages.run_module_options_to_pb(path, call, float64), inputs)
+                                                  messages.run_module_options_to_pb(path, call, float64, backward),
+                                                  inputs)
         return list(self._stream_out("RunModule", requests))
 
     def get_example_inputs(self) -> Iterator[NamedArray]:

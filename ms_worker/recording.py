@@ -13,7 +13,14 @@ import mindspore as ms
 from ms_worker import tensors
 from proto.codec import NamedArray
 from proto.errors import BadRequest, NotFound
-from proto.worker.call_recorder import BaseRecorder, CallRecorder, backward_run, module_attributes, replay_args
+from proto.worker.call_recorder import (
+    BaseRecorder,
+    CallRecorder,
+    backward_run,
+    forward_key_of,
+    module_attributes,
+    replay_args,
+)
 from proto.worker.interface import RecordOptions, RecordResult
 from proto.worker.net_io import NET_ERRORS
 
@@ -86,8 +93,13 @@ class MindSporeRecorder(BaseRecorder):
             if grads[key]["in"]:
                 order.append((key, "in"))
 
+        forward = CallRecorder(tensors.numpy_from_native, tensors.is_native_tensor, 0, 0)  # inputs, for a replay
         handles = []
         for path, cell in self.net.cells_and_names():
+            handles.append(cell.register_forward_pre_hook(
+                lambda c, a, kw, p=path: forward.pre(p, a, kw), with_kwargs=True))
+            handles.append(cell.register_forward_hook(
+                lambda c, a, kw, out, p=path: forward.post(p, type(c).__name__, "", (), out), with_kwargs=True))
             handles.append(cell.register_backward_pre_hook(lambda c, gout, p=path: begin(c, p, gout) and None))  # None: keep the gradient
             handles.append(cell.register_backward_hook(lambda c, gin, gout, p=path: end(c, p, gin, gout)))
         mode = ms.get_context("mode")
@@ -108,8 +120,47 @@ class MindSporeRecorder(BaseRecorder):
                 ms.set_context(mode=mode)
         run = backward_run(grads, order, CallRecorder(tensors.numpy_from_native, tensors.is_native_tensor,
                                                       options.sketch_size, options.sketch_seed))
+        run.forward = forward.run
         self.runs = {"f32": run}
         return RecordResult(tuple(run.calls), (), NO_REFERENCE)
+
+    def run_module_backward(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray],
+                            grads: Sequence[NamedArray]) -> list[NamedArray]:
+        """Replay one call of a backward Record: the cell on these forward inputs, then its backward (ms.vjp) from
+        these gradients wrt its outputs; the gradients wrt its float inputs."""
+        if float64:
+            raise BadRequest(NO_REFERENCE)
+        recorded = self.runs.get("f32")
+        if recorded is None or recorded.forward is None:
+            raise NotFound("no backward record to replay: run locate --backward first")
+        cells = dict(self.net.cells_and_names())
+        if path not in cells:
+            raise NotFound(f"the MindSpore net has no cell {path!r}")
+        cell = cells[path]
+        # a cell with its own bprop runs no forward hooks: replay it on the tensors alone, positionally
+        key = forward_key_of(recorded.forward, path, call) if any(c.path == path for c in recorded.forward.calls) \
+            else None
+        cell.set_train(False)
+        args = [tensors.native_from_numpy(x) for x in inputs]
+        floats = [i for i, a in enumerate(args) if ms.ops.is_floating_point(a)]
+
+        def run(*values):
+            full = list(args)
+            for i, value in zip(floats, values):
+                full[i] = value
+            if key is None:
+                return cell(*full)
+            replay, kwargs = replay_args({"f32": recorded.forward}, "f32", key, full)
+            return cell(*replay, **kwargs)
+
+        try:
+            outputs, vjp = ms.vjp(run, *[args[i] for i in floats])
+            sens = [tensors.native_from_numpy(g) for g in grads]
+            passed = vjp(sens[0] if isinstance(outputs, ms.Tensor) else tuple(sens))
+            recorder = CallRecorder(tensors.numpy_from_native, tensors.is_native_tensor, 0, 0)
+            return recorder.arrays(f"{path}#{call}", "out", passed)
+        except NET_ERRORS as exc:
+            raise BadRequest(f"replaying the backward of {path}#{call} failed: {type(exc).__name__}: {exc}") from exc
 
     def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
         """Run one cell on the tensors given, with its recorded non-tensor arguments, in eval mode."""

@@ -230,13 +230,13 @@ def activations_request_from_pb(request: worker_pb2.GetActivationsRequest) -> tu
     return request.run, list(request.keys), request.inputs, request.outputs
 
 
-def run_module_options_to_pb(path: str, call: int, float64: bool) -> worker_pb2.RunModuleOptions:
-    return worker_pb2.RunModuleOptions(path=path, call=call, float64=float64)
+def run_module_options_to_pb(path: str, call: int, float64: bool, backward: bool = False) -> worker_pb2.RunModuleOptions:
+    return worker_pb2.RunModuleOptions(path=path, call=call, float64=float64, backward=backward)
 
 
-def run_module_options_from_pb(options: worker_pb2.RunModuleOptions) -> tuple[str, int, bool]:
-    """(path, call, float64) of a RunModule stream's options."""
-    return options.path, options.call, options.float64
+def run_module_options_from_pb(options: worker_pb2.RunModuleOptions) -> tuple[str, int, bool, bool]:
+    """(path, call, float64, backward) of a RunModule stream's options."""
+    return options.path, options.call, options.float64, options.backward
 
 
 # -- ListDir ---------------------------------------------------------------------------------------

@@ -265,14 +265,16 @@ class GetActivationsRequest(_message.Message):
     def __init__(self, run: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., inputs: _Optional[bool] = ..., outputs: _Optional[bool] = ...) -> None: ...
 
 class RunModuleOptions(_message.Message):
-    __slots__ = ("path", "call", "float64")
+    __slots__ = ("path", "call", "float64", "backward")
     PATH_FIELD_NUMBER: _ClassVar[int]
     CALL_FIELD_NUMBER: _ClassVar[int]
     FLOAT64_FIELD_NUMBER: _ClassVar[int]
+    BACKWARD_FIELD_NUMBER: _ClassVar[int]
     path: str
     call: int
     float64: bool
-    def __init__(self, path: _Optional[str] = ..., call: _Optional[int] = ..., float64: _Optional[bool] = ...) -> None: ...
+    backward: bool
+    def __init__(self, path: _Optional[str] = ..., call: _Optional[int] = ..., float64: _Optional[bool] = ..., backward: _Optional[bool] = ...) -> None: ...
 
 class RunModuleRequest(_message.Message):
     __slots__ = ("options", "chunk")

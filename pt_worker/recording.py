@@ -19,6 +19,8 @@ from proto.worker.call_recorder import (
     CallRecorder,
     RecordedRun,
     backward_run,
+    by_backward_key,
+    forward_key_of,
     module_attributes,
     replay_args,
 )
@@ -81,6 +83,7 @@ class TorchRecorder(BaseRecorder):
         order: list[tuple[str, str]] = []  # (key, "out" | "in") in the order the gradients arrive
         calls: dict[str, int] = {}
         open_keys: dict[int, list[str]] = {}  # id(module) -> keys of its calls in progress
+        forward = CallRecorder(_copied, tensors.is_native_tensor, 0, 0, _identity)  # its inputs, for a replay
         handles = []
 
         def caught(key: str, side: str, index: int):
@@ -92,6 +95,7 @@ class TorchRecorder(BaseRecorder):
             return hook
 
         def pre(module, args_in, kwargs, path):
+            forward.pre(path, args_in, kwargs)
             call = calls.get(path, 0)
             calls[path] = call + 1
             key = f"{path}#{call}"
@@ -110,6 +114,7 @@ class TorchRecorder(BaseRecorder):
 
         def post(module, args_in, kwargs, output):
             key = open_keys[id(module)].pop()
+            forward.post(grads[key]["path"], grads[key]["type"], grads[key]["rule"], grads[key]["names"], output)
             leaves = [v for _, v in flatten_outputs(output, tensors.is_native_tensor)]
             if isinstance(output, torch.Tensor) and output.requires_grad:
                 output = output.view_as(output)
@@ -132,12 +137,15 @@ class TorchRecorder(BaseRecorder):
             for handle in handles:
                 handle.remove()
             net.zero_grad(set_to_none=True)
-        return backward_run(grads, order, CallRecorder(_copied, tensors.is_native_tensor, sketch_size, seed))
+        run = backward_run(grads, order, CallRecorder(_copied, tensors.is_native_tensor, sketch_size, seed))
+        run.forward = forward.run
+        return run
 
     def record_backward(self, inputs: Sequence[NamedArray], loss_of, options: RecordOptions) -> RecordResult:
         """Backward locate's recording (and the float64 copy's, when asked): see _record_backward."""
         args = [tensors.native_from_numpy(x, self.device) for x in inputs]
         self.runs = {"f32": self._record_backward(self.net, args, loss_of, options.sketch_size, options.sketch_seed)}
+        self.runs["f32:forward"] = by_backward_key(self.runs["f32"].forward)  # what a backward isolate sends
         calls = tuple(self.runs["f32"].calls)
         self.reference = None
         if not options.float64_reference:
@@ -147,6 +155,7 @@ class TorchRecorder(BaseRecorder):
             args64 = [a.double() if a.is_floating_point() else a for a in args]
             self.runs["f64"] = self._record_backward(reference, args64, loss_of, options.sketch_size,
                                                      options.sketch_seed)
+            self.reference = reference
         except (BadRequest, RuntimeError, TypeError, ValueError, copy.Error) as exc:
             self.runs.pop("f64", None)
             return RecordResult(calls, (), f"the float64 copy of the torch net did not run its backward: {exc}")
@@ -171,6 +180,36 @@ class TorchRecorder(BaseRecorder):
             return RecordResult(calls, (), f"the float64 copy of the torch net did not run: {exc}")
         return RecordResult(calls, tuple(self.runs["f64"].calls))
 
+    def run_module_backward(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray],
+                            grads: Sequence[NamedArray]) -> list[NamedArray]:
+        """Replay one call of a backward Record: the module on these forward inputs (its recorded non-tensor
+        arguments kept), then its backward from these gradients wrt its outputs; the gradients wrt its inputs."""
+        net, run = (self.reference, "f64") if float64 else (self.net, "f32")
+        if net is None or run not in self.runs or self.runs[run].forward is None:
+            raise NotFound(f"no backward record to replay ({run}): run locate --backward first")
+        try:
+            module = net.get_submodule(path)
+        except AttributeError:
+            raise NotFound(f"the torch net has no module {path!r}") from None
+        forward_key = forward_key_of(self.runs[run].forward, path, call)
+        dtype = torch.float64 if float64 else None
+        args = [tensors.native_from_numpy(x, self.device) for x in inputs]
+        args = [a.to(dtype) if dtype and a.is_floating_point() else a for a in args]
+        args = [a.detach().requires_grad_(True) if a.is_floating_point() else a for a in args]
+        module.eval()
+        try:
+            replay, kwargs = replay_args({run: self.runs[run].forward}, run, forward_key, args)
+            result = module(*replay, **kwargs)
+            leaves = [v for _, v in flatten_outputs(result, tensors.is_native_tensor)
+                      if isinstance(v, torch.Tensor) and v.requires_grad]
+            goals = [tensors.native_from_numpy(g, self.device) for g in grads]
+            goals = [g.to(leaf.dtype) for g, leaf in zip(goals, leaves)]
+            torch.autograd.backward(leaves[:len(goals)], goals)
+        except NET_ERRORS as exc:
+            raise BadRequest(f"replaying the backward of {path}#{call} failed: {type(exc).__name__}: {exc}") from exc
+        passed = tuple(a.grad for a in args if isinstance(a, torch.Tensor) and a.grad is not None)
+        return CallRecorder(_copied, tensors.is_native_tensor, 0, 0).arrays(f"{path}#{call}", "out", passed)
+
     def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
         """Run one module on the tensors given, with its recorded non-tensor arguments; no grad, eval mode."""
         net, run = (self.reference, "f64") if float64 else (self.net, "f32")
@@ -193,4 +232,5 @@ class TorchRecorder(BaseRecorder):
             raise BadRequest(f"replaying {key} failed: {type(exc).__name__}: {exc}") from exc
         recorder = CallRecorder(_copied, tensors.is_native_tensor, 0, 0)
         return recorder.arrays(key, "out", result)
+
 

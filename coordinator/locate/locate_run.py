@@ -26,6 +26,7 @@ from coordinator import metrics, randomness
 from coordinator.compare import job_inputs
 from coordinator.locate.alignment import Alignment, CallPair, align_calls
 from coordinator.locate.backward_findings import loss_or_cut
+from coordinator.locate.isolation import Fetcher, Isolation, isolate, isolate_backward, l2, max_rel, worst
 from coordinator.locate.layer_hints import evidence_from_calls, hint_for
 from coordinator.locate.module_settings import compared_settings
 from coordinator.locate.tensor_pairs import pair_tensors, summary_shapes
@@ -33,7 +34,6 @@ from coordinator.locate.verdict import (
     ABS_FLOOR,
     NO_REFERENCE_ABS_FLOOR,
     RATIO_LIMIT,
-    TAINT_LIMIT,
     Located,
     ModuleVerdict,
     PairErrors,
@@ -43,7 +43,7 @@ from coordinator.locate.verdict import (
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
 from proto.codec import NamedArray, TensorSpec, spec_of
-from proto.errors import MsparityError, UsageError
+from proto.errors import MsparityError
 from proto.weights.map_file import WeightMap
 from proto.weights.transforms import is_partial
 from proto.worker.interface import RecordOptions, WorkerDescription
@@ -62,18 +62,6 @@ class ExactErrors:
     out_max_floor: float
     in_err: float
     in_floor: float
-
-
-@dataclass(frozen=True)
-class Isolation:
-    """The blamed call replayed on identical inputs, both directions."""
-
-    ms_on_pt_inputs_err: float  # MindSpore cell on torch's recorded inputs, vs torch float64 on the same
-    floor: float  # torch float32 vs float64 on those inputs
-    ratio: float
-    pt_on_ms_inputs_err: float  # torch module (float32) on MindSpore's recorded inputs, vs MindSpore's output
-    confirmed: bool
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,60 +129,7 @@ def estimated_errors(alignment: Alignment, reference: dict[str, ModuleCall]) -> 
     return errors
 
 
-def _finite_parts(ref: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """The elements finite on both sides, in float64; None when NaN or inf sit in different places (a NaN that
-    one side's op turns into a number is a divergence, however close the rest is)."""
-    ref64, cand64 = ref.astype(np.float64, copy=False), cand.astype(np.float64, copy=False)
-    finite = np.isfinite(ref64)
-    if not np.array_equal(finite, np.isfinite(cand64)):
-        return None
-    if not finite.all():
-        if not np.array_equal(np.isnan(ref64), np.isnan(cand64)) or \
-                not np.array_equal(ref64[np.isinf(ref64)], cand64[np.isinf(ref64)]):
-            return None
-        ref64, cand64 = ref64[finite], cand64[finite]
-    return ref64, cand64
-
-
-def _l2(ref: np.ndarray, cand: np.ndarray) -> float:
-    parts = _finite_parts(ref, cand)
-    if parts is None:
-        return math.inf
-    ref64, cand64 = parts
-    return float(np.linalg.norm(cand64 - ref64) / max(np.linalg.norm(ref64), np.finfo(np.float64).tiny))
-
-
-def _max_rel(ref: np.ndarray, cand: np.ndarray) -> float:
-    parts = _finite_parts(ref, cand)
-    if parts is None:
-        return math.inf
-    ref64, cand64 = parts
-    return float(np.abs(cand64 - ref64).max(initial=0.0) / max(np.abs(ref64).max(initial=0.0), np.finfo(np.float64).tiny))
-
-
-def _worst(fn, refs: list[NamedArray], cands: list[NamedArray], pairs) -> float:
-    arrays = [(refs[i].array, cands[j].array) for i, j in pairs
-              if i < len(refs) and j < len(cands) and refs[i].array.dtype.kind == "f"]
-    if not arrays:
-        return math.nan
-    return max(fn(r, c) for r, c in arrays)
-
-
-class _Fetcher:
-    """Full tensors of recorded calls, counting the bytes that cross the wire."""
-
-    def __init__(self, session: Session):
-        self.session = session
-        self.bytes = 0
-
-    def get(self, role: str, run: str, key: str, inputs: bool) -> list[NamedArray]:
-        worker = self.session.pt if role == "pt" else self.session.ms
-        tensors = list(worker.get_activations(run, [key], inputs, not inputs))
-        self.bytes += sum(t.array.nbytes for t in tensors)
-        return tensors
-
-
-def exact_errors(fetcher: _Fetcher, verdict: ModuleVerdict, has_reference: bool) -> ExactErrors:
+def exact_errors(fetcher: Fetcher, verdict: ModuleVerdict, has_reference: bool) -> ExactErrors:
     """Fetch one pair's tensors and measure its errors exactly."""
     pt_key, ms_key = verdict.pair.pt.key, verdict.pair.ms.key
     sides = {}
@@ -204,43 +139,11 @@ def exact_errors(fetcher: _Fetcher, verdict: ModuleVerdict, has_reference: bool)
         ms32 = fetcher.get("ms", "f32", ms_key, inputs)
         pairs = tensor_pairs(verdict.pair, inputs)
         same = [(i, i) for i, _ in pairs]
-        sides[inputs] = (_worst(_l2, pt64, ms32, pairs), _worst(_l2, pt64, pt32, same) if has_reference else math.nan,
-                         _worst(_max_rel, pt64, ms32, pairs),
-                         _worst(_max_rel, pt64, pt32, same) if has_reference else math.nan)
+        sides[inputs] = (worst(l2, pt64, ms32, pairs), worst(l2, pt64, pt32, same) if has_reference else math.nan,
+                         worst(max_rel, pt64, ms32, pairs),
+                         worst(max_rel, pt64, pt32, same) if has_reference else math.nan)
     out, inp = sides[False], sides[True]
     return ExactErrors(out[0], out[1], out[2], out[3], inp[0], inp[1])
-
-
-def isolate(session: Session, fetcher: _Fetcher, verdict: ModuleVerdict, has_reference: bool,
-            abs_floor: float = ABS_FLOOR) -> Isolation:
-    """Replay the blamed call on identical inputs: the MindSpore cell on torch's, torch's module on MindSpore's."""
-    pt_call, ms_call = verdict.pair.pt, verdict.pair.ms
-    pt_inputs = fetcher.get("pt", "f32", pt_call.key, True)
-    ms_inputs = fetcher.get("ms", "f32", ms_call.key, True)
-    if len(pt_inputs) != len(ms_inputs):
-        return Isolation(math.nan, math.nan, math.nan, math.nan, False,
-                         f"cannot replay: torch's call takes {len(pt_inputs)} tensors, MindSpore's {len(ms_inputs)}")
-    renamed = [NamedArray(f"input{i}", t.array, t.dtype) for i, t in enumerate(pt_inputs)]
-    ms_out = session.ms.run_module(ms_call.path, ms_call.call, False, renamed)
-    pt32_out = fetcher.get("pt", "f32", pt_call.key, False)
-    reference = session.pt.run_module(pt_call.path, pt_call.call, True, renamed) if has_reference else pt32_out
-    fetcher.bytes += sum(t.array.nbytes for t in (*renamed, *ms_out, *(reference if has_reference else ())))
-    outs = pair_tensors([r.shape for r in reference], [m.shape for m in ms_out])
-    err = _worst(_l2, reference, ms_out, outs.pairs)
-    floor = _worst(_l2, reference, pt32_out, [(i, i) for i, _ in outs.pairs]) if has_reference else math.nan
-    back = [NamedArray(f"input{i}", t.array, t.dtype) for i, t in enumerate(ms_inputs)]
-    pt_on_ms = session.pt.run_module(pt_call.path, pt_call.call, False, back)
-    fetcher.bytes += sum(t.array.nbytes for t in (*back, *pt_on_ms))
-    ms_recorded = fetcher.get("ms", "f32", ms_call.key, False)
-    reverse = _worst(_l2, pt_on_ms, ms_recorded, pair_tensors([a.shape for a in pt_on_ms],
-                                                               [b.shape for b in ms_recorded]).pairs)
-    base = max(floor, abs_floor) if not math.isnan(floor) else abs_floor
-    ratio = err / base if not math.isnan(err) else math.nan
-    shapes_ref, shapes_ms = [t.shape for t in reference], [t.shape for t in ms_out]
-    if outs.shapes_differ:  # on identical inputs the outputs differ in shape: the module itself differs
-        return Isolation(math.inf, floor, math.inf, reverse, True,
-                         f"on identical inputs the outputs' shapes differ: torch {shapes_ref}, MindSpore {shapes_ms}")
-    return Isolation(err, floor, ratio, reverse, bool(ratio >= TAINT_LIMIT))
 
 
 def _rejudge(verdicts: list[ModuleVerdict], alignment: Alignment, exact: dict[str, ExactErrors],
@@ -302,8 +205,6 @@ def run_locate(
     ``backward_loss`` ("mse", "cross-entropy", "factory"): record one forward and backward of that loss (train-step's,
     against the same generated target) instead, and name the first module, in backward order, whose gradient
     passed on diverges while the gradient flowing into it still matches."""
-    if backward_loss and isolate_blamed:
-        raise UsageError("--isolate replays a module's forward; it does not go with --backward yet")
     seconds: dict[str, float] = {}
     pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
     plan = session.plan_weights(weight_map)
@@ -332,7 +233,7 @@ def run_locate(
     has_reference = bool(pt_reference)
     abs_floor = ABS_FLOOR if has_reference else NO_REFERENCE_ABS_FLOOR
     verdicts = judge(alignment, estimated_errors(alignment, reference), abs_floor=abs_floor)
-    fetcher = _Fetcher(session)
+    fetcher = Fetcher(session)
     exact: dict[str, ExactErrors] = {}
     located = first_divergent(verdicts, alignment)
     # Confirm with full tensors: the suspects and the calls just before them, until the verdict is stable.
@@ -356,7 +257,8 @@ def run_locate(
     isolation = None
     if isolate_blamed and located.blamed is not None:
         start = time.perf_counter()
-        isolation = isolate(session, fetcher, located.blamed, has_reference, abs_floor)
+        replay = isolate_backward if backward_loss else isolate
+        isolation = replay(session, fetcher, located.blamed, has_reference, abs_floor)
         seconds["isolate"] = time.perf_counter() - start
     hint = _hint(located.blamed.pair) if located.blamed is not None and located.blamed.pair.pt.path else None
     root_pt_key = next((c.key for c in pt_calls if c.path == ""), None)
@@ -385,4 +287,4 @@ def run_backward_locate(session: Session, loss: str = "mse", **job) -> LocateRep
     if not forward.passed:
         return dataclasses.replace(forward, backward_note=f"the forward already diverges, so the backward of {loss} "
                                                           "was not located: fix the forward first")
-    return run_locate(session, **{**job, "sync_weights": False, "isolate_blamed": False}, backward_loss=loss)
+    return run_locate(session, **{**job, "sync_weights": False}, backward_loss=loss)

@@ -88,6 +88,9 @@ def inputs_text(inputs: Sequence[NamedArray]) -> str:
     return ", ".join(f"{x.name} {list(x.shape)} {x.dtype}" for x in inputs)
 
 
+GRAD_INPUT_PREFIX = "grad"  # a backward RunModule's gradients wrt the call's outputs: grad0, grad1, ...
+
+
 class BaseAdapter:
     """One net behind the worker interface; subclasses supply the framework hooks below."""
 
@@ -258,8 +261,15 @@ class BaseAdapter:
     def get_activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool) -> Iterator[NamedArray]:
         return self.recorder.activations(run, keys, inputs, outputs)
 
-    def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray]) -> list[NamedArray]:
-        return self.recorder.run_module(path, call, float64, inputs)
+    def run_module(self, path: str, call: int, float64: bool, inputs: Sequence[NamedArray],
+                   backward: bool = False) -> list[NamedArray]:
+        """Replay one recorded call on the tensors given; ``backward``: its backward, on its forward inputs and
+        the gradients named "grad0", ... wrt its outputs, returning the gradients wrt its inputs."""
+        if not backward:
+            return self.recorder.run_module(path, call, float64, inputs)
+        grads = [x for x in inputs if x.name.startswith(GRAD_INPUT_PREFIX)]
+        forward = [x for x in inputs if not x.name.startswith(GRAD_INPUT_PREFIX)]
+        return self.recorder.run_module_backward(path, call, float64, forward, grads)
 
     def get_example_inputs(self) -> Iterator[NamedArray]:
         """The factory's example inputs with their values, as numpy (none when the factory gave none)."""

@@ -35,6 +35,7 @@ class RecordedRun:
     calls: list[ModuleCall] = field(default_factory=list)
     tensors: dict[str, tuple[list[NamedArray], list[NamedArray]]] = field(default_factory=dict)
     templates: dict[str, tuple[list, dict]] = field(default_factory=dict)  # key -> (args, kwargs), tensors marked
+    forward: RecordedRun | None = None  # a backward run's forward (its calls' inputs, for a backward replay)
 
 
 class CallRecorder:
@@ -252,3 +253,21 @@ def backward_run(grads: dict, order: list, recorder: CallRecorder) -> RecordedRu
             recorder.post(entry["path"], entry["type"], entry["rule"], entry["names"],
                           tuple(entry["in"][i] for i in sorted(entry["in"])), entry["attrs"])
     return recorder.run
+
+
+def forward_key_of(forward: RecordedRun, path: str, call: int) -> str:
+    """The forward call a backward call replays: a backward numbers a module's calls last first."""
+    count = sum(1 for c in forward.calls if c.path == path)
+    if not 0 <= call < count:
+        raise NotFound(f"no recorded call {call} of {path!r} in the backward record")
+    return f"{path}#{count - 1 - call}"
+
+
+def by_backward_key(forward: RecordedRun) -> RecordedRun:
+    """A backward run's forward with its calls' tensors under the backward's keys (calls numbered last first)."""
+    counts = Counter(c.path for c in forward.calls)
+    renamed = RecordedRun()
+    for key, value in forward.tensors.items():
+        path, _, call = key.rpartition("#")
+        renamed.tensors[f"{path}#{counts[path] - 1 - int(call)}"] = value
+    return renamed

@@ -194,9 +194,9 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     @_streaming_rpc
     def RunModule(self, request_iterator, context):
         options, inputs = messages.options_and_tensors(request_iterator, "RunModule")
-        path, call, float64 = messages.run_module_options_from_pb(options)
+        path, call, float64, backward = messages.run_module_options_from_pb(options)
         with self._lock:
-            outputs = self._adapter.run_module(path, call, float64, inputs)
+            outputs = self._adapter.run_module(path, call, float64, inputs, backward=backward)
         yield from codec.encode(outputs)
 
     @_streaming_rpc

@@ -42,11 +42,13 @@ def test_a_real_port_with_in_place_residuals_blames_nothing(tmp_path):
     ("detached", "fc2", "cut from the graph before it (a stop_gradient or detach); look at pt act1"),
 ], ids=["scaled-bprop", "stop-gradient"])
 def test_a_backward_only_bug_is_named(ms, blamed, says, tmp_path):
-    result, report = _locate("examples.mlp_pt:build", f"{BUGS}:{ms}", tmp_path)
+    result, report = _locate("examples.mlp_pt:build", f"{BUGS}:{ms}", tmp_path, "--isolate")
     assert result.code == 1, result.stdout + result.stderr
     first = report["first_divergent_backward"]
     assert first["pt"] == blamed and says in first["reason"], first
     assert report["first_divergent"] is None  # the forward agrees
+    # the backward replayed alone on torch's exact tensors: the scaled bprop is the cell's own; the cut is before fc2
+    assert first["isolated"]["confirmed"] is (ms == "scaled_backward"), first["isolated"]
 
 
 def test_a_loss_that_sums_where_the_other_averages_is_blamed_on_the_loss(tmp_path):
