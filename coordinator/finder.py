@@ -277,24 +277,30 @@ class NetDifferenceFinder:
         print_train(report)
         return report
 
-    def locate(self, inputs=None, auto_inputs=None, rtol=1e-4, atol=1e-4, isolate=False, float64_reference=True):
+    def locate(self, inputs=None, auto_inputs=None, rtol=1e-4, atol=1e-4, isolate=False, float64_reference=True,
+               backward=False):
         """Sync weights as compare() does, then name the first module where the nets part ways.
 
         One hooked forward per side on the first input case; prints the per-module error curve and the
         blamed module (with a hint for known default differences); returns a LocateReport (``bool()``
         is True when nothing is blamed). ``float64_reference=False`` skips torch's float64 copy of the net
-        (it doubles torch's memory): modules are then judged against torch float32 at 1e-4.
+        (it doubles torch's memory): modules are then judged against torch float32 at 1e-4. ``backward=True``
+        (or a loss name: "mse", "cross-entropy", "factory") locates in the backward pass of that loss (msparity
+        locate --backward), the forward first.
         """
-        from coordinator.locate.locate_run import run_locate
+        from coordinator.locate.locate_run import run_backward_locate, run_locate
         from coordinator.render.locate_report import print_locate
 
         seed = int(self.fix_seed or 0)
         case = (auto_input_cases(auto_inputs, seed) if auto_inputs else input_cases(inputs))[0]
         self.session.seed(seed)
         self._handle_weights()
-        report = run_locate(self.session, None, case, seed=seed, rtol=rtol, atol=atol, sync_weights=False,
-                            weight_map=self._weight_map(), isolate_blamed=isolate,
-                            float64_reference=float64_reference)
+        job = dict(input_shapes=None, input_arrays=case, seed=seed, rtol=rtol, atol=atol, sync_weights=False,
+                   weight_map=self._weight_map(), isolate_blamed=isolate, float64_reference=float64_reference)
+        if backward:
+            report = run_backward_locate(self.session, "mse" if backward is True else backward, **job)
+        else:
+            report = run_locate(self.session, **job)
         print_locate(report)
         return report
 

@@ -64,3 +64,17 @@ def test_a_forward_bug_is_named_by_the_forward_before_any_backward(tmp_path):
     assert result.code == 1, result.stdout + result.stderr
     assert report["first_divergent"]["pt"] == "act2" and report["first_divergent_backward"] is None
     assert "fix the forward first" in report["backward_note"]
+
+
+def test_the_finder_locates_in_the_backward_with_live_nets(capsys):
+    """TroubleShooter-style: NetDifferenceFinder(pt_net=..., ms_net=...).locate(..., backward=True), one process."""
+    from coordinator import NetDifferenceFinder
+    from examples import mlp_pt
+    from tests.fixtures import backward_bugs_ms
+
+    pt_net, example = mlp_pt.build()
+    ms_net, _ = backward_bugs_ms.scaled_backward()
+    with NetDifferenceFinder(pt_net=pt_net, ms_net=ms_net, compare_params=False) as finder:
+        report = finder.locate(inputs=tuple(x.numpy() for x in example), backward=True)
+    assert report.backward == "mse" and report.blamed.pair.pt.path == "act2"
+    assert "FIRST DIVERGENT (backward)" in capsys.readouterr().out
