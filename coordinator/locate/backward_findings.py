@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from coordinator.locate.alignment import Alignment, CallPair
 from proto.worker.module_records import ModuleCall
 
 
@@ -31,3 +32,24 @@ def _cut_graph(located, pt_calls: list[ModuleCall]):
     reason = (f"{located.reason}: on the {side} side no gradient flows back through it, so its input was cut from "
               f"the graph before it (a stop_gradient or detach); look at {where}")
     return dataclasses.replace(located, reason=reason)
+
+
+def unmeasured_containers(alignment: Alignment, pt_calls: list[ModuleCall], ms_calls: list[ModuleCall]) -> Alignment:
+    """Containers whose backward hook gave no gradient on one side are left unjudged, not blamed.
+
+    MindSpore calls no backward hook with the gradients of a cell that takes masks or returns a structure
+    (mindone's HuggingFace encoders); its children are hooked and judged. A leaf passing no gradient back
+    stays a finding: the graph was cut before it.
+    """
+    def container(call: ModuleCall, calls: list[ModuleCall]) -> bool:
+        return call.path == "" or any(c.path.startswith(call.path + ".") for c in calls)
+
+    pairs = []
+    for pair in alignment.pairs:
+        one_empty = bool(pair.pt.outputs) != bool(pair.ms.outputs)
+        empty, calls = (pair.ms, ms_calls) if not pair.ms.outputs else (pair.pt, pt_calls)
+        if one_empty and container(empty, calls):
+            pair = CallPair(dataclasses.replace(pair.pt, outputs=()), dataclasses.replace(pair.ms, outputs=()),
+                            pair.how)
+        pairs.append(pair)
+    return dataclasses.replace(alignment, pairs=tuple(pairs))

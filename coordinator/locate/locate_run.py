@@ -25,7 +25,7 @@ import numpy as np
 from coordinator import metrics, randomness
 from coordinator.compare import job_inputs
 from coordinator.locate.alignment import Alignment, CallPair, align_calls
-from coordinator.locate.backward_findings import loss_or_cut
+from coordinator.locate.backward_findings import loss_or_cut, unmeasured_containers
 from coordinator.locate.isolation import Fetcher, Isolation, isolate, isolate_backward, l2, max_rel, worst
 from coordinator.locate.layer_hints import evidence_from_calls, hint_for
 from coordinator.locate.module_settings import compared_settings
@@ -229,6 +229,8 @@ def run_locate(
     # a part of a fused tensor (query of a qkv) says nothing about which whole module is the other's
     alignment = align_calls(pt_calls, ms_calls, {m.pt_name: None if is_partial(m.transform) else m.ms_name
                                                  for m in plan.mappings})
+    if backward_loss:
+        alignment = unmeasured_containers(alignment, pt_calls, ms_calls)
     reference = {c.key: c for c in pt_reference}
     has_reference = bool(pt_reference)
     abs_floor = ABS_FLOOR if has_reference else NO_REFERENCE_ABS_FLOOR

@@ -78,3 +78,13 @@ def test_the_finder_locates_in_the_backward_with_live_nets(capsys):
         report = finder.locate(inputs=tuple(x.numpy() for x in example), backward=True)
     assert report.backward == "mse" and report.blamed.pair.pt.path == "act2"
     assert "FIRST DIVERGENT (backward)" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mindone") is None, reason="the realworld packages are not installed")
+def test_a_mindone_port_whose_containers_get_no_backward_hook_blames_nothing(tmp_path):
+    """MindSpore calls no backward hook for mindone's BERT encoder (it takes a mask, returns a structure): such a
+    container is left unjudged, its hooked children are judged."""
+    result, report = _locate("tests.fixtures.realworld.hf_pt:bert", "tests.fixtures.realworld.hf_ms:bert", tmp_path)
+    assert result.code == 0, result.stdout + result.stderr
+    judged = [row for row in report["curve"] if row["ratio"] is not None]
+    assert len(judged) > 30 and all(row["ratio"] < 10 for row in judged)
