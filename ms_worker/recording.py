@@ -49,21 +49,25 @@ class MindSporeRecorder(BaseRecorder):
             handles.append(cell.register_forward_hook(
                 lambda c, a, kw, out, p=path, names=_own_names(cell, self.param_name), attrs=module_attributes(cell):
                 recorder.post(p, type(c).__name__, self.rule_type(c), names, out, attrs), with_kwargs=True))
+        self._run_hooked(handles, "forward", lambda: self.net(*[tensors.native_from_numpy(x) for x in inputs]))
+        self.runs = {"f32": recorder.run}
+        return RecordResult(tuple(recorder.run.calls), (), NO_REFERENCE)
+
+    def _run_hooked(self, handles: list, what: str, body) -> None:
+        """Run body with the hooks on, in eval mode and PyNative (hooks do not run in Graph mode); unhook after."""
         mode = ms.get_context("mode")
         self.net.set_train(False)
         try:
             if mode != ms.PYNATIVE_MODE:
                 ms.set_context(mode=ms.PYNATIVE_MODE)
-            self.net(*[tensors.native_from_numpy(x) for x in inputs])
+            body()
         except NET_ERRORS as exc:
-            raise BadRequest(f"recorded forward failed: {type(exc).__name__}: {exc}") from exc
+            raise BadRequest(f"recorded {what} failed: {type(exc).__name__}: {exc}") from exc
         finally:
             for handle in handles:
                 handle.remove()
             if mode != ms.PYNATIVE_MODE:
                 ms.set_context(mode=mode)
-        self.runs = {"f32": recorder.run}
-        return RecordResult(tuple(recorder.run.calls), (), NO_REFERENCE)
 
     def record_backward(self, inputs: Sequence[NamedArray], loss_of, options: RecordOptions) -> RecordResult:
         """One forward and backward in eval mode (PyNative), every cell's backward hooked: a call's inputs are the
@@ -102,22 +106,11 @@ class MindSporeRecorder(BaseRecorder):
                 lambda c, a, kw, out, p=path: forward.post(p, type(c).__name__, "", (), out), with_kwargs=True))
             handles.append(cell.register_backward_pre_hook(lambda c, gout, p=path: begin(c, p, gout) and None))  # None: keep the gradient
             handles.append(cell.register_backward_hook(lambda c, gin, gout, p=path: end(c, p, gin, gout)))
-        mode = ms.get_context("mode")
-        self.net.set_train(False)
         args = [tensors.native_from_numpy(x) for x in inputs]
-        try:
-            if mode != ms.PYNATIVE_MODE:
-                ms.set_context(mode=ms.PYNATIVE_MODE)
-            # the gradient wrt the float inputs too: the first cells' hooks then see what they pass on
-            floats = tuple(i for i, a in enumerate(args) if ms.ops.is_floating_point(a))
-            ms.grad(lambda *xs: loss_of(self.net(*xs)), floats or None, self.net.trainable_params())(*args)
-        except NET_ERRORS as exc:
-            raise BadRequest(f"recorded backward failed: {type(exc).__name__}: {exc}") from exc
-        finally:
-            for handle in handles:
-                handle.remove()
-            if mode != ms.PYNATIVE_MODE:
-                ms.set_context(mode=mode)
+        # the gradient wrt the float inputs too: the first cells' hooks then see what they pass on
+        floats = tuple(i for i, a in enumerate(args) if ms.ops.is_floating_point(a))
+        self._run_hooked(handles, "backward", lambda: ms.grad(lambda *xs: loss_of(self.net(*xs)), floats or None,
+                                                               self.net.trainable_params())(*args))
         run = backward_run(grads, order, CallRecorder(tensors.numpy_from_native, tensors.is_native_tensor,
                                                       options.sketch_size, options.sketch_seed))
         run.forward = forward.run

@@ -202,26 +202,24 @@ def _free_port() -> str:
         return f"127.0.0.1:{s.getsockname()[1]}"
 
 
+def _convert(pth: str, weight_map: str = "map"):
+    """``convert`` of one of the files into the case's empty output folder."""
+    return lambda f, o: ["convert", "--weight-map", f[weight_map], "--pth", f[pth], "--out", o / "x.ckpt"]
+
+
 # (id, argv builder (files, out folder) -> argv, exit code, what the one-line message must contain)
 FILE_CASES = [
     ("pth-missing", lambda f, o: ["convert", "--weight-map", f["map"], "--pth", o / "nope.pth", "--out", o / "x.ckpt"],
      3, "nope.pth: no such file"),
-    ("pth-empty", lambda f, o: ["convert", "--weight-map", f["map"], "--pth", f["empty.pth"], "--out", o / "x.ckpt"],
+    ("pth-empty", _convert("empty.pth"),
      3, "empty.pth"),
-    ("pth-truncated", lambda f, o: ["convert", "--weight-map", f["map"], "--pth", f["truncated.pth"], "--out",
-                                    o / "x.ckpt"], 3, "truncated.pth"),
-    ("pth-bit-flipped", lambda f, o: ["convert", "--weight-map", f["map"], "--pth", f["flipped.pth"], "--out",
-                                      o / "x.ckpt"], 3, "flipped.pth"),
-    ("pth-code-in-zip", lambda f, o: ["convert", "--weight-map", f["map"], "--pth", f["evil_zip.pth"], "--out",
-                                      o / "x.ckpt"], 3, "refused to unpickle 'posix.system'"),
-    ("pth-code-legacy", lambda f, o: ["convert", "--weight-map", f["map"], "--pth", f["evil_legacy.pth"], "--out",
-                                      o / "x.ckpt"], 3, "evil_legacy.pth"),
-    ("pth-a-pickled-module", lambda f, o: ["convert", "--weight-map", f["map"], "--pth", f["module.pth"], "--out",
-                                           o / "x.ckpt"], 3, "a pickled model?"),
-    ("pth-negative-size", lambda f, o: ["convert", "--weight-map", f["map"], "--pth", f["negative.pth"], "--out",
-                                        o / "x.ckpt"], 3, "tensor 'w': size [-3]"),
-    ("pth-stride0-4TB", lambda f, o: ["convert", "--weight-map", f["map"], "--pth", f["stride0.pth"], "--out",
-                                      o / "x.ckpt"], 3, "damaged or crafted"),
+    ("pth-truncated", _convert("truncated.pth"), 3, "truncated.pth"),
+    ("pth-bit-flipped", _convert("flipped.pth"), 3, "flipped.pth"),
+    ("pth-code-in-zip", _convert("evil_zip.pth"), 3, "refused to unpickle 'posix.system'"),
+    ("pth-code-legacy", _convert("evil_legacy.pth"), 3, "evil_legacy.pth"),
+    ("pth-a-pickled-module", _convert("module.pth"), 3, "a pickled model?"),
+    ("pth-negative-size", _convert("negative.pth"), 3, "tensor 'w': size [-3]"),
+    ("pth-stride0-4TB", _convert("stride0.pth"), 3, "damaged or crafted"),
     ("pth-float8", lambda f, o: ["compare-ckpt", f["float8.pth"], f["good.safetensors"], "--weight-map", f["map"]],
      3, "float8_e4m3fn"),
     ("pth-is-the-output", lambda f, o: ["convert", "--weight-map", f["map"], "--pth", f["good.pth"], "--out",
@@ -252,20 +250,13 @@ FILE_CASES = [
     ("npy-atol-negative", lambda f, o: ["compare-dirs", f["dir_a"], f["dir_b"], "--atol", "-1"], 2, "'-1' must be a finite"),
     ("npy-csv-folder-missing", lambda f, o: ["compare-dirs", f["dir_a"], f["dir_b"], "--csv", o / "no" / "x.csv"], 2,
      "does not exist"),
-    ("map-not-json", lambda f, o: ["convert", "--weight-map", f["notjson.map"], "--pth", f["good.pth"], "--out",
-                                   o / "x.ckpt"], 3, "not a JSON weight map"),
-    ("map-a-number", lambda f, o: ["convert", "--weight-map", f["number.map"], "--pth", f["good.pth"], "--out",
-                                   o / "x.ckpt"], 3, "expected [name_map, value_map]"),
-    ("map-unknown-transform", lambda f, o: ["convert", "--weight-map", f["badtransform.map"], "--pth", f["good.pth"],
-                                            "--out", o / "x.ckpt"], 3, "'explode(1)' is not one msparity knows"),
-    ("map-import-path", lambda f, o: ["convert", "--weight-map", f["importpath.map"], "--pth", f["good.pth"],
-                                      "--out", o / "x.ckpt"], 3, "never imported"),
-    ("map-list-without-split", lambda f, o: ["convert", "--weight-map", f["listnosplit.map"], "--pth", f["good.pth"],
-                                             "--out", o / "x.ckpt"], 3, "give it a split"),
-    ("map-split-without-list", lambda f, o: ["convert", "--weight-map", f["splitnolist.map"], "--pth", f["good.pth"],
-                                             "--out", o / "x.ckpt"], 3, "map it to the list"),
-    ("map-names-missing", lambda f, o: ["convert", "--weight-map", f["missing.map"], "--pth", f["good.pth"], "--out",
-                                        o / "x.ckpt"], 3, "nothere"),
+    ("map-not-json", _convert("good.pth", "notjson.map"), 3, "not a JSON weight map"),
+    ("map-a-number", _convert("good.pth", "number.map"), 3, "expected [name_map, value_map]"),
+    ("map-unknown-transform", _convert("good.pth", "badtransform.map"), 3, "'explode(1)' is not one msparity knows"),
+    ("map-import-path", _convert("good.pth", "importpath.map"), 3, "never imported"),
+    ("map-list-without-split", _convert("good.pth", "listnosplit.map"), 3, "give it a split"),
+    ("map-split-without-list", _convert("good.pth", "splitnolist.map"), 3, "map it to the list"),
+    ("map-names-missing", _convert("good.pth", "missing.map"), 3, "nothere"),
 ]
 
 
