@@ -69,15 +69,28 @@ def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...],
     with job_session(opts, input_shape, inputs, weight_map_path) as (session, job):
         result = run_compare(session, job.shapes, job.arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
                              equal_nan=opts["equal_nan"], sync_weights=sync_weights, weight_map=job.weight_map)
-    return _finish(result, compare_report.print_compare, compare_report.compare_to_dict, opts["json_path"])
+    return _finish(result, compare_report.print_compare, compare_report.compare_to_dict, opts["json_path"],
+                   opts["html_path"])
 
 
-def _finish(result, print_result, to_dict, json_path: Path | None) -> int:
-    """Print a job's report, write its JSON when asked; the exit code of its verdict."""
+def _finish(result, print_result, to_dict, json_path: Path | None, html_path: Path | None = None) -> int:
+    """Print a job's report, write its JSON and HTML page when asked; the exit code of its verdict."""
     print_result(result)
-    if json_path:
-        write_json(json_path, to_dict(result))
+    if json_path or html_path:
+        data = to_dict(result)
+        if json_path:
+            write_json(json_path, data)
+        if html_path:
+            write_html(html_path, data)
     return EXIT_OK if result.passed else EXIT_DIFFERENT
+
+
+def write_html(path: Path, data: dict) -> None:
+    """The run's page (coordinator/render/html_report.py), written atomically."""
+    from coordinator.render.html_report import page
+    from coordinator.render.report_io import write_atomic
+
+    write_atomic(path, page(data))
 
 
 @main.command()
@@ -118,7 +131,8 @@ def locate(input_shape, inputs, isolate, no_reference, all_rows, backward_loss, 
                    atol=opts["atol"], sync_weights=sync_weights, weight_map=job.weight_map, isolate_blamed=isolate,
                    float64_reference=not no_reference)
         result = run_backward_locate(session, backward_loss, **how) if backward_loss else run_locate(session, **how)
-    sys.exit(_finish(result, lambda r: print_locate(r, all_rows=all_rows), locate_to_dict, opts["json_path"]))
+    sys.exit(_finish(result, lambda r: print_locate(r, all_rows=all_rows), locate_to_dict, opts["json_path"],
+                     opts["html_path"]))
 
 
 @main.command("train-step")
@@ -157,7 +171,7 @@ def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, no
         result = run_train_step(session, job.shapes, job.arrays, steps=steps, options=options, seed=opts["seed"],
                                 rtol=opts["rtol"], atol=opts["atol"], sync_weights=sync_weights,
                                 weight_map=job.weight_map, lockstep=not free_running)
-    sys.exit(_finish(result, print_train, train_to_dict, opts["json_path"]))
+    sys.exit(_finish(result, print_train, train_to_dict, opts["json_path"], opts["html_path"]))
 
 
 @main.command("weight-map")
@@ -236,7 +250,7 @@ def compare_ckpt(orig, target, weight_map_path, rtol, atol, equal_nan, print_lev
 
 
 def _compare_dirs(kind: str, compare_shape: bool, ref, cand, ref_worker, cand_worker, strategy, name_map_path,
-                  rtol, atol, equal_nan, json_path, csv_path, show_all=False, **opts) -> int:
+                  rtol, atol, equal_nan, json_path, csv_path, show_all=False, html_path=None, **opts) -> int:
     import json
 
     from coordinator.dirs.dir_compare import compare_dirs
@@ -258,9 +272,33 @@ def _compare_dirs(kind: str, compare_shape: bool, ref, cand, ref_worker, cand_wo
     print_dir_comparison(result, compare_shape, show_all=show_all)
     if json_path:
         write_dir_json(json_path, result, kind)
+    if html_path:
+        from coordinator.render.dir_report import dir_comparison_to_dict
+
+        write_html(html_path, dir_comparison_to_dict(result, kind))
     if csv_path:
         write_csv(csv_path, result, compare_shape)
     return EXIT_OK if result.passed else EXIT_DIFFERENT
+
+
+@main.command()
+@click.argument("run_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--html", "html_path", type=OUTPUT_FILE, required=True, help="the page to write")
+@handles_errors
+def report(run_json, html_path):
+    """Re-render a saved --json report as its HTML page (plots, sortable tables, the verdict at the top)."""
+    import json
+
+    from proto.errors import MsparityError
+
+    try:
+        data = json.loads(run_json.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MsparityError(f"{run_json}: not a JSON report ({exc})") from None
+    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("msparity.report/"):
+        raise MsparityError(f"{run_json}: not an msparity report (no msparity.report schema); write one with --json")
+    write_html(html_path, data)
+    click.echo(f"wrote {html_path}: the {data.get('kind', 'report')} page")
 
 
 @main.command("compare-dirs")

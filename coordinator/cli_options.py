@@ -149,6 +149,8 @@ def tolerance_options(command):
         click.option("--seed", type=int, default=0, show_default=True, help="seed for inputs and both frameworks"),
         click.option("--json", "json_path", type=OUTPUT_FILE,
                      help="also write the report as JSON"),
+        click.option("--html", "html_path", type=OUTPUT_FILE,
+                     help="also write the run's page: one self-contained HTML file with plots"),
     ]
     return _with_options(command, options)
 
@@ -208,6 +210,8 @@ def dir_compare_options(default_map: str):
                      help="also write the result as JSON"),
         click.option("--csv", "csv_path", type=OUTPUT_FILE,
                      help="also write the table as CSV"),
+        click.option("--html", "html_path", type=OUTPUT_FILE,
+                     help="also write the run's page: one self-contained HTML file with plots"),
         click.option("--all", "show_all", is_flag=True,
                      help="print every row (by default, beyond 50 pairs only those that differ or lack a partner)"),
         *security_options(),

@@ -1,0 +1,61 @@
+"""One self-contained HTML page per run (--html), re-rendered later from the run's JSON (msparity report)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+
+from tests.conftest import run_cli
+
+BUGS = "tests.fixtures.backward_bugs_ms"
+
+
+def _self_contained(page: str) -> None:
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # nothing is fetched
+    assert "<script src" not in page and "addEventListener('click'" in page  # sortable, inline
+
+
+def test_a_failing_locate_page_names_the_module_and_re_renders_from_its_json(tmp_path):
+    html, data = tmp_path / "locate.html", tmp_path / "locate.json"
+    result = run_cli("locate", "--pt-model", "examples.mlp_pt:build", "--ms-model", f"{BUGS}:forward_bug",
+                     "--html", str(html), "--json", str(data))
+    assert result.code == 1, result.stderr
+    page = html.read_text()
+    _self_contained(page)
+    assert "First divergent module: pt act2 (Tanh) ~ ms act2" in page and 'class="bad"' in page
+    again = run_cli("report", str(data), "--html", str(tmp_path / "again.html"))
+    assert again.code == 0, again.stderr
+    assert (tmp_path / "again.html").read_text() == page  # the same page from the saved JSON
+
+
+def test_a_train_step_page_draws_both_loss_curves(tmp_path):
+    html = tmp_path / "train.html"
+    result = run_cli("train-step", "--pt-model", "examples.mlp_pt:build", "--ms-model", "examples.mlp_ms:build",
+                     "--steps", "3", "--html", str(html))
+    assert result.code == 0, result.stderr
+    page = html.read_text()
+    _self_contained(page)
+    assert "PASS: 3 training step(s) agree" in page and "PyTorch" in page and "MindSpore" in page
+
+
+def test_a_dir_compare_page_ranks_the_files_that_differ(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    for i in range(6):
+        np.save(a / f"{i}_x.npy", np.full(4, i, np.float32))
+        np.save(b / f"{i}_x.npy", np.full(4, i + 0.5 * (i == 3), np.float32))
+    result = run_cli("compare-dirs", str(a), str(b), "--html", str(tmp_path / "dirs.html"))
+    assert result.code == 1
+    page = (tmp_path / "dirs.html").read_text()
+    _self_contained(page)
+    assert "FAIL: 1 of 6 pairs differ" in page and "the files that differ most" in page
+
+
+def test_report_refuses_what_is_not_a_report(tmp_path):
+    (tmp_path / "x.json").write_text(json.dumps({"hello": 1}))
+    result = run_cli("report", str(tmp_path / "x.json"), "--html", str(tmp_path / "x.html"))
+    assert result.code == 3 and "not an msparity report" in result.stderr and not (tmp_path / "x.html").exists()
