@@ -31,7 +31,7 @@ from coordinator.compare import run_compare
 from coordinator.render import compare_report
 from coordinator.render.report_io import write_atomic, write_json
 from coordinator.session import open_worker
-from proto.errors import EXIT_DIFFERENT, EXIT_OK, UsageError
+from proto.errors import EXIT_DIFFERENT, EXIT_OK, MsparityError, UsageError
 from proto.weights.weight_plan import MAP_STRATEGIES
 
 EXAMPLES = ("vit", "cnn", "mlp")
@@ -288,8 +288,6 @@ def _compare_dirs(kind: str, compare_shape: bool, ref, cand, ref_worker, cand_wo
 def report(run_json, html_path):
     """Re-render a saved --json report as its HTML page (plots, sortable tables, the verdict at the top)."""
     import json
-
-    from proto.errors import MsparityError
 
     try:
         data = json.loads(run_json.read_text(encoding="utf-8"))

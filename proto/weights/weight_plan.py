@@ -53,7 +53,8 @@ class WeightPlan:
         parts: dict[str, list[WeightMapping]] = {}
         for m in self.mappings:
             by_pt.setdefault(m.pt_name, []).append(m)
-            if join_of(m.transform)[1] is not None and join_of(m.transform)[1].op == "into":
+            join = join_of(m.transform)[1]
+            if join is not None and join.op == "into":
                 parts.setdefault(m.ms_name, []).append(m)
         joiner = Joiner({ms: [m.pt_name for m in sorted(group, key=lambda m: join_of(m.transform)[1].args[1])]
                          for ms, group in parts.items()})
