@@ -69,19 +69,22 @@ def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...],
     with job_session(opts, input_shape, inputs, weight_map_path) as (session, job):
         result = run_compare(session, job.shapes, job.arrays, seed=opts["seed"], rtol=opts["rtol"], atol=opts["atol"],
                              equal_nan=opts["equal_nan"], sync_weights=sync_weights, weight_map=job.weight_map)
-    return _finish(result, compare_report.print_compare, compare_report.compare_to_dict, opts["json_path"],
-                   opts["html_path"])
+    return _finish(result, compare_report.print_compare, compare_report.compare_to_dict, opts)
 
 
-def _finish(result, print_result, to_dict, json_path: Path | None, html_path: Path | None = None) -> int:
-    """Print a job's report, write its JSON and HTML page when asked; the exit code of its verdict."""
+def _finish(result, print_result, to_dict, opts: dict) -> int:
+    """Print a job's report, write its JSON, CSV table and HTML page when asked; the exit code of its verdict."""
     print_result(result)
-    if json_path or html_path:
+    if opts.get("json_path") or opts.get("html_path") or opts.get("csv_path"):
         data = to_dict(result)
-        if json_path:
-            write_json(json_path, data)
-        if html_path:
-            write_html(html_path, data)
+        if opts.get("json_path"):
+            write_json(opts["json_path"], data)
+        if opts.get("csv_path"):
+            from coordinator.render.csv_report import write_csv
+
+            write_csv(opts["csv_path"], data)
+        if opts.get("html_path"):
+            write_html(opts["html_path"], data)
     return EXIT_OK if result.passed else EXIT_DIFFERENT
 
 
@@ -131,8 +134,7 @@ def locate(input_shape, inputs, isolate, no_reference, all_rows, backward_loss, 
                    atol=opts["atol"], sync_weights=sync_weights, weight_map=job.weight_map, isolate_blamed=isolate,
                    float64_reference=not no_reference)
         result = run_backward_locate(session, backward_loss, **how) if backward_loss else run_locate(session, **how)
-    sys.exit(_finish(result, lambda r: print_locate(r, all_rows=all_rows), locate_to_dict, opts["json_path"],
-                     opts["html_path"]))
+    sys.exit(_finish(result, lambda r: print_locate(r, all_rows=all_rows), locate_to_dict, opts))
 
 
 @main.command("train-step")
@@ -171,7 +173,7 @@ def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, no
         result = run_train_step(session, job.shapes, job.arrays, steps=steps, options=options, seed=opts["seed"],
                                 rtol=opts["rtol"], atol=opts["atol"], sync_weights=sync_weights,
                                 weight_map=job.weight_map, lockstep=not free_running)
-    sys.exit(_finish(result, print_train, train_to_dict, opts["json_path"], opts["html_path"]))
+    sys.exit(_finish(result, print_train, train_to_dict, opts))
 
 
 @main.command("weight-map")

@@ -151,6 +151,7 @@ def tolerance_options(command):
                      help="also write the report as JSON"),
         click.option("--html", "html_path", type=OUTPUT_FILE,
                      help="also write the run's page: one self-contained HTML file with plots"),
+        click.option("--csv", "csv_path", type=OUTPUT_FILE, help="also write the main table as CSV"),
     ]
     return _with_options(command, options)
 

@@ -59,3 +59,19 @@ def test_report_refuses_what_is_not_a_report(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps({"hello": 1}))
     result = run_cli("report", str(tmp_path / "x.json"), "--html", str(tmp_path / "x.html"))
     assert result.code == 3 and "not an msparity report" in result.stderr and not (tmp_path / "x.html").exists()
+
+
+def test_compare_locate_and_train_step_write_their_tables_as_csv(tmp_path):
+    import csv
+
+    pair = ("--pt-model", "examples.mlp_pt:build", "--ms-model", "examples.mlp_ms:build")
+    for command, extra in (("compare", ()), ("locate", ()), ("train-step", ("--steps", "2"))):
+        out = tmp_path / f"{command}.csv"
+        result = run_cli(command, *pair, *extra, "--csv", str(out), "--json", str(tmp_path / f"{command}.json"))
+        assert result.code == 0, result.stderr
+        rows = list(csv.DictReader(out.open()))
+        data = json.loads((tmp_path / f"{command}.json").read_text())
+        expected = {"compare": len(data.get("outputs", [])), "locate": len(data.get("curve", [])),
+                    "train-step": sum(len(s["tensors"]) for s in data.get("steps", []))}[command]
+        assert rows and len(rows) == expected, command
+    assert {r["pt"] for r in csv.DictReader((tmp_path / "locate.csv").open())} >= {"fc1", "act1", "fc2"}
