@@ -40,6 +40,19 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def npy_dirs(root: Path, count: int, size: int, differ: dict[int, float]) -> tuple[Path, Path]:
+    """Two dump folders a, b of count files ``{i}_x.npy`` (size elements, all i); b's file i is off by differ[i]."""
+    import numpy as np
+
+    a, b = root / "a", root / "b"
+    a.mkdir()
+    b.mkdir()
+    for i in range(count):
+        np.save(a / f"{i}_x.npy", np.full(size, i, np.float32))
+        np.save(b / f"{i}_x.npy", np.full(size, i + differ.get(i, 0.0), np.float32))
+    return a, b
+
+
 @contextlib.contextmanager
 def hand_started_worker(role: str, spec: str | None, *args: str, env: dict | None = None, cwd: Path | None = None):
     """Start ``python -m {role}_worker`` as a person would in a shell (spec None: no --model); yield its address."""

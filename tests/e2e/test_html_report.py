@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
-
-from tests.conftest import run_cli
+from tests.conftest import npy_dirs, run_cli
 
 BUGS = "tests.fixtures.backward_bugs_ms"
 
@@ -42,12 +40,7 @@ def test_a_train_step_page_draws_both_loss_curves(tmp_path):
 
 
 def test_a_dir_compare_page_ranks_the_files_that_differ(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    a.mkdir()
-    b.mkdir()
-    for i in range(6):
-        np.save(a / f"{i}_x.npy", np.full(4, i, np.float32))
-        np.save(b / f"{i}_x.npy", np.full(4, i + 0.5 * (i == 3), np.float32))
+    a, b = npy_dirs(tmp_path, 6, 4, {3: 0.5})
     result = run_cli("compare-dirs", str(a), str(b), "--html", str(tmp_path / "dirs.html"))
     assert result.code == 1
     page = (tmp_path / "dirs.html").read_text()

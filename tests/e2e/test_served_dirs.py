@@ -10,7 +10,7 @@ import pytest
 
 from coordinator.client import WorkerClient
 from proto.errors import WorkerError
-from tests.conftest import hand_started_worker, repo_env, run_cli
+from tests.conftest import hand_started_worker, npy_dirs, repo_env, run_cli
 
 
 @pytest.fixture
@@ -80,12 +80,7 @@ def test_a_worker_without_model_or_dirs_says_what_to_give():
 
 
 def test_a_large_comparison_prints_what_failed_and_all_rows_on_request(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    a.mkdir()
-    b.mkdir()
-    for i in range(120):
-        np.save(a / f"{i}_x.npy", np.full(8, i, np.float32))
-        np.save(b / f"{i}_x.npy", np.full(8, i + (i in (7, 90)), np.float32))
+    a, b = npy_dirs(tmp_path, 120, 8, {7: 1.0, 90: 1.0})
     short = run_cli("compare-dirs", str(a), str(b), "--csv", str(tmp_path / "all.csv"))
     assert short.code == 1
     assert "showing 2 of 120 rows" in short.stdout and "7_x.npy" in short.stdout and "3_x.npy" not in short.stdout
