@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/browser.sh
 .venv/bin/python -m proto.generate --check
 .venv/bin/lint-imports
 exec .venv/bin/python -m pytest -m "not slow" "$@"

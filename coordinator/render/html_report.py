@@ -128,6 +128,9 @@ def _locate(report: dict) -> tuple[str, list[str], list[str]]:
                 ax.axvline(at, color="#b00020", linewidth=1)
                 ax.annotate(f"blamed: {first['pt'] or '<root>'}", (at, ratios[at] if math.isfinite(ratios[at]) else 1),
                             xytext=(5, 10), textcoords="offset points", color="#b00020")
+        if len(curve) <= 40:  # few enough to name each module under its point
+            ax.set_xticks(range(len(curve)), [r["pt"] or "<root>" for r in curve], rotation=60, ha="right",
+                          fontsize=7)
         ax.set_xlabel("module, in execution order" + (" (backward)" if where else ""))
         ax.set_ylabel("error / torch's float32 noise")
         ax.legend(loc="upper left")
