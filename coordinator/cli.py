@@ -21,6 +21,7 @@ from coordinator.cli_options import (
     handles_errors,
     input_options,
     job_session,
+    reports_option,
     security_from,
     targets_from,
     tolerance_options,
@@ -29,7 +30,7 @@ from coordinator.cli_options import (
 )
 from coordinator.compare import run_compare
 from coordinator.render import compare_report
-from coordinator.render.report_io import write_atomic, write_json
+from coordinator.render.report_io import write_atomic, write_reports
 from coordinator.session import open_worker
 from proto.errors import EXIT_DIFFERENT, EXIT_OK, MsparityError, UsageError
 from proto.weights.weight_plan import MAP_STRATEGIES
@@ -75,25 +76,14 @@ def _compare(opts: dict, input_shape: tuple[str, ...], inputs: tuple[Path, ...],
 def _finish(result, print_result, to_dict, opts: dict) -> int:
     """Print a job's report, write its JSON, CSV table and HTML page when asked; the exit code of its verdict."""
     print_result(result)
-    if opts.get("json_path") or opts.get("html_path") or opts.get("csv_path"):
-        data = to_dict(result)
-        if opts.get("json_path"):
-            write_json(opts["json_path"], data)
-        if opts.get("csv_path"):
-            from coordinator.render.csv_report import write_csv
-
-            write_csv(opts["csv_path"], data)
-        if opts.get("html_path"):
-            write_html(opts["html_path"], data)
+    _reports(lambda: to_dict(result), opts)
     return EXIT_OK if result.passed else EXIT_DIFFERENT
 
 
-def write_html(path: Path, data: dict) -> None:
-    """The run's page (coordinator/render/html_report.py), written atomically."""
-    from coordinator.render.html_report import page
-    from coordinator.render.report_io import write_atomic
-
-    write_atomic(path, page(data))
+def _reports(data, opts: dict) -> None:
+    """Write --json / --csv / --html from the report's JSON form (data() builds it only when one is asked)."""
+    if opts.get("json_path") or opts.get("html_path") or opts.get("csv_path"):
+        write_reports(data(), opts.get("json_path"), opts.get("csv_path"), opts.get("html_path"))
 
 
 @main.command()
@@ -183,11 +173,11 @@ def train_step(input_shape, inputs, steps, lr, optimizer, loss, free_running, no
 @click.option("--map", "map_strategy", type=click.Choice(MAP_STRATEGIES), default=None,
               help="auto (same names, layer rules, then structure: needs the ms side; the default with it), rules "
                    "(the layer rules; the default without it) or names")
-@click.option("--json", "json_path", type=OUTPUT_FILE,
-              help="also write a report: one row per tensor (pt name, ms name, transform, how it was found, shape)")
+@reports_option(json_help="also write a report: one row per tensor (pt name, ms name, transform, how it was found, "
+                          "shape)", csv_help="also write that table as CSV")
 @worker_options
 @handles_errors
-def weight_map_command(weight_name_prefix, out_path, map_strategy, json_path, **opts):
+def weight_map_command(weight_name_prefix, out_path, map_strategy, **opts):
     """Write the weight map of a torch net: against its MindSpore port (--ms/--ms-model) found automatically,
     or by the layer rules over the torch net alone."""
     from coordinator.weights.map_job import make_weight_map
@@ -198,8 +188,7 @@ def weight_map_command(weight_name_prefix, out_path, map_strategy, json_path, **
     renamed = sum(1 for k, v in weight_map.name_map.items() if k != v)
     click.echo(f"wrote {out_path}: {len(weight_map.name_map)} entries, {renamed} renamed, "
                f"{len(weight_map.value_map)} value transforms" + (f"; {result.how}" if result.how else ""))
-    if json_path:
-        write_json(json_path, result.to_dict(out_path))
+    _reports(lambda: result.to_dict(out_path), opts)
 
 
 @main.command()
@@ -212,9 +201,9 @@ def weight_map_command(weight_name_prefix, out_path, map_strategy, json_path, **
 @click.option("--pth-key", metavar="KEY", help="the state dict's key inside a checkpoint dict (e.g. model)")
 @click.option("--trust-pickle", is_flag=True,
               help="the .pth is a pickled whole model you trust: a spawned pt worker unpickles it with torch")
-@click.option("--json", "json_path", type=OUTPUT_FILE, help="also write the table as JSON")
+@reports_option(json_help="also write the table as JSON", csv_help="also write the table as CSV")
 @handles_errors
-def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, json_path):
+def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, **opts):
     """Convert a torch .pth into a MindSpore .ckpt by a weight map (no framework needed)."""
     from coordinator.render.weight_report import convert_to_dict
     from coordinator.weights.convert import convert_weight
@@ -222,8 +211,7 @@ def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, json_pat
     rows = convert_weight(weight_map_path, pth_path, out_path, print_save_path=False, pth_key=pth_key,
                           trust_pickle=trust_pickle)
     click.echo(f"wrote {out_path}: {len(rows)} tensors")
-    if json_path:
-        write_json(json_path, convert_to_dict(rows, out_path))
+    _reports(lambda: convert_to_dict(rows, out_path), opts)
 
 
 @main.command("compare-ckpt")
@@ -236,17 +224,16 @@ def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, json_pat
 @click.option("--equal-nan", is_flag=True, help="NaN in the same place counts as equal")
 @click.option("--print-level", type=click.IntRange(0, 2), default=1, show_default=True,
               help="0 nothing, 1 every row, 2 only rows that differ")
-@click.option("--json", "json_path", type=OUTPUT_FILE, help="also write the result as JSON")
+@reports_option(json_help="also write the result as JSON", csv_help="also write one row per parameter as CSV")
 @handles_errors
-def compare_ckpt(orig, target, weight_map_path, rtol, atol, equal_nan, print_level, json_path):
+def compare_ckpt(orig, target, weight_map_path, rtol, atol, equal_nan, print_level, **opts):
     """Compare two weight files (.pth/.ckpt/.safetensors); a .pth goes first and through --weight-map."""
     from coordinator.render.weight_report import weights_to_dict
     from coordinator.weights.ckpt_compare import compare_weight_files
 
     result = compare_weight_files(orig, target, weight_map_path, rtol=rtol, atol=atol, equal_nan=equal_nan,
                                   print_level=print_level)
-    if json_path:
-        write_json(json_path, weights_to_dict(result))
+    _reports(lambda: weights_to_dict(result), opts)
     click.echo("PASS: the weights agree" if result.passed else "FAIL: the weights differ")
     sys.exit(EXIT_OK if result.passed else EXIT_DIFFERENT)
 
@@ -277,7 +264,7 @@ def _compare_dirs(kind: str, compare_shape: bool, ref, cand, ref_worker, cand_wo
     if html_path:
         from coordinator.render.dir_report import dir_comparison_to_dict
 
-        write_html(html_path, dir_comparison_to_dict(result, kind))
+        write_reports(dir_comparison_to_dict(result, kind), html_path=html_path)
     if csv_path:
         write_csv(csv_path, result, compare_shape)
     return EXIT_OK if result.passed else EXIT_DIFFERENT
@@ -285,10 +272,14 @@ def _compare_dirs(kind: str, compare_shape: bool, ref, cand, ref_worker, cand_wo
 
 @main.command()
 @click.argument("run_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--html", "html_path", type=OUTPUT_FILE, required=True, help="the page to write")
+@click.option("--html", "html_path", type=OUTPUT_FILE, help="the page to write")
+@click.option("--csv", "csv_path", type=OUTPUT_FILE, help="the main table to write as CSV")
 @handles_errors
-def report(run_json, html_path):
-    """Re-render a saved --json report as its HTML page (plots, sortable tables, the verdict at the top)."""
+def report(run_json, html_path, csv_path):
+    """Re-render a saved --json report as its HTML page (plots, sortable tables, the verdict at the top) or its
+    main table as CSV."""
+    if not html_path and not csv_path:
+        raise UsageError("say what to write: --html PAGE and/or --csv TABLE")
     import json
 
     try:
@@ -297,8 +288,12 @@ def report(run_json, html_path):
         raise MsparityError(f"{run_json}: not a JSON report ({exc})") from None
     if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("msparity.report/"):
         raise MsparityError(f"{run_json}: not an msparity report (no msparity.report schema); write one with --json")
-    write_html(html_path, data)
-    click.echo(f"wrote {html_path}: the {data.get('kind', 'report')} page")
+    if csv_path and data.get("kind") in ("compare-dirs", "compare-grads"):
+        raise UsageError(f"{run_json}: a {data['kind']} report's CSV is written by the run itself (--csv)")
+    write_reports(data, csv_path=csv_path, html_path=html_path)
+    for path, what in ((html_path, "page"), (csv_path, "table")):
+        if path:
+            click.echo(f"wrote {path}: the {data.get('kind', 'report')} {what}")
 
 
 @main.command("compare-dirs")

@@ -147,13 +147,25 @@ def tolerance_options(command):
         click.option("--atol", type=TOLERANCE, help="absolute tolerance (with --rtol; default per dtype)"),
         click.option("--equal-nan", is_flag=True, help="NaN in the same place counts as equal"),
         click.option("--seed", type=int, default=0, show_default=True, help="seed for inputs and both frameworks"),
-        click.option("--json", "json_path", type=OUTPUT_FILE,
-                     help="also write the report as JSON"),
-        click.option("--html", "html_path", type=OUTPUT_FILE,
-                     help="also write the run's page: one self-contained HTML file with plots"),
-        click.option("--csv", "csv_path", type=OUTPUT_FILE, help="also write the main table as CSV"),
+        *report_options(),
     ]
     return _with_options(command, options)
+
+
+def report_options(json_help: str = "also write the report as JSON (msparity report re-renders it)",
+                   csv_help: str = "also write the main table as CSV") -> list:
+    """--json, --csv and --html: the run's report as data, as a table, as a page (docs/reports.md)."""
+    return [
+        click.option("--json", "json_path", type=OUTPUT_FILE, help=json_help),
+        click.option("--csv", "csv_path", type=OUTPUT_FILE, help=csv_help),
+        click.option("--html", "html_path", type=OUTPUT_FILE,
+                     help="also write the run's page: one self-contained HTML file with plots"),
+    ]
+
+
+def reports_option(**helps):
+    """The decorator form of report_options, for commands that take no other shared options."""
+    return lambda command: _with_options(command, report_options(**helps))
 
 
 def input_options(command):
@@ -207,12 +219,7 @@ def dir_compare_options(default_map: str):
         click.option("--rtol", type=TOLERANCE, default=1e-4, show_default=True, help="relative tolerance"),
         click.option("--atol", type=TOLERANCE, default=1e-4, show_default=True, help="absolute tolerance"),
         click.option("--equal-nan", is_flag=True, help="NaN in the same place counts as equal"),
-        click.option("--json", "json_path", type=OUTPUT_FILE,
-                     help="also write the result as JSON"),
-        click.option("--csv", "csv_path", type=OUTPUT_FILE,
-                     help="also write the table as CSV"),
-        click.option("--html", "html_path", type=OUTPUT_FILE,
-                     help="also write the run's page: one self-contained HTML file with plots"),
+        *report_options(csv_help="also write the table as CSV (TroubleShooter's columns)"),
         click.option("--all", "show_all", is_flag=True,
                      help="print every row (by default, beyond 50 pairs only those that differ or lack a partner)"),
         *security_options(),

@@ -16,6 +16,9 @@ from proto.codec import NamedArray
 from proto.errors import UsageError
 
 BLOCK_ELEMENTS = 1 << 22
+# |cand - ref| histogram of a failing tensor: bin 0 counts exact matches, bin i (1..13) the differences in
+# (EDGES[i-1], EDGES[i]], the last bin everything above 1e3 (infinities and NaN against a number included).
+DIFF_HISTOGRAM_EDGES = (0.0, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3)
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="msparity-metrics")
 
 # wire dtype -> (rtol, atol) used when the caller gives neither; integers and bools compare exactly.
@@ -68,6 +71,7 @@ class TensorComparison:
     total: int
     worst_index: tuple[int, ...] | None = None
     note: str = ""
+    diff_histogram: tuple[int, ...] | None = None  # failing tensors only, bins of DIFF_HISTOGRAM_EDGES
 
     def __bool__(self) -> bool:
         return self.passed
@@ -192,6 +196,12 @@ def compare_tensors(
     max_abs = worst.max_abs
     worst_index = tuple(int(i) for i in np.unravel_index(worst.max_abs_at, ref.shape)) if total and max_abs > 0 else None
     note = "" if ref.dtype == cand.dtype else f"dtype {ref.dtype} vs {cand.dtype}"
+    histogram = None
+    if close < total:  # a second pass, for the failing tensors only: where do their differences lie?
+        parts = [(r[s : s + BLOCK_ELEMENTS], c[s : s + BLOCK_ELEMENTS]) for s in starts]
+        counts = list(_POOL.map(lambda args: _histogram_block(*args), parts)) if len(parts) > 1 else \
+            [_histogram_block(*p) for p in parts]
+        histogram = tuple(int(sum(column)) for column in zip(*counts))
     return TensorComparison(
         ref.name, cand.name, ref.shape, cand.shape, ref.dtype, cand.dtype, tol.rtol, tol.atol,
         passed=close == total,
@@ -207,7 +217,19 @@ def compare_tensors(
         total=total,
         worst_index=worst_index,
         note=note,
+        diff_histogram=histogram,
     )
+
+
+def _histogram_block(ref: np.ndarray, cand: np.ndarray) -> list[int]:
+    wide = np.complex128 if np.iscomplexobj(ref) or np.iscomplexobj(cand) else np.float64
+    r, c = ref.astype(wide, copy=False), cand.astype(wide, copy=False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(c - r)
+    diff[(r == c) | (np.isnan(r) & np.isnan(c))] = 0.0
+    diff[np.isnan(diff)] = np.inf
+    above = [int(np.count_nonzero(diff > edge)) for edge in DIFF_HISTOGRAM_EDGES]
+    return [diff.size - above[0], *(a - b for a, b in zip(above, above[1:])), above[-1]]
 
 
 # The noise rule locate and train-step share: a tensor of the port differs from float64 torch at least

@@ -40,3 +40,18 @@ def write_atomic(path: Path, text: str) -> None:
 def write_json(path: Path, data: dict) -> None:
     """Write a report's JSON form atomically (NaN is refused: pass values through finite first)."""
     write_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def write_reports(data: dict, json_path: Path | None = None, csv_path: Path | None = None,
+                  html_path: Path | None = None) -> None:
+    """Write what --json, --csv and --html asked for, each atomically, from the report's JSON form."""
+    if json_path:
+        write_json(json_path, data)
+    if csv_path:
+        from coordinator.render.csv_report import write_csv
+
+        write_csv(csv_path, data)
+    if html_path:
+        from coordinator.render.html_report import page
+
+        write_atomic(html_path, page(data))
