@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from coordinator import progress
 from coordinator.cli_options import (
     OUTPUT_FILE,
     POSITIVE,
@@ -21,6 +22,7 @@ from coordinator.cli_options import (
     handles_errors,
     input_options,
     job_session,
+    progress_wanted,
     reports_option,
     security_from,
     targets_from,
@@ -40,7 +42,10 @@ EXAMPLES = ("vit", "cnn", "mlp")
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="msparity")
-def main():
+@click.option("-q", "--quiet", is_flag=True,
+              help="no progress on stderr (it shows only on a terminal: spinners while workers start, bars for "
+                   "weight streams, files and steps)")
+def main(quiet):
     """Prove a PyTorch net and its MindSpore port compute the same thing, across processes or hosts."""
 
 
@@ -256,8 +261,10 @@ def _compare_dirs(kind: str, compare_shape: bool, ref, cand, ref_worker, cand_wo
         if not isinstance(name_map, list):
             raise UsageError(f"--name-map {name_map_path}: expected a JSON list of [ref, cand] pairs")
     security = security_from(opts)
-    result = compare_dirs(open_dir(ref, ref_worker, security, "ref"), open_dir(cand, cand_worker, security, "cand"),
-                          rtol=rtol, atol=atol, equal_nan=equal_nan, strategy=strategy, name_map_list=name_map)
+    with progress.shown(progress_wanted()):
+        result = compare_dirs(open_dir(ref, ref_worker, security, "ref"), open_dir(cand, cand_worker, security, "cand"),
+                              rtol=rtol, atol=atol, equal_nan=equal_nan, strategy=strategy, name_map_list=name_map,
+                              progress=progress.callback("comparing files", "files"))
     print_dir_comparison(result, compare_shape, show_all=show_all)
     if json_path:
         write_dir_json(json_path, result, kind)

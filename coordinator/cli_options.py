@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from coordinator import metrics, randomness
+from coordinator import metrics, progress, randomness
 from coordinator.session import Session, WorkerTarget, open_session
 from proto import transport
 from proto.codec import NamedArray, TensorSpec
@@ -243,6 +243,12 @@ def job_session(opts: dict, input_shape, inputs, weight_map_path) -> Iterator[tu
     metrics.resolve_tolerance("float32", opts["rtol"], opts["atol"])  # usage errors before spawning anything
     pt, ms, security = targets_from(opts)
     shapes, arrays, user_map = inputs_and_map(input_shape, inputs, weight_map_path)
-    with open_session(pt, ms, security, verbose=opts["verbose"]) as session:
+    with progress.shown(progress_wanted()), open_session(pt, ms, security, verbose=opts["verbose"]) as session:
         session.map_strategy = opts.get("map_strategy", "auto")
         yield session, JobInputs(shapes, arrays, user_map)
+
+
+def progress_wanted() -> bool:
+    """Progress on stderr unless `msparity -q` (it shows only where stderr is a terminal)."""
+    context = click.get_current_context(silent=True)
+    return not (context and context.find_root().params.get("quiet"))

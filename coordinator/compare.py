@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from coordinator import metrics, randomness
+from coordinator import metrics, progress, randomness
 from coordinator.metrics import TensorComparison
 from coordinator.session import Session, SyncSummary
 from proto.codec import NamedArray, TensorSpec, spec_of
@@ -145,7 +145,8 @@ def run_compare(
     inputs, specs = job_inputs(session, input_shapes, input_arrays, seed)
     start = time.perf_counter()
     with randomness.explain_index_errors(specs):
-        pt_outputs, ms_outputs = session.forward(inputs)
+        with progress.activity("running both nets on the same inputs"):
+            pt_outputs, ms_outputs = session.forward(inputs)
     seconds["forward"] = time.perf_counter() - start
     start = time.perf_counter()
     paired = pair_outputs(pt_outputs, ms_outputs, rtol, atol, equal_nan)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from coordinator import spawn
+from coordinator import progress, spawn
 from coordinator.client import WorkerClient
 from proto import transport
 from proto.codec import NamedArray
@@ -141,7 +141,10 @@ class Session:
         feeds them: a rotary inv_freq torch holds as a non-persistent buffer)."""
         start = time.perf_counter()
         plan = self.plan_weights(user_map)
-        result = self.ms.set_weights(plan.convert(self.pt.get_weights(plan.pt_names)), strict=not plan.kept)
+        names = plan.pt_names
+        stream = progress.counted(self.pt.get_weights(names), "streaming the weights pt -> ms", len(names), "tensors",
+                                  nbytes=lambda tensor: tensor.array.nbytes)
+        result = self.ms.set_weights(plan.convert(stream), strict=not plan.kept)
         unset = sorted(set(result.missing) - set(plan.kept))
         if unset:
             raise WeightMapError(f"the ms net has parameters the weight stream did not set: {', '.join(unset[:10])}")
@@ -224,8 +227,10 @@ def open_session(
                 stack.callback(cleanup)
 
         # Spawned workers start concurrently: importing a framework dominates start-up.
-        futures = [pool.submit(_connect, role, target, security, verbose, on_exit) for role, target in (("pt", pt), ("ms", ms))]
-        workers = [f.exception() or f.result() for f in futures]
+        with progress.activity(_starting_text(pt, ms)):
+            futures = [pool.submit(_connect, role, target, security, verbose, on_exit)
+                       for role, target in (("pt", pt), ("ms", ms))]
+            workers = [f.exception() or f.result() for f in futures]
         for worker in workers:
             if isinstance(worker, BaseException):
                 raise worker
@@ -233,3 +238,11 @@ def open_session(
         stack.callback(session.close)
         session.describe()
         yield session
+
+
+def _starting_text(pt: WorkerTarget, ms: WorkerTarget) -> str:
+    """What the spinner says while both sides come up: spawned workers spend seconds importing a framework."""
+    parts = [f"starting the {role} worker (importing {framework})" if target.model_spec is not None else
+             f"connecting to the {role} worker at {target.address}" if target.address else f"building the {role} net"
+             for role, target, framework in (("pt", pt, "torch"), ("ms", ms, "mindspore"))]
+    return " and ".join(parts)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from coordinator import metrics, randomness
+from coordinator import metrics, progress, randomness
 from coordinator.compare import job_inputs
 from coordinator.locate.alignment import Alignment, CallPair, align_calls
 from coordinator.locate.backward_findings import loss_or_cut, unmeasured_containers
@@ -217,9 +217,11 @@ def run_locate(
             if not probe:
                 raise MsparityError("the pt net returned no output to take a loss of")
             recorded = [*inputs, randomness.make_target(backward_loss, spec_of(probe[0]), np.random.default_rng(seed))]
-        pt_record, ms_record = session.both(
-            lambda: session.pt.record(recorded, RecordOptions(sketch_size, seed, float64_reference, backward_loss)),
-            lambda: session.ms.record(recorded, RecordOptions(sketch_size, seed, False, backward_loss)))
+        with progress.activity("recording every module on both sides"
+                               + (" (and torch's float64 reference)" if float64_reference else "")):
+            pt_record, ms_record = session.both(
+                lambda: session.pt.record(recorded, RecordOptions(sketch_size, seed, float64_reference, backward_loss)),
+                lambda: session.ms.record(recorded, RecordOptions(sketch_size, seed, False, backward_loss)))
     pt_calls, pt_reference, pt_note, ms_calls = (list(pt_record.calls), list(pt_record.reference_calls),
                                                  pt_record.reference_note, list(ms_record.calls))
     seconds["record"] = time.perf_counter() - start

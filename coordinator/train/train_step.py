@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from coordinator import metrics, randomness
+from coordinator import metrics, progress, randomness
 from coordinator.compare import job_inputs
 from coordinator.metrics import TensorComparison
 from coordinator.randomness import make_target
@@ -332,7 +332,9 @@ def run_train_step(
     targets = [make_target(options.loss, spec_of(probe[0]), rng) for _ in range(steps)]
     results: list[StepResult] = []
     seconds["steps"] = 0.0
+    moved = progress.callback("training steps on both sides", "steps")
     for step in range(steps):
+        moved(step, steps)
         if lockstep and step > 0:
             start = time.perf_counter()
             session.sync_weights(weight_map)
