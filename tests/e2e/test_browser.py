@@ -75,12 +75,14 @@ def _plots_drawn(opened: Opened) -> None:
 
 def test_a_failing_locate_page_works_in_chromium(browser, tmp_path):
     html = tmp_path / "locate.html"
-    result = run_cli("locate", "--pt-model", "examples.mlp_pt:build", "--ms-model",
-                     "tests.fixtures.backward_bugs_ms:forward_bug", "--html", str(html))
+    result = run_cli("locate", "--pt-model", "examples.vit_pt:build", "--ms-model", "examples.vit_ms:build_gelu_bug",
+                     "--html", str(html))
     assert result.code == 1, result.stderr
     opened = Opened(browser, html)
     assert opened.errors == [] and opened.requests == []
-    assert "First divergent module: pt act2 (Tanh) ~ ms act2" in opened.page.locator("h1").inner_text()
+    assert "First divergent module: pt blocks.0.mlp.act (GELU) ~ ms blocks.0.mlp.act" in \
+        opened.page.locator("h1").inner_text()
+    assert "approximate='tanh'" in opened.page.locator("body").inner_text()  # the hint says what to change
     _plots_drawn(opened)
     ratios = lambda: [r for r in opened.column("ratio") if r == r]  # noqa: E731 (NaN rows: unjudged)
     assert ratios() != sorted(ratios())  # execution order first, as printed
