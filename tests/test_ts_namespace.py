@@ -13,7 +13,7 @@ import torch
 
 import msparity as ts
 from examples import mlp_ms, mlp_pt
-from tests.conftest import PYTHON, repo_env
+from tests.conftest import PYTHON, REPO, repo_env
 
 
 def run_script(code: str, folder, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -200,3 +200,12 @@ def test_save_both_frameworks_then_compare_npy_dir(tmp_path):
         ts.save(str(tmp_path / "p"), a, "torch")
     with pytest.raises(TypeError, match="torch or mindspore Tensor.*got ndarray"):
         ts.save(str(tmp_path / "p"), [np.ones(2)])
+
+
+def test_fix_random_asks_torch_for_deterministic_algorithms_without_loading_its_compiler():
+    code = ("import sys, torch; from pt_worker.determinism import fix_random; fix_random(3); "
+            "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
+            "'torch._inductor' in sys.modules, torch.initial_seed())")
+    proc = subprocess.run([PYTHON, "-c", code], cwd=REPO, env=repo_env(), capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.stdout.split() == ["True", "True", "False", "3"], proc.stderr[-2000:]

@@ -52,16 +52,18 @@ def _locate(report: dict) -> tuple[str, list[str], list[str]]:
         if len(curve) <= 40:  # few enough to name each module under its point
             ax.set_xticks(range(len(curve)), [r["pt"] or "<root>" for r in curve], rotation=60, ha="right",
                           fontsize=7)
-        ax.set_xlabel("module, in execution order" + (" (backward)" if where else ""))
-        ax.set_ylabel("error / torch's float32 noise")
-        ax.legend(loc="upper left")
+        ax.set_xlabel("module, in backward order (the loss's end first)" if where else "module, in execution order")
+        ax.set_ylabel(("gradient " if where else "") + "error / torch's float32 noise")
+        ax.legend(loc="best")
         plots.append(svg(fig))
     rows = [(i, r["pt"] or "<root>", r["ms"] or "<root>", r["type"], number(r.get("error")), number(r.get("floor")),
              number(r.get("ratio")), "match" if r.get("inputs_match") else "differ") for i, r in enumerate(curve)]
     tables = [f"<p>{html.escape(report.get('reason') or '')}</p>"]
     if first and first.get("hint"):
         tables.append(f"<p><b>hint</b>: {html.escape(first['hint'])}</p>")
-    tables.append(table(("#", "PyTorch module", "MindSpore cell", "type", "error", "floor", "ratio", "inputs"), rows,
+    headers = ("#", "PyTorch module", "MindSpore cell", "type", "gradient error" if where else "error", "floor", "ratio",
+               "gradient in" if where else "inputs")
+    tables.append(table(headers, rows,
                         [bool(r.get("diverges")) for r in curve]))
     return verdict, plots, tables
 
