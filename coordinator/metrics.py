@@ -187,6 +187,11 @@ def compare_tensors(
     c = cand.numeric().reshape(-1)
     if r.dtype.kind == "b":
         r, c = r.astype(np.uint8), c.astype(np.uint8)
+    if r.dtype == c.dtype and r.size and _equal(r, c):  # a copy checked: one pass, no float64 work
+        return TensorComparison(
+            ref.name, cand.name, ref.shape, cand.shape, ref.dtype, cand.dtype, tol.rtol, tol.atol, passed=True,
+            allclose_ratio=1.0, cosine_similarity=1.0, max_abs_diff=0.0, mean_abs_diff=0.0, max_rel_diff=0.0,
+            mismatched=0, total=int(r.size))
     starts = range(0, r.size, BLOCK_ELEMENTS)
     work = [(r[s : s + BLOCK_ELEMENTS], c[s : s + BLOCK_ELEMENTS], s, tol, equal_nan) for s in starts]
     blocks = list(_POOL.map(lambda args: _block(*args), work)) if len(work) > 1 else [_block(*w) for w in work]
@@ -219,6 +224,15 @@ def compare_tensors(
         note=note,
         diff_histogram=histogram,
     )
+
+
+def _equal(ref: np.ndarray, cand: np.ndarray) -> bool:
+    """Element-wise equal (NaN never is), block by block over both threads."""
+    if ref.size <= BLOCK_ELEMENTS:
+        return bool(np.array_equal(ref, cand))
+    starts = range(0, ref.size, BLOCK_ELEMENTS)
+    return all(_POOL.map(lambda s: bool(np.array_equal(ref[s:s + BLOCK_ELEMENTS], cand[s:s + BLOCK_ELEMENTS])),
+                         starts))
 
 
 def _histogram_block(ref: np.ndarray, cand: np.ndarray) -> list[int]:

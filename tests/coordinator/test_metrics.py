@@ -88,3 +88,16 @@ def test_tolerances_both_or_neither_and_per_dtype_defaults():
     assert metrics.resolve_tolerance("int64", None, None) == metrics.Tolerance(0.0, 0.0)
     with pytest.raises(UsageError, match="non-negative"):
         metrics.resolve_tolerance("float32", -1.0, 0.0)
+
+
+def test_equal_tensors_take_the_exact_path_and_any_difference_does_not():
+    big = np.arange(metrics.BLOCK_ELEMENTS * 2 + 5, dtype=np.float32)
+    same = metrics.compare_tensors(NamedArray("a", big), NamedArray("b", big.copy()))
+    assert same.passed and same.max_abs_diff == 0.0 and same.cosine_similarity == 1.0 and same.total == big.size
+    moved = big.copy()
+    moved[-1] += 1e4  # in the last block only
+    one = metrics.compare_tensors(NamedArray("a", big), NamedArray("b", moved))
+    assert one.mismatched == 1 and one.max_abs_diff == 1e4 and one.worst_index == (big.size - 1,)
+    nan = np.array([1.0, np.nan], np.float32)
+    assert not metrics.compare_tensors(NamedArray("a", nan), NamedArray("b", nan.copy())).passed  # NaN is never equal
+    assert metrics.compare_tensors(NamedArray("a", nan), NamedArray("b", nan.copy()), equal_nan=True).passed
