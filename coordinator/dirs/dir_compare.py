@@ -8,6 +8,7 @@ dropped; a run with no pair to compare is an error, not a pass.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections import deque
@@ -186,7 +187,8 @@ def _run_pairs(orig_dir: TensorDir, target_dir: TensorDir, pairs: NameMap, by_na
             comparison = metrics.TensorComparison(
                 o, t, o_entry.shape, t_entry.shape, o_entry.dtype, t_entry.dtype, rtol, atol, passed=False,
                 allclose_ratio=0.0, cosine_similarity=float("nan"), max_abs_diff=float("nan"),
-                mean_abs_diff=float("nan"), max_rel_diff=float("nan"), mismatched=0, total=0,
+                mean_abs_diff=float("nan"), max_rel_diff=float("nan"),
+                mismatched=max(math.prod(o_entry.shape), math.prod(t_entry.shape)), total=math.prod(o_entry.shape),
                 note=f"shape {list(o_entry.shape)} vs {list(t_entry.shape)}")
         rows.append(PairRow(o, t, o_entry, t_entry, comparison))
     return rows

@@ -291,4 +291,7 @@ def run_backward_locate(session: Session, loss: str = "mse", **job) -> LocateRep
     if not forward.passed:
         return dataclasses.replace(forward, backward_note=f"the forward already diverges, so the backward of {loss} "
                                                           "was not located: fix the forward first")
-    return run_locate(session, **{**job, "sync_weights": False}, backward_loss=loss)
+    backward = run_locate(session, **{**job, "sync_weights": False}, backward_loss=loss)
+    # one job: the weights the forward streamed are the backward's too, and its seconds count
+    seconds = {**{f"forward_{k}": v for k, v in forward.seconds.items()}, **backward.seconds}
+    return dataclasses.replace(backward, weights=forward.weights, seconds=seconds)

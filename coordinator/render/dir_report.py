@@ -98,7 +98,7 @@ def dir_comparison_to_dict(result: DirComparison, kind: str = "compare-dirs") ->
         "schema": REPORT_SCHEMA, "kind": kind, "passed": result.passed,
         "orig_dir": result.orig_dir, "target_dir": result.target_dir, "map": result.strategy,
         "rtol": result.rtol, "atol": result.atol, "equal_nan": result.equal_nan,
-        "compared": result.compared, "unpaired": len(result.unpaired), "seconds": result.seconds,
+        "compared": result.compared, "unpaired": len(result.unpaired), "seconds": {"compare": round(result.seconds, 4)},
         "pairs": [r.to_dict() for r in result.rows],
     })
 

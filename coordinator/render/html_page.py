@@ -49,6 +49,10 @@ def environment(report: dict) -> str:
     for key in ("seed", "rtol", "atol", "map", "orig_dir", "target_dir", "backward_loss"):
         if report.get(key) is not None:
             rows.append((key, str(report[key])))
+    compared = report.get("outputs") or report.get("values") or []
+    if report.get("rtol") is None and compared and compared[0].get("rtol") is not None:  # per tensor, by dtype
+        rows.append(("rtol / atol", ", ".join(sorted({f"{c.get('rtol'):g} / {c.get('atol'):g} ({c.get('ref_dtype')})"
+                                                      for c in compared if c.get("rtol") is not None}))))
     if report.get("inputs"):
         rows.append(("inputs", ", ".join(f"{i['name']} {i['shape']}:{i['dtype']}" for i in report["inputs"])))
     cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)

@@ -44,7 +44,7 @@ def make_weight_map(targets: tuple[WorkerTarget, WorkerTarget, transport.Securit
         with open_worker("pt", pt, security, verbose) as worker:
             listing = worker.list_parameters()
         if strategy == "names":
-            return WeightMapResult(names_weight_map(listing), listing)
+            return WeightMapResult(names_weight_map(listing), listing, found_by={p.name: "name" for p in listing.parameters})
         return WeightMapResult(rules_weight_map(listing, prefix), listing)
     if prefix:
         raise UsageError("--prefix applies to a map made from the torch net alone; with --ms the names come from it")
@@ -55,4 +55,5 @@ def make_weight_map(targets: tuple[WorkerTarget, WorkerTarget, transport.Securit
         return WeightMapResult(match.weight_map(), pt_listing, match.summary(),
                                {p.pt_name: p.how for p in match.pairings})
     weight_map, how = map_for(pt_listing, ms_listing, strategy)
-    return WeightMapResult(weight_map, pt_listing, how, {p.name: strategy for p in pt_listing.parameters})
+    found = "name" if strategy == "names" else strategy  # the matcher's word for a pairing by the same name
+    return WeightMapResult(weight_map, pt_listing, how, {p.name: found for p in pt_listing.parameters})
