@@ -66,6 +66,8 @@ def ping(**opts):
             f"{role}: {desc.framework} {desc.framework_version}, python {desc.python_version}, device {desc.device}, "
             f"host {desc.hostname}, protocol {desc.protocol_version}, model {desc.model_spec} ({desc.model_class}, "
             f"{desc.parameter_count} tensors), weights {desc.weights_state or 'as built'}"
+            + (f"; {desc.world_size} ranks ({desc.launcher}) at {', '.join(desc.rank_addresses)}"
+               if desc.world_size > 1 else "")
         )
     click.echo(f"{' and '.join(role for role, _ in given)} answered in {time.perf_counter() - start:.2f}s")
 

@@ -26,6 +26,7 @@ from proto.worker.interface import (
     TrainOptions,
     WorkerDescription,
 )
+from proto.worker.ranks import SEQ_METADATA
 from proto.worker.sessions import READ_ONLY
 
 CONNECT_TIMEOUT_S = 15.0
@@ -73,13 +74,27 @@ class WorkerClient:
         self.timeout = timeout
         self.role = role
         self.label = f"{role} worker at {address}"
-        self._metadata = transport.call_metadata(security) + SESSION_METADATA
+        self._base_metadata = transport.call_metadata(security) + SESSION_METADATA
+        self._call_extra = threading.local()  # per thread: the sequence number of an ordered call (rank groups)
         self._tls = security.tls
         self._channel = transport.make_channel(address, security)
         self._stub = worker_pb2_grpc.WorkerStub(self._channel)
         self._closed = threading.Event()
         self._unreachable = False  # a call found it gone: nothing to end a session on
         self._claimed = False  # a call that takes the worker's session was made (proto/worker/sessions.py)
+
+    @property
+    def _metadata(self) -> tuple:
+        return self._base_metadata + getattr(self._call_extra, "items", ())
+
+    @contextlib.contextmanager
+    def ordered(self, seq: int):
+        """Calls made inside (in this thread) carry sequence number seq: one rank of a group runs them in order."""
+        self._call_extra.items = ((SEQ_METADATA, str(seq)),)
+        try:
+            yield self
+        finally:
+            self._call_extra.items = ()
 
     def close(self) -> None:
         """End this process's session on the worker (it outlives us when started by hand), then hang up."""

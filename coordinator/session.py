@@ -186,6 +186,13 @@ def _connect(role: str, target: WorkerTarget, security: transport.Security, verb
         address, worker_security = spawned.address, transport.Security(token=spawned.token)
     client = WorkerClient(address, role, worker_security, timeout=target.timeout)
     on_exit(client.close)  # ends our session on it first
+    description = client.describe()
+    if description.world_size > 1:  # rank 0 of a torchrun / msrun job: the side is all its ranks
+        from coordinator.rank_group import RankGroup
+
+        group = RankGroup.dial(client, description, worker_security, target.timeout)
+        on_exit(group.close)
+        return group
     return client
 
 

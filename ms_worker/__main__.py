@@ -15,7 +15,14 @@ def make_adapter(args):
 
 MODE = click.option("--mode", type=click.Choice(["pynative", "graph"]), default="pynative", show_default=True,
                     help="MindSpore execution mode")
-COMMAND = serve.worker_command("ms", "Serve a MindSpore model to an msparity coordinator.", make_adapter, [MODE])
+def join_ranks(args):
+    from ms_worker.ranks import join_ranks  # mindspore.communication, only under msrun
+
+    return join_ranks(args)
+
+
+COMMAND = serve.worker_command("ms", "Serve a MindSpore model to an msparity coordinator.", make_adapter, [MODE],
+                               join_ranks)
 
 
 def main(argv: list[str] | None = None):

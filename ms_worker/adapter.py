@@ -75,7 +75,7 @@ class MindSporeAdapter(BaseAdapter):
             params.append(ParameterSpec(
                 name=name, dtype=tensors.wire_dtype_from_native(param.dtype), shape=tuple(param.shape),
                 module_path=path, module_type=cell_type, trainable=bool(param.requires_grad)))
-        return ParameterListing(tuple(params), tuple(modules))
+        return self._placed(ParameterListing(tuple(params), tuple(modules)))
 
 
 class ParameterNames:

@@ -15,5 +15,7 @@ def make_adapter(args) -> MindSporeAdapter:
         target, _, device_id = args.device.partition(":")
         ms.set_device(target, int(device_id) if device_id else None)
     parts = build_parts(args.model)
-    return MindSporeAdapter(parts.net, parts.example_inputs, model_spec=args.model, loss=parts.loss,
-                            optimizer=parts.optimizer, use_input_values=parts.use_input_values)
+    adapter = MindSporeAdapter(parts.net, parts.example_inputs, model_spec=args.model, loss=parts.loss,
+                               optimizer=parts.optimizer, use_input_values=parts.use_input_values)
+    adapter.set_placements(parts.placements)
+    return adapter

@@ -69,7 +69,8 @@ def _chunk_of(item, kind: str):
 
 _DESCRIPTION_FIELDS = ("framework", "framework_version", "python_version", "device", "protocol_version", "model_spec",
                        "model_class", "parameter_count", "parameter_elements", "hostname", "execution_mode",
-                       "factory_loss", "factory_optimizer", "example_input_values", "weights_state")
+                       "factory_loss", "factory_optimizer", "example_input_values", "weights_state", "rank",
+                       "launcher", "pid")
 
 
 def spec_to_pb(spec: TensorSpec) -> TensorSpecPb:
@@ -82,17 +83,20 @@ def spec_from_pb(message: TensorSpecPb) -> TensorSpec:
 
 def description_to_pb(d: WorkerDescription) -> worker_pb2.DescribeReply:
     return worker_pb2.DescribeReply(**{k: getattr(d, k) for k in _DESCRIPTION_FIELDS},
-                                    example_inputs=[spec_to_pb(s) for s in d.example_inputs])
+                                    example_inputs=[spec_to_pb(s) for s in d.example_inputs],
+                                    world_size=d.world_size, rank_addresses=list(d.rank_addresses))
 
 
 def description_from_pb(reply: worker_pb2.DescribeReply) -> WorkerDescription:
     return WorkerDescription(**{k: getattr(reply, k) for k in _DESCRIPTION_FIELDS},
-                             example_inputs=tuple(spec_from_pb(s) for s in reply.example_inputs))
+                             example_inputs=tuple(spec_from_pb(s) for s in reply.example_inputs),
+                             world_size=reply.world_size or 1, rank_addresses=tuple(reply.rank_addresses))
 
 
 # -- ListParameters --------------------------------------------------------------------------------
 
-_PARAMETER_FIELDS = ("name", "dtype", "module_path", "module_type", "trainable", "is_buffer", "module_rule_type")
+_PARAMETER_FIELDS = ("name", "dtype", "module_path", "module_type", "trainable", "is_buffer", "module_rule_type",
+                     "placement", "shard_dim")
 
 
 def listing_to_pb(listing: ParameterListing) -> worker_pb2.ListParametersReply:

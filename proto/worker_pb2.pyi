@@ -12,7 +12,7 @@ class DescribeRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeReply(_message.Message):
-    __slots__ = ("framework", "framework_version", "python_version", "device", "protocol_version", "model_spec", "model_class", "parameter_count", "parameter_elements", "example_inputs", "hostname", "execution_mode", "factory_loss", "factory_optimizer", "example_input_values", "weights_state")
+    __slots__ = ("framework", "framework_version", "python_version", "device", "protocol_version", "model_spec", "model_class", "parameter_count", "parameter_elements", "example_inputs", "hostname", "execution_mode", "factory_loss", "factory_optimizer", "example_input_values", "weights_state", "rank", "world_size", "rank_addresses", "launcher", "pid")
     FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
     FRAMEWORK_VERSION_FIELD_NUMBER: _ClassVar[int]
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,11 @@ class DescribeReply(_message.Message):
     FACTORY_OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
     EXAMPLE_INPUT_VALUES_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_STATE_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    WORLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RANK_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    LAUNCHER_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
     framework: str
     framework_version: str
     python_version: str
@@ -45,7 +50,12 @@ class DescribeReply(_message.Message):
     factory_optimizer: str
     example_input_values: bool
     weights_state: str
-    def __init__(self, framework: _Optional[str] = ..., framework_version: _Optional[str] = ..., python_version: _Optional[str] = ..., device: _Optional[str] = ..., protocol_version: _Optional[str] = ..., model_spec: _Optional[str] = ..., model_class: _Optional[str] = ..., parameter_count: _Optional[int] = ..., parameter_elements: _Optional[int] = ..., example_inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., hostname: _Optional[str] = ..., execution_mode: _Optional[str] = ..., factory_loss: _Optional[str] = ..., factory_optimizer: _Optional[str] = ..., example_input_values: _Optional[bool] = ..., weights_state: _Optional[str] = ...) -> None: ...
+    rank: int
+    world_size: int
+    rank_addresses: _containers.RepeatedScalarFieldContainer[str]
+    launcher: str
+    pid: int
+    def __init__(self, framework: _Optional[str] = ..., framework_version: _Optional[str] = ..., python_version: _Optional[str] = ..., device: _Optional[str] = ..., protocol_version: _Optional[str] = ..., model_spec: _Optional[str] = ..., model_class: _Optional[str] = ..., parameter_count: _Optional[int] = ..., parameter_elements: _Optional[int] = ..., example_inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., hostname: _Optional[str] = ..., execution_mode: _Optional[str] = ..., factory_loss: _Optional[str] = ..., factory_optimizer: _Optional[str] = ..., example_input_values: _Optional[bool] = ..., weights_state: _Optional[str] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., rank_addresses: _Optional[_Iterable[str]] = ..., launcher: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
 
 class SeedRequest(_message.Message):
     __slots__ = ("seed",)
@@ -62,7 +72,7 @@ class ListParametersRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ParameterInfo(_message.Message):
-    __slots__ = ("name", "dtype", "shape", "module_path", "module_type", "trainable", "is_buffer", "module_rule_type")
+    __slots__ = ("name", "dtype", "shape", "module_path", "module_type", "trainable", "is_buffer", "module_rule_type", "placement", "shard_dim")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +81,8 @@ class ParameterInfo(_message.Message):
     TRAINABLE_FIELD_NUMBER: _ClassVar[int]
     IS_BUFFER_FIELD_NUMBER: _ClassVar[int]
     MODULE_RULE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    SHARD_DIM_FIELD_NUMBER: _ClassVar[int]
     name: str
     dtype: str
     shape: _containers.RepeatedScalarFieldContainer[int]
@@ -79,7 +91,9 @@ class ParameterInfo(_message.Message):
     trainable: bool
     is_buffer: bool
     module_rule_type: str
-    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., module_path: _Optional[str] = ..., module_type: _Optional[str] = ..., trainable: _Optional[bool] = ..., is_buffer: _Optional[bool] = ..., module_rule_type: _Optional[str] = ...) -> None: ...
+    placement: str
+    shard_dim: int
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., module_path: _Optional[str] = ..., module_type: _Optional[str] = ..., trainable: _Optional[bool] = ..., is_buffer: _Optional[bool] = ..., module_rule_type: _Optional[str] = ..., placement: _Optional[str] = ..., shard_dim: _Optional[int] = ...) -> None: ...
 
 class ModuleInfo(_message.Message):
     __slots__ = ("path", "type", "rule_type")

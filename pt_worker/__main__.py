@@ -15,7 +15,14 @@ def make_adapter(args):
 
 TRUST_PICKLE = click.option("--trust-pickle", is_flag=True,
                             help="allow --model pickle:PATH, which unpickles a whole model (runs code from the file)")
-COMMAND = serve.worker_command("pt", "Serve a PyTorch model to an msparity coordinator.", make_adapter, [TRUST_PICKLE])
+def join_ranks(args):
+    from pt_worker.ranks import join_ranks  # torch.distributed, only under torchrun
+
+    return join_ranks(args)
+
+
+COMMAND = serve.worker_command("pt", "Serve a PyTorch model to an msparity coordinator.", make_adapter, [TRUST_PICKLE],
+                               join_ranks)
 
 
 def main(argv: list[str] | None = None):

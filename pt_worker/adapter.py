@@ -75,7 +75,7 @@ class TorchAdapter(BaseAdapter):
                 module_path=path, module_type=type(owner).__name__,
                 trainable=bool(getattr(value, "requires_grad", False)) and not is_buffer, is_buffer=is_buffer,
                 module_rule_type=rule_type(owner)))
-        return ParameterListing(tuple(params), tuple(modules))
+        return self._placed(ParameterListing(tuple(params), tuple(modules)))
 
 
 def rule_type(module: torch.nn.Module) -> str:

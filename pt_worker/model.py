@@ -46,5 +46,7 @@ def make_adapter(args) -> TorchAdapter:
         parts = ModelParts(load_pickled(args.model[len(PICKLE_SPEC_PREFIX):], args.trust_pickle))
     else:
         parts = build_parts(args.model)
-    return TorchAdapter(parts.net, parts.example_inputs, model_spec=args.model, device=args.device, loss=parts.loss,
-                        optimizer=parts.optimizer, use_input_values=parts.use_input_values)
+    adapter = TorchAdapter(parts.net, parts.example_inputs, model_spec=args.model, device=args.device, loss=parts.loss,
+                           optimizer=parts.optimizer, use_input_values=parts.use_input_values)
+    adapter.set_placements(parts.placements)
+    return adapter

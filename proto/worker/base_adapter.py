@@ -9,6 +9,7 @@ forward's error message, describe, and the delegation of training and recording 
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import socket
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,6 +36,7 @@ from proto.worker.interface import (
     WorkerDescription,
 )
 from proto.worker.net_io import NET_ERRORS, as_input_list, flatten_outputs, input_name
+from proto.worker.ranks import parse_placements
 
 
 def apply_weights(
@@ -107,6 +109,7 @@ class BaseAdapter:
         self.recorder = recorder
         self.example_inputs = [self._to_numpy(input_name(i), x) for i, x in enumerate(as_input_list(example_inputs))]
         self.weights_state = WEIGHTS_AS_BUILT
+        self.placements: dict[str, tuple[str, int]] = {}  # set_placements: how each tensor lies over the ranks
         self._before_training: tuple[str, list[NamedArray]] | None = None  # (state, values) before a session trained
 
     # -- hooks -------------------------------------------------------------------------------------
@@ -118,6 +121,18 @@ class BaseAdapter:
     def list_parameters(self) -> ParameterListing:
         """Every state entry with its owning module, and every module (the framework walks its net)."""
         raise NotImplementedError
+
+    def set_placements(self, declared) -> None:
+        """The factory's "placements" (proto/worker/ranks.py): which tensors are this rank's slice of a whole."""
+        self.placements = parse_placements(declared, self._state())
+
+    def _placed(self, listing: ParameterListing) -> ParameterListing:
+        """The listing with each tensor's placement (shard: the shape is this rank's slice)."""
+        if not self.placements:
+            return listing
+        return dataclasses.replace(listing, parameters=tuple(
+            dataclasses.replace(p, placement=self.placements[p.name][0], shard_dim=self.placements[p.name][1])
+            if p.name in self.placements else p for p in listing.parameters))
 
     def _assign(self, target, tensor: NamedArray) -> None:
         """Write one checked tensor into the state entry target, in place."""

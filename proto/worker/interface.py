@@ -18,9 +18,10 @@ from proto.errors import BadRequest
 from proto.formats.npy_files import NpyEntry
 from proto.worker.module_records import ModuleCall
 
-PROTOCOL_VERSION = "1.5"  # 1.1: ListDir / GetTensors; 1.2: TrainStep; 1.3: Record / GetActivations / RunModule;
+PROTOCOL_VERSION = "1.6"  # 1.1: ListDir / GetTensors; 1.2: TrainStep; 1.3: Record / GetActivations / RunModule;
 # 1.4: GetExampleInputs, Forward names the non-tensor outputs it left out (trailing metadata);
-# 1.5: sessions (one coordinator at a time, EndSession puts trained weights back), Describe's weights_state
+# 1.5: sessions (one coordinator at a time, EndSession puts trained weights back), Describe's weights_state;
+# 1.6: ranks (Describe's rank / world_size / rank_addresses, ParameterInfo's placement, ordered compute calls)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class ParameterSpec:
     trainable: bool
     is_buffer: bool = False
     module_rule_type: str = ""  # nearest framework class of the owner; layer rules match on it
+    placement: str = ""  # over the ranks: "" / "replicate", or "shard" along shard_dim (shape: this rank's slice)
+    shard_dim: int = 0
 
     @property
     def local_name(self) -> str:
@@ -81,6 +84,11 @@ class WorkerDescription:
     factory_optimizer: str = ""
     example_input_values: bool = False  # the factory asks for its example inputs to be used as they are
     weights_state: str = ""  # what last changed the net's weights (WEIGHTS_AS_BUILT, ...)
+    rank: int = 0  # one rank of a distributed job (world_size > 1), or the one process
+    world_size: int = 1
+    rank_addresses: tuple[str, ...] = ()
+    launcher: str = ""
+    pid: int = 0
 
 
 WEIGHTS_AS_BUILT = "as built"

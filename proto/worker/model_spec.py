@@ -72,9 +72,10 @@ class ModelParts:
     loss: object = None
     optimizer: object = None
     use_input_values: bool = False
+    placements: dict | None = None  # one rank of a sharded net: tensor name -> "replicate" | "shard(DIM)"
 
 
-FACTORY_KEYS = ("net", "inputs", "loss", "optimizer", "use_input_values")
+FACTORY_KEYS = ("net", "inputs", "loss", "optimizer", "use_input_values", "placements")
 
 
 def parts_from(built, spec: str = "<factory>") -> ModelParts:
@@ -85,7 +86,7 @@ def parts_from(built, spec: str = "<factory>") -> ModelParts:
             raise ModelSpecError(f"model spec {spec!r}: the factory's dict needs 'net' and may hold "
                                  f"{', '.join(FACTORY_KEYS[1:])}; got {', '.join(map(str, built))}")
         return ModelParts(built["net"], built.get("inputs"), built.get("loss"), built.get("optimizer"),
-                          bool(built.get("use_input_values", False)))
+                          bool(built.get("use_input_values", False)), built.get("placements"))
     if isinstance(built, tuple) and len(built) == 2:
         return ModelParts(built[0], built[1])
     return ModelParts(built)

@@ -21,10 +21,12 @@ import grpc
 
 from proto import transport
 from proto.errors import MsparityError, one_line
+from proto.formats.atomic import atomic_binary
 from proto.formats.npy_files import ServedRoots
 from proto.worker import servicer
 from proto.worker.interface import DirectoryServer, ModelWorker
 from proto.worker.model_spec import ModelSpecError
+from proto.worker.ranks import gather_addresses, rank_listen
 from proto.worker.served_dirs import ServedDirectories
 
 TOKEN_ENV = "MSPARITY_TOKEN"
@@ -49,18 +51,25 @@ _COMMON_OPTIONS = [
                  help="server private key (PEM) for TLS"),
     click.option("--no-token", is_flag=True, help="serve a non-loopback --listen address without a token: anyone "
                                                   "who can reach it may set weights and train (refused otherwise)"),
+    click.option("--address-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="also write the address to dial (rank 0's, under torchrun / msrun) into this file, atomically"),
+    click.option("--distributed", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
+                 help="auto: under torchrun / msrun, serve as one rank of the job (each rank on its own port: "
+                      "HOST:0 any free one, HOST:P P+rank; rank 0 prints the address); off: one process"),
     click.option("--exit-with-parent", is_flag=True,
                  help="exit when stdin closes (used when a coordinator spawns the worker)"),
     click.option("-v", "--verbose", is_flag=True, help="log requests to stderr"),
 ]
 
 
-def worker_command(role: str, description: str, make_adapter: Callable, extra_options: Sequence = ()) -> click.Command:
+def worker_command(role: str, description: str, make_adapter: Callable, extra_options: Sequence = (),
+                   join_ranks: Callable | None = None) -> click.Command:
     """A worker's command line (click, as the coordinator's: no abbreviated options, the same names for the same
-    things): the options every worker takes, then the framework's own."""
+    things): the options every worker takes, then the framework's own. join_ranks(args) joins the launcher's
+    job (a RankJoin) or returns None for one process."""
 
     def run(**options):
-        sys.exit(serve(role, argparse.Namespace(**options), make_adapter))
+        sys.exit(serve(role, argparse.Namespace(**options), make_adapter, join_ranks))
 
     command = run
     for option in reversed([*_COMMON_OPTIONS, *extra_options]):
@@ -93,13 +102,22 @@ def create_server(adapter: ModelWorker | None, worker_name: str, listen: str = "
 
     Tests start one in-process on port 0; ``serve`` starts one for the command line.
     """
+    server, _, address = _bind(adapter, worker_name, listen, security, served)
+    return server, address
+
+
+def _bind(adapter, worker_name: str, listen: str, security: transport.Security, served):
     server = transport.make_server(security)
-    servicer.add_to_server(server, adapter, worker_name, served)
-    return server, transport.bind(server, listen, security)
+    registered = servicer.add_to_server(server, adapter, worker_name, served)
+    return server, registered, transport.bind(server, listen, security)
 
 
-def serve(worker_name: str, args: argparse.Namespace, make_adapter: Callable[[argparse.Namespace], object]) -> int:
-    """Load the model, bind, print the address as the first stdout line, serve until stopped."""
+def serve(worker_name: str, args: argparse.Namespace, make_adapter: Callable[[argparse.Namespace], object],
+          join_ranks: Callable | None = None) -> int:
+    """Load the model, bind, print the address as the first stdout line, serve until stopped.
+
+    Under torchrun / msrun (join_ranks), each rank binds its own port, the ranks swap addresses, and only rank 0
+    prints its address (and writes --address-file): a coordinator dials it and finds the rest."""
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format=f"[{worker_name} worker] %(levelname)s %(message)s")
     # Frameworks may print while importing or building the net; keep stdout for the address line.
@@ -116,6 +134,9 @@ def serve(worker_name: str, args: argparse.Namespace, make_adapter: Callable[[ar
                   "--tls-cert/--tls-key for TLS), or pass --no-token to serve it open", file=sys.stderr)
             return 2
         served = ServedDirectories(ServedRoots(args.serve_dir))
+        join = join_ranks(args) if join_ranks is not None and getattr(args, "distributed", "off") == "auto" else None
+        if join is not None and join.scheduler:
+            return 0  # msrun's scheduler runs the worker's script too: it joined, and serves nothing
         adapter = make_adapter(args) if args.model is not None else None
     except (ModelSpecError, MsparityError, OSError) as exc:
         print(f"{worker_name} worker: {one_line(str(exc))}", file=sys.stderr)
@@ -130,16 +151,31 @@ def serve(worker_name: str, args: argparse.Namespace, make_adapter: Callable[[ar
         print(f"{worker_name} worker: building model {args.model!r} failed: "
               f"{one_line(f'{type(exc).__name__}: {exc}')} (rerun with -v for the traceback)", file=sys.stderr)
         return 3
+    listen = rank_listen(args.listen, join.rank) if join is not None else args.listen
     try:
-        server, address = create_server(adapter, worker_name, args.listen, security, served)
+        server, servicer_, address = _bind(adapter, worker_name, listen, security, served)
     except (OSError, RuntimeError, ValueError) as exc:  # grpc says "Failed to bind" as a RuntimeError
-        print(f"{worker_name} worker: cannot listen on {args.listen}: {one_line(str(exc))} (is the port in use, "
+        print(f"{worker_name} worker: cannot listen on {listen}: {one_line(str(exc))} (is the port in use, "
               "or the address not on this host?)", file=sys.stderr)
         return 3
+    if join is not None:
+        try:
+            info = gather_addresses(join, address)
+        except Exception as exc:  # a collective failing: another rank died while the job started
+            print(f"{worker_name} worker rank {join.rank}: {one_line(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+            return 3
+        servicer_.join_ranks(info)
+        address = info.addresses[0]
+        logging.getLogger("msparity.worker").warning("rank %d of %d serving at %s", join.rank, join.world_size,
+                                                     info.addresses[join.rank])
     sys.stdout.flush()
-    with os.fdopen(real_stdout, "w") as out:  # the one line on the real stdout; later prints go to stderr
-        out.write(address + "\n")
-        out.flush()
+    if join is None or join.rank == 0:
+        with os.fdopen(real_stdout, "w") as out:  # the one line on the real stdout; later prints go to stderr
+            out.write(address + "\n")
+            out.flush()
+        if getattr(args, "address_file", None) is not None:
+            with atomic_binary(args.address_file) as handle:
+                handle.write((address + "\n").encode())
     server.start()
 
     stop = threading.Event()

@@ -7,8 +7,10 @@ details name the worker, the RPC and the problem in one line.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import os
 import platform
 import socket
 import threading
@@ -19,8 +21,9 @@ import grpc
 from proto import codec, errors, messages, worker_pb2, worker_pb2_grpc
 from proto.formats.npy_files import ServedRoots
 from proto.worker.interface import PROTOCOL_VERSION, TARGET_NAME, DirectoryServer, ModelWorker
+from proto.worker.ranks import ORDERED_RPCS, SEQ_METADATA, RankInfo, SequenceGate
 from proto.worker.served_dirs import ServedDirectories
-from proto.worker.sessions import Sessions
+from proto.worker.sessions import SESSION_KEY, Sessions
 
 log = logging.getLogger("msparity.worker")
 _END = object()
@@ -34,9 +37,11 @@ def _rpc(method):
     def wrapper(self, request, context):
         try:
             session = self._sessions.enter(method.__name__, context.invocation_metadata())
+            turn = self._wait_turn(method.__name__, session, context)
             try:
                 return method(self, request, context)
             finally:
+                self._end_turn(session, turn)
                 self._sessions.leave(session)
         except Exception as exc:  # every failure must reach the caller as a status
             self._abort(context, method.__name__, exc)
@@ -51,9 +56,11 @@ def _streaming_rpc(method):
     def wrapper(self, request, context):
         try:
             session = self._sessions.enter(method.__name__, context.invocation_metadata())
+            turn = self._wait_turn(method.__name__, session, context)
             try:
                 yield from method(self, request, context)
             finally:
+                self._end_turn(session, turn)
                 self._sessions.leave(session)
         except Exception as exc:
             self._abort(context, method.__name__, exc)
@@ -70,6 +77,23 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         self._served = served or ServedDirectories(ServedRoots([]))
         self._lock = threading.Lock()
         self._sessions = Sessions(self._put_back)
+        self.ranks: RankInfo | None = None  # one rank of a distributed job (set by join_ranks)
+        self._gate: SequenceGate | None = None
+
+    def join_ranks(self, info: RankInfo) -> None:
+        """Serve as one rank of a job: Describe names every rank, compute calls run in their sequence order."""
+        self.ranks = info
+        self._gate = SequenceGate(info.rank, info.world_size) if info.world_size > 1 else None
+
+    def _wait_turn(self, rpc: str, session: str | None, context) -> int | None:
+        if self._gate is None or rpc not in ORDERED_RPCS:
+            return None
+        seq = dict(context.invocation_metadata() or ()).get(SEQ_METADATA)
+        return self._gate.wait_turn(session or "", seq, rpc)
+
+    def _end_turn(self, session: str | None, turn: int | None) -> None:
+        if turn is not None:
+            self._gate.done(session or "", turn)
 
     def _put_back(self) -> None:
         """A lapsed session is taken over: the weights its training changed go back first."""
@@ -126,7 +150,14 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         if self._model is None:
             return self._describe_without_model()
         with self._lock:
-            return messages.description_to_pb(self._adapter.describe())
+            description = self._adapter.describe()
+        return messages.description_to_pb(self._with_ranks(description))
+
+    def _with_ranks(self, description):
+        info = self.ranks
+        return dataclasses.replace(description, pid=os.getpid(), **({} if info is None else {
+            "rank": info.rank, "world_size": info.world_size, "rank_addresses": info.addresses,
+            "launcher": info.launcher}))
 
     @_rpc
     def Seed(self, request, context):
@@ -207,6 +238,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
 
     @_rpc
     def EndSession(self, request, context):
+        if self._gate is not None:
+            self._gate.end(dict(context.invocation_metadata() or ()).get(SESSION_KEY) or "")
         if self._model is None or not self._sessions.end(context.invocation_metadata()):
             return worker_pb2.EndSessionReply()
         with self._lock:

@@ -1,0 +1,226 @@
+"""One side of a comparison that runs as several ranks (torchrun, msrun): the worker interface over one client
+per rank, so a session uses a sharded net as it uses one process.
+
+Dialled at rank 0, the group reads every rank's address from its Describe. Each call that may run collectives
+goes to every rank at once with one sequence number, which each rank runs in order (proto/worker/ranks.py);
+outputs come from rank 0 (the net's outputs are whole on every rank). Weights travel one whole tensor at a time:
+a tensor placed ``shard(d)`` is joined from the ranks' slices on the way out and cut into them on the way in,
+so the two sides may use different numbers of ranks. When a call fails, every rank is probed and the ones that
+are gone are named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+from coordinator.client import WorkerClient
+from proto import transport
+from proto.codec import NamedArray
+from proto.errors import MsparityError, WorkerError
+from proto.weights.shards import joined, sliced, split_sizes, whole_shape
+from proto.worker.interface import ForwardResult, ParameterListing, SetWeightsResult, WorkerDescription
+
+PROBE_TIMEOUT_S = 1.0
+_END = object()
+
+
+class RankGroup:
+    """The ranks of one side, behind the worker interface."""
+
+    def __init__(self, clients: list[WorkerClient], description: WorkerDescription):
+        self.clients = clients
+        self.role = clients[0].role
+        self.address = clients[0].address
+        self.label = f"{self.role} worker group ({len(clients)} ranks, rank 0 at {self.address})"
+        self._description = description
+        self._order = threading.Lock()
+        self._numbers = itertools.count()
+        self._pool = ThreadPoolExecutor(max_workers=2 * len(clients), thread_name_prefix=f"msparity-{self.role}-ranks")
+        self._listings: list[ParameterListing] | None = None
+
+    @classmethod
+    def dial(cls, first: WorkerClient, description: WorkerDescription, security: transport.Security,
+             timeout: float | None = None) -> RankGroup:
+        """The group rank 0 (already dialled, described) belongs to: dial the others and check who they are."""
+        world = description.world_size
+        if description.rank != 0:
+            raise MsparityError(f"{first.label} is rank {description.rank} of {world}: dial rank 0 "
+                                f"({description.rank_addresses[0] if description.rank_addresses else 'its address'})")
+        clients = [first, *(WorkerClient(a, first.role, security, timeout) for a in description.rank_addresses[1:])]
+        group = cls(clients, description)
+        for rank, client in enumerate(clients[1:], 1):
+            other = client.describe()
+            if other.rank != rank or other.world_size != world or other.model_spec != description.model_spec:
+                group.close()
+                raise MsparityError(f"{client.label} says it is rank {other.rank} of {other.world_size} serving "
+                                    f"{other.model_spec!r}; rank 0 listed it as rank {rank} of {world} serving "
+                                    f"{description.model_spec!r}")
+        return group
+
+    # -- calls on every rank --------------------------------------------------------------------------
+
+    def _each(self, call: Callable[[WorkerClient], object], ordered: bool = True) -> list:
+        """call(client) on every rank at once (ordered: under one sequence number); the results by rank."""
+        if ordered:
+            with self._order:
+                number = next(self._numbers)
+        else:
+            number = None
+
+        def run(client: WorkerClient):
+            if number is None:
+                return call(client)
+            with client.ordered(number):
+                return call(client)
+
+        futures = [self._pool.submit(run, client) for client in self.clients]
+        # on the first failure, probe at once: a launcher soon takes the other ranks down too, and the first to go
+        # is the one to name (the calls still out end when the session closes its channels)
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [(rank, f.exception()) for rank, f in enumerate(futures) if f.done() and f.exception() is not None]
+        if failed:
+            raise self._failure(failed)
+        return [f.result() for f in futures]
+
+    def _failure(self, failed: list[tuple[int, BaseException]]) -> BaseException:
+        """The error of a failed call, naming the ranks that are gone (each probed with a short Describe)."""
+        def alive(client: WorkerClient) -> bool:
+            try:
+                client.describe(connect_timeout=PROBE_TIMEOUT_S)
+                return True
+            except WorkerError:
+                return False
+
+        with ThreadPoolExecutor(max_workers=len(self.clients)) as probes:
+            gone = [rank for rank, up in enumerate(probes.map(alive, self.clients)) if not up]
+        error = failed[0][1]
+        if gone:
+            where = ", ".join(f"rank {r} at {self.clients[r].address}" for r in gone)
+            return MsparityError(f"{self.role} side: {where} of {len(self.clients)} ranks {'is' if len(gone) == 1 else 'are'} "
+                                 f"gone (the process died or hangs); restart the job ({error})")
+        return error
+
+    # -- the worker interface -------------------------------------------------------------------------
+
+    def describe(self, connect_timeout: float | None = None) -> WorkerDescription:
+        """Rank 0's description, counting the whole net's values (each rank holds only its slices)."""
+        first = self.clients[0].describe() if connect_timeout is None else self.clients[0].describe(connect_timeout)
+        whole = sum(math.prod(p.shape) for p in self.list_parameters().parameters)
+        self._description = dataclasses.replace(first, parameter_elements=whole)
+        return self._description
+
+    def seed(self, seed: int) -> None:
+        self._each(lambda c: c.seed(seed), ordered=False)
+
+    def _rank_listings(self) -> list[ParameterListing]:
+        if self._listings is None:
+            self._listings = self._each(lambda c: c.list_parameters(), ordered=False)
+        return self._listings
+
+    def list_parameters(self) -> ParameterListing:
+        """Rank 0's listing with every sharded tensor at its whole shape."""
+        listings = self._rank_listings()
+        shapes = {p.name: [] for p in listings[0].parameters}
+        for listing in listings:
+            for p in listing.parameters:
+                shapes.setdefault(p.name, []).append(p.shape)
+        return dataclasses.replace(listings[0], parameters=tuple(
+            dataclasses.replace(p, shape=whole_shape(shapes[p.name], p.placement, p.shard_dim))
+            for p in listings[0].parameters))
+
+    def _placement(self, name: str) -> tuple[str, int, list[int]]:
+        """(placement, dim, each rank's extent along dim) of a tensor, from the ranks' listings."""
+        for p in self._rank_listings()[0].parameters:
+            if p.name == name:
+                shapes = [next(q.shape for q in listing.parameters if q.name == name)
+                          for listing in self._rank_listings()]
+                return p.placement, p.shard_dim, split_sizes(shapes, p.shard_dim) if p.placement == "shard" else []
+        return "", 0, []
+
+    def get_weights(self, names: Sequence[str] = ()) -> Iterator[NamedArray]:
+        """Whole tensors, one at a time: every rank streams its parts in the same order, joined by placement."""
+        streams = self._each(lambda c: c.get_weights(names), ordered=False)
+        for parts in zip(*streams):
+            placement, dim, _ = self._placement(parts[0].name)
+            yield joined(parts, placement, dim)
+
+    def set_weights(self, tensors: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
+        """Each whole tensor cut into the ranks' slices by placement, streamed into every rank as it comes."""
+        queues = [queue.Queue(maxsize=2) for _ in self.clients]
+
+        def fed(q: queue.Queue) -> Iterator[NamedArray]:
+            while (item := q.get()) is not _END:
+                yield item
+
+        futures = [self._pool.submit(client.set_weights, fed(q), strict) for client, q in zip(self.clients, queues)]
+
+        def put(q: queue.Queue, item, future) -> None:
+            while not future.done():  # a rank that failed reads no more: do not wait on it
+                try:
+                    return q.put(item, timeout=0.5)
+                except queue.Full:
+                    continue
+
+        try:
+            for tensor in tensors:
+                placement, dim, sizes = self._placement(tensor.name)
+                for q, part, future in zip(queues, sliced(tensor, placement, dim, sizes or [0] * len(queues)),
+                                           futures):
+                    put(q, part, future)
+                if any(f.done() for f in futures):
+                    break
+        finally:
+            for q, future in zip(queues, futures):
+                put(q, _END, future)
+        failed = [(rank, f.exception()) for rank, f in enumerate(futures) if f.exception() is not None]
+        if failed:
+            raise self._failure(failed)
+        results = [f.result() for f in futures]
+        return SetWeightsResult(results[0].loaded, tuple(sorted({m for r in results for m in r.missing})))
+
+    def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> ForwardResult:
+        return self._each(lambda c: c.forward(inputs, train_mode))[0]
+
+    def train_step(self, inputs, target, options) -> Iterator[NamedArray]:
+        """One step on every rank; the loss from rank 0, gradients and state joined by their tensor's placement."""
+        streams = self._each(lambda c: list(c.train_step(inputs, target, options)))
+        for parts in zip(*streams):
+            prefix, _, name = parts[0].name.rpartition(":")  # "grad:NAME", "state:NAME", "moment1:NAME", "loss"
+            placement, dim, _ = self._placement(name) if prefix else ("", 0, [])
+            yield joined(parts, placement, dim)
+
+    def get_example_inputs(self) -> Iterator[NamedArray]:
+        return self.clients[0].get_example_inputs()
+
+    def end_session(self):
+        return self._each(lambda c: c.end_session(), ordered=False)[0]
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self._pool.shutdown(wait=False)
+
+    def _not_across_ranks(self, what: str):
+        raise MsparityError(f"{what} across the ranks of a sharded net is not built yet: compare and train-step "
+                            f"are; run locate on an unsharded build of the same factory (one process)")
+
+    def record(self, inputs, options):
+        self._not_across_ranks("locate")
+
+    def get_activations(self, run, keys, inputs, outputs):
+        self._not_across_ranks("locate")
+
+    def run_module(self, path, call, float64, inputs, backward=False):
+        self._not_across_ranks("locate --isolate")
+
+    def list_dir(self, path):
+        return self.clients[0].list_dir(path)
+
+    def get_tensors(self, path, names):
+        return self.clients[0].get_tensors(path, names)

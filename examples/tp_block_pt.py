@@ -1,0 +1,107 @@
+"""A tensor-parallel transformer MLP block (PyTorch side), Megatron style, on torch.distributed.
+
+``x + fc2(gelu(fc1(norm(x))))`` with fc1 column-parallel (each rank holds a slice of its output features:
+weight and bias split along dim 0) and fc2 row-parallel (a slice of its input features: weight split along
+dim 1), whose partial products are summed over the ranks by an all-reduce before its bias is added once.
+fc1's input enters through Megatron's "f" (identity forward, all-reduce backward): each rank's backward
+through its slice gives only part of the gradient of what comes before it (the norm, the residual).
+Under ``torchrun --nproc-per-node N`` each rank builds its slice; in one process it is the plain block. The
+factory declares the placements, so a coordinator can gather the full tensors.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+DIM, HIDDEN, TOKENS = 16, 64, 8
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """All-reduce (sum) forward, identity backward: the gradient flowing back is the same on every rank."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class _CopyToRanks(torch.autograd.Function):
+    """Identity forward, all-reduce (sum) backward: the gradient of a replicated input from every rank's slice."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def copy_to_ranks(x: torch.Tensor) -> torch.Tensor:
+    return _CopyToRanks.apply(x) if _world() > 1 else x
+
+
+def sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    return _SumOverRanks.apply(x) if _world() > 1 else x
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _rank() -> int:
+    return dist.get_rank() if _world() > 1 else 0
+
+
+class ColumnParallelLinear(nn.Linear):
+    """nn.Linear(in, out) holding out / world of its output features on each rank."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__(in_features, out_features // _world())
+
+    def forward(self, x):
+        return super().forward(copy_to_ranks(x))
+
+
+class RowParallelLinear(nn.Module):
+    """nn.Linear(in, out) holding in / world of its input features on each rank; the sum over ranks, then bias."""
+
+    def __init__(self, in_features: int, out_features: int, reduce=sum_over_ranks):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features // _world()))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+        self.reduce = reduce
+
+    def forward(self, x):
+        return self.reduce(x @ self.weight.T) + self.bias
+
+
+class TPBlock(nn.Module):
+    def __init__(self, dim: int = DIM, hidden: int = HIDDEN):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = ColumnParallelLinear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = RowParallelLinear(hidden, dim)
+
+    def forward(self, x):
+        return x + self.fc2(self.act(self.fc1(self.norm(x))))
+
+
+PLACEMENTS = {"fc1.weight": "shard(0)", "fc1.bias": "shard(0)", "fc2.weight": "shard(1)"}
+
+
+def build():
+    """The block (this rank's slice of it under torchrun), an example input and the placements."""
+    torch.manual_seed(_rank())  # each rank its own slice; the coordinator streams the whole weights anyway
+    return {"net": TPBlock(), "inputs": (torch.zeros(2, TOKENS, DIM),), "placements": PLACEMENTS}

@@ -1,0 +1,60 @@
+"""Whole tensors from the slices ranks hold, and slices from whole tensors (numpy only).
+
+A tensor placed ``shard(d)`` lies in rank order along dim d, one slice per rank (sizes may differ by one:
+torch's split rounds up); ``replicate`` means every rank holds all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from proto.codec import NamedArray
+from proto.errors import MsparityError
+
+REPLICATE, SHARD = "replicate", "shard"
+
+
+def joined(parts: Sequence[NamedArray], placement: str, dim: int) -> NamedArray:
+    """The whole tensor of one name from every rank's part: shards concatenated along dim, else rank 0's."""
+    first = parts[0]
+    if placement != SHARD or len(parts) == 1:
+        return first
+    if any(p.name != first.name for p in parts):
+        raise MsparityError(f"the ranks streamed different tensors at one place: {', '.join(p.name for p in parts)}")
+    try:
+        whole = np.concatenate([p.array for p in parts], axis=dim)
+    except ValueError as exc:
+        raise MsparityError(f"tensor {first.name!r}: its shards {[list(p.shape) for p in parts]} do not join along "
+                            f"dim {dim} ({exc})") from None
+    return NamedArray(first.name, whole, first.dtype)
+
+
+def split_sizes(local_shapes: Sequence[Sequence[int]], dim: int) -> list[int]:
+    """Each rank's extent along dim, from the shapes the ranks listed."""
+    return [int(shape[dim]) for shape in local_shapes]
+
+
+def sliced(tensor: NamedArray, placement: str, dim: int, sizes: Sequence[int]) -> list[NamedArray]:
+    """One part per rank: the slices of a whole tensor along dim by sizes, or the whole for every rank."""
+    if placement != SHARD:
+        return [tensor] * len(sizes)
+    if tensor.array.ndim <= dim or tensor.shape[dim] != sum(sizes):
+        raise MsparityError(f"tensor {tensor.name!r} of shape {list(tensor.shape)} cannot be split along dim {dim} "
+                            f"into the ranks' slices {list(sizes)}: the two sides' nets have different sizes")
+    bounds = np.cumsum([0, *sizes])
+    index = [slice(None)] * tensor.array.ndim
+    parts = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        index[dim] = slice(int(start), int(stop))
+        parts.append(NamedArray(tensor.name, np.ascontiguousarray(tensor.array[tuple(index)]), tensor.dtype))
+    return parts
+
+
+def whole_shape(local_shapes: Sequence[Sequence[int]], placement: str, dim: int) -> tuple[int, ...]:
+    """The shape of the whole tensor the ranks' slices make."""
+    shape = list(local_shapes[0])
+    if placement == SHARD:
+        shape[dim] = sum(split_sizes(local_shapes, dim))
+    return tuple(shape)

@@ -1,0 +1,36 @@
+"""The pt worker as one rank of a torchrun job: torch.distributed's process group (gloo on CPU, nccl for CUDA
+devices), and the address swap over it."""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+from proto.worker.ranks import RankJoin
+
+COLLECTIVE_TIMEOUT_ENV = "MSPARITY_COLLECTIVE_TIMEOUT_S"
+
+
+def join_ranks(args) -> RankJoin | None:
+    """Join the torchrun job this process was started in (WORLD_SIZE > 1); None for one process."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return None
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():  # a factory may have joined itself; the worker joins before building the net
+        backend = "cpu:gloo,cuda:nccl" if (args.device or "").startswith("cuda") else "gloo"
+        timeout = float(os.environ.get(COLLECTIVE_TIMEOUT_ENV, "600"))
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+
+    def gather(data: bytes) -> list[bytes]:
+        size = 512
+        if len(data) > size:
+            raise ValueError(f"an address of {len(data)} bytes: at most {size}")
+        mine = torch.zeros(size, dtype=torch.uint8)
+        mine[: len(data)] = torch.tensor(list(data), dtype=torch.uint8)
+        every = [torch.zeros(size, dtype=torch.uint8) for _ in range(dist.get_world_size())]
+        dist.all_gather(every, mine)
+        return [bytes(item.numpy()).rstrip(b"\0") for item in every]
+
+    return RankJoin(dist.get_rank(), dist.get_world_size(), "torchrun", gather)

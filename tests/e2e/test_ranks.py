@@ -1,0 +1,89 @@
+"""Sharded nets: each side one worker per rank under its own launcher (torchrun, msrun), 2 ranks a side on CPU.
+
+The coordinator dials rank 0, finds the other ranks, sends every compute call to all of them in one order,
+gathers whole tensors from the ranks' slices and cuts them again for the other side, whose number of ranks may
+differ (pt TP=2 vs ms TP=1 and vs ms TP=2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from coordinator.client import WorkerClient
+from proto.errors import WorkerError
+from tests.conftest import PYTHON, REPO, repo_env, run_cli
+from tests.e2e.rank_jobs import rank_job
+
+PT, MS = "examples.tp_block_pt:build", "examples.tp_block_ms:build"
+
+
+@pytest.fixture(scope="module")
+def groups(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ranks")
+    with rank_job("pt", PT, 2, tmp) as pt, rank_job("ms", MS, 2, tmp) as ms:
+        yield pt, ms
+
+
+def test_tp2_against_tp1_and_tp2_compares_and_trains_the_same(groups, tmp_path):
+    pt, ms = groups
+    ping = run_cli("ping", "--pt", pt, "--ms", ms)
+    assert ping.code == 0 and "2 ranks (torchrun)" in ping.stdout and "2 ranks (msrun)" in ping.stdout, ping.stderr
+    for ms_side in (("--ms", ms), ("--ms-model", MS)):
+        result = run_cli("compare", "--pt", pt, *ms_side, "--json", str(tmp_path / "c.json"))
+        assert result.code == 0, result.stdout + result.stderr
+        report = json.loads((tmp_path / "c.json").read_text())
+        assert report["weights"]["loaded"] == 6 and report["outputs"][0]["max_abs_diff"] < 1e-5
+    steps = run_cli("train-step", "--pt", pt, "--ms", ms, "--steps", "2", "--json", str(tmp_path / "t.json"))
+    assert steps.code == 0, steps.stdout + steps.stderr
+    grads = {t["pt"]: t for t in json.loads((tmp_path / "t.json").read_text())["steps"][1]["tensors"]
+             if t["kind"] == "grad"}
+    # the whole gradients: a shard's would have half the rows (fc1) or columns (fc2)
+    assert set(grads) == {"norm.weight", "norm.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    assert all(t["passed"] for t in grads.values())
+
+
+def test_a_rank_refuses_a_call_that_does_not_reach_every_rank(groups):
+    pt, _ = groups
+    with WorkerClient(pt, "pt") as rank0:
+        rank1 = rank0.describe().rank_addresses[1]
+    with WorkerClient(rank1, "pt") as client:
+        assert client.describe().rank == 1
+        listing = client.list_parameters()  # read-only calls run no collective: served as they come
+        assert {p.name: p.placement for p in listing.parameters}["fc1.weight"] == "shard"
+        with pytest.raises(WorkerError, match="rank 1 of 2 of a distributed job"):
+            client.forward([])
+
+
+def test_a_missing_all_reduce_on_the_ms_ranks_is_a_difference(tmp_path):
+    with rank_job("pt", PT, 2, tmp_path) as pt, \
+            rank_job("ms", "examples.tp_block_ms:build_missing_all_reduce", 2, tmp_path) as ms:
+        result = run_cli("compare", "--pt", pt, "--ms", ms)
+    assert result.code == 1, result.stdout + result.stderr
+    assert "FAIL" in result.stdout
+
+
+def test_a_rank_killed_mid_forward_is_named_within_10_s(tmp_path):
+    with rank_job("pt", "tests.fixtures.tp_slow_pt:build", 2, tmp_path) as pt:
+        with WorkerClient(pt, "pt") as rank0:
+            address = rank0.describe().rank_addresses[1]
+        with WorkerClient(address, "pt") as rank1:
+            victim = rank1.describe().pid
+        compare = subprocess.Popen([PYTHON, "-m", "coordinator.cli", "-q", "compare", "--pt", pt, "--ms-model", MS],
+                                   cwd=REPO, env=repo_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not os.path.exists(f"/proc/{victim}") or "sleeping" not in (tmp_path / "pt-launcher.log").read_text():
+            assert time.monotonic() < deadline and compare.poll() is None, compare.communicate()
+            time.sleep(0.1)
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        _, stderr = compare.communicate(timeout=60)
+        named = time.monotonic() - killed
+    assert compare.returncode == 3, stderr
+    assert "rank 1 at" in stderr and "gone" in stderr, stderr
+    assert named < 10, named
