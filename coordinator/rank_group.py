@@ -206,21 +206,28 @@ class RankGroup:
             client.close()
         self._pool.shutdown(wait=False)
 
-    def _not_across_ranks(self, what: str):
-        raise MsparityError(f"{what} across the ranks of a sharded net is not built yet: compare and train-step "
-                            f"are; run locate on an unsharded build of the same factory (one process)")
-
     def record(self, inputs, options):
-        self._not_across_ranks("locate")
+        """The hooked run on every rank (its modules may run collectives); rank 0's recording is the side's:
+        locate pairs rank 0 with rank 0 (session.check_locate_groups asks both sides for the same layout)."""
+        return self._each(lambda c: c.record(inputs, options))[0]
 
     def get_activations(self, run, keys, inputs, outputs):
-        self._not_across_ranks("locate")
+        return self.clients[0].get_activations(run, keys, inputs, outputs)
 
     def run_module(self, path, call, float64, inputs, backward=False):
-        self._not_across_ranks("locate --isolate")
+        raise MsparityError("--isolate replays one module alone, and a module of a sharded net may run collectives "
+                            "that need every rank: run locate without --isolate")
 
     def list_dir(self, path):
         return self.clients[0].list_dir(path)
 
     def get_tensors(self, path, names):
         return self.clients[0].get_tensors(path, names)
+
+
+def check_locate_layout(pt: WorkerDescription, ms: WorkerDescription) -> None:
+    """Locate compares rank 0's modules with rank 0's: both sides must be split the same way."""
+    if pt.world_size != ms.world_size:
+        raise MsparityError(f"locate pairs the two sides' rank 0 module by module, so both need the same number of "
+                            f"ranks and the same placements: pt runs {pt.world_size}, ms {ms.world_size}; compare and "
+                            f"train-step work across different layouts, locate needs equal ones (or one process each)")

@@ -99,3 +99,14 @@ def build_missing_all_reduce():
     """A porting bug: the row-parallel layer's partial products are never summed over the ranks."""
     block = TPBlock(fc2=RowParallelDense(HIDDEN, DIM, reduce=_NoReduce()))
     return {"net": block, "inputs": (Tensor(np.zeros((2, TOKENS, DIM), np.float32)),), "placements": PLACEMENTS}
+
+
+class _BiasOnEveryRank(RowParallelDense):
+    def construct(self, x):
+        return self.reduce(ops.matmul(x, self.weight.T) + self.bias)  # the bias summed once per rank
+
+
+def build_bias_on_every_rank():
+    """A porting bug: the row-parallel layer adds its bias before the all-reduce, so once on every rank."""
+    block = TPBlock(fc2=_BiasOnEveryRank(HIDDEN, DIM))
+    return {"net": block, "inputs": (Tensor(np.zeros((2, TOKENS, DIM), np.float32)),), "placements": PLACEMENTS}

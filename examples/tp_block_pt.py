@@ -62,11 +62,20 @@ def _rank() -> int:
     return dist.get_rank() if _world() > 1 else 0
 
 
+def _my_slice(full: torch.Tensor, dim: int) -> torch.Tensor:
+    """This rank's slice along dim of a tensor every rank made alike (the same seed): TP=N is the TP=1 block."""
+    return full.chunk(_world(), dim)[_rank()].contiguous()
+
+
 class ColumnParallelLinear(nn.Linear):
     """nn.Linear(in, out) holding out / world of its output features on each rank."""
 
     def __init__(self, in_features: int, out_features: int):
+        whole = nn.Linear(in_features, out_features)
         super().__init__(in_features, out_features // _world())
+        with torch.no_grad():
+            self.weight.copy_(_my_slice(whole.weight, 0))
+            self.bias.copy_(_my_slice(whole.bias, 0))
 
     def forward(self, x):
         return super().forward(copy_to_ranks(x))
@@ -77,9 +86,9 @@ class RowParallelLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, reduce=sum_over_ranks):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(out_features, in_features // _world()))
-        self.bias = nn.Parameter(torch.zeros(out_features))
-        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+        whole = nn.Linear(in_features, out_features)
+        self.weight = nn.Parameter(_my_slice(whole.weight.detach(), 1))
+        self.bias = nn.Parameter(whole.bias.detach().clone())  # replicated: the same on every rank
         self.reduce = reduce
 
     def forward(self, x):
@@ -103,5 +112,5 @@ PLACEMENTS = {"fc1.weight": "shard(0)", "fc1.bias": "shard(0)", "fc2.weight": "s
 
 def build():
     """The block (this rank's slice of it under torchrun), an example input and the placements."""
-    torch.manual_seed(_rank())  # each rank its own slice; the coordinator streams the whole weights anyway
+    torch.manual_seed(0)  # every rank alike: the replicated tensors must be equal on all of them
     return {"net": TPBlock(), "inputs": (torch.zeros(2, TOKENS, DIM),), "placements": PLACEMENTS}

@@ -41,6 +41,7 @@ from coordinator.locate.verdict import (
     judge,
 )
 from coordinator.metrics import TensorComparison
+from coordinator.rank_group import check_locate_layout
 from coordinator.session import Session, SyncSummary
 from proto.codec import NamedArray, TensorSpec, spec_of
 from proto.errors import MsparityError
@@ -207,6 +208,7 @@ def run_locate(
     passed on diverges while the gradient flowing into it still matches."""
     seconds: dict[str, float] = {}
     pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
+    check_locate_layout(pt_desc, ms_desc)
     plan = session.plan_weights(weight_map)
     inputs, specs = job_inputs(session, input_shapes, input_arrays, seed)
     start = time.perf_counter()

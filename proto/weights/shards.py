@@ -19,7 +19,16 @@ REPLICATE, SHARD = "replicate", "shard"
 def joined(parts: Sequence[NamedArray], placement: str, dim: int) -> NamedArray:
     """The whole tensor of one name from every rank's part: shards concatenated along dim, else rank 0's."""
     first = parts[0]
-    if placement != SHARD or len(parts) == 1:
+    if len(parts) == 1:
+        return first
+    if placement != SHARD:
+        for rank, part in enumerate(parts[1:], 1):
+            if part.shape != first.shape or not np.array_equal(part.array, first.array,
+                                                                    equal_nan=first.array.dtype.kind in "fc"):
+                raise MsparityError(f"tensor {first.name!r} should be the same on every rank (it is not declared "
+                                    f"'shard(DIM)') but rank {rank}'s differs from rank 0's: seed every rank alike "
+                                    "when building the net, all-reduce the gradients of replicated parameters, or "
+                                    "declare the tensor's placement")
         return first
     if any(p.name != first.name for p in parts):
         raise MsparityError(f"the ranks streamed different tensors at one place: {', '.join(p.name for p in parts)}")

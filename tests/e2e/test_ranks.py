@@ -59,12 +59,24 @@ def test_a_rank_refuses_a_call_that_does_not_reach_every_rank(groups):
             client.forward([])
 
 
-def test_a_missing_all_reduce_on_the_ms_ranks_is_a_difference(tmp_path):
-    with rank_job("pt", PT, 2, tmp_path) as pt, \
-            rank_job("ms", "examples.tp_block_ms:build_missing_all_reduce", 2, tmp_path) as ms:
-        result = run_cli("compare", "--pt", pt, "--ms", ms)
-    assert result.code == 1, result.stdout + result.stderr
-    assert "FAIL" in result.stdout
+def test_locate_on_equal_layouts_blames_nothing_and_refuses_unequal_ones(groups):
+    pt, ms = groups
+    same = run_cli("locate", "--pt", pt, "--ms", ms)
+    assert same.code == 0 and "PASS: every paired module is within float32 noise" in same.stdout, same.stderr
+    unequal = run_cli("locate", "--pt", pt, "--ms-model", MS)
+    assert unequal.code == 3 and "pt runs 2, ms 1" in unequal.stderr, unequal.stderr
+
+
+@pytest.mark.parametrize("bug", ["build_missing_all_reduce", "build_bias_on_every_rank"])
+def test_a_row_parallel_bug_on_the_ms_ranks_is_located_to_its_layer(groups, bug, tmp_path):
+    pt, _ = groups
+    with rank_job("ms", f"examples.tp_block_ms:{bug}", 2, tmp_path) as ms:
+        compare = run_cli("compare", "--pt", pt, "--ms", ms)
+        located = run_cli("locate", "--pt", pt, "--ms", ms, "--json", str(tmp_path / "l.json"))
+    assert compare.code == 1 and "FAIL" in compare.stdout, compare.stdout + compare.stderr
+    assert located.code == 1, located.stdout + located.stderr
+    blamed = json.loads((tmp_path / "l.json").read_text())["first_divergent"]
+    assert (blamed["pt"], blamed["ms"]) == ("fc2", "fc2")
 
 
 def test_a_rank_killed_mid_forward_is_named_within_10_s(tmp_path):

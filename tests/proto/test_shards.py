@@ -73,3 +73,13 @@ def test_calls_run_in_sequence_order_whatever_order_they_arrive_in():
     lost.done("t", lost.wait_turn("t", "0", "Forward"))
     with pytest.raises(FailedPrecondition, match="rank 1 of 2: Forward call #2 waited 0.2 s for call #1"):
         lost.wait_turn("t", "2", "Forward")  # call #1 never reached this rank
+
+
+def test_a_replicated_tensor_that_differs_between_ranks_is_named():
+    same = [NamedArray("norm.weight", np.ones(4, np.float32)) for _ in range(2)]
+    assert joined(same, "replicate", 0) is same[0]
+    counts = [NamedArray("steps", np.arange(3)) for _ in range(2)]
+    assert joined(counts, "", 0) is counts[0]
+    apart = [same[0], NamedArray("norm.weight", np.full(4, 2.0, np.float32))]
+    with pytest.raises(MsparityError, match="'norm.weight' should be the same on every rank .* rank 1's differs"):
+        joined(apart, "", 0)
