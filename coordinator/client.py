@@ -26,7 +26,7 @@ from proto.worker.interface import (
     TrainOptions,
     WorkerDescription,
 )
-from proto.worker.ranks import SEQ_METADATA
+from proto.worker.rank_job import SEQ_METADATA
 from proto.worker.sessions import READ_ONLY
 
 CONNECT_TIMEOUT_S = 15.0

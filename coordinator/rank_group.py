@@ -2,7 +2,7 @@
 per rank, so a session uses a sharded net as it uses one process.
 
 Dialled at rank 0, the group reads every rank's address from its Describe. Each call that may run collectives
-goes to every rank at once with one sequence number, which each rank runs in order (proto/worker/ranks.py);
+goes to every rank at once with one sequence number, which each rank runs in order (proto/worker/rank_job.py);
 outputs come from rank 0 (the net's outputs are whole on every rank). Weights travel one whole tensor at a time:
 a tensor placed ``shard(d)`` is joined from the ranks' slices on the way out and cut into them on the way in,
 so the two sides may use different numbers of ranks. When a call fails, every rank is probed and the ones that

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from proto.worker.ranks import RankJoin
+from proto.worker.rank_job import RankJoin
 
 
 def join_ranks(args) -> RankJoin | None:

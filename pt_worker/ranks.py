@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from proto.worker.ranks import RankJoin
+from proto.worker.rank_job import RankJoin
 
 COLLECTIVE_TIMEOUT_ENV = "MSPARITY_COLLECTIVE_TIMEOUT_S"
 

@@ -36,7 +36,7 @@ from proto.worker.interface import (
     WorkerDescription,
 )
 from proto.worker.net_io import NET_ERRORS, as_input_list, flatten_outputs, input_name
-from proto.worker.ranks import parse_placements
+from proto.worker.rank_job import parse_placements
 
 
 def apply_weights(
@@ -123,7 +123,7 @@ class BaseAdapter:
         raise NotImplementedError
 
     def set_placements(self, declared) -> None:
-        """The factory's "placements" (proto/worker/ranks.py): which tensors are this rank's slice of a whole."""
+        """The factory's "placements" (proto/worker/rank_job.py): which tensors are this rank's slice of a whole."""
         self.placements = parse_placements(declared, self._state())
 
     def _placed(self, listing: ParameterListing) -> ParameterListing:

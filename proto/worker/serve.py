@@ -26,7 +26,7 @@ from proto.formats.npy_files import ServedRoots
 from proto.worker import servicer
 from proto.worker.interface import DirectoryServer, ModelWorker
 from proto.worker.model_spec import ModelSpecError
-from proto.worker.ranks import gather_addresses, rank_listen
+from proto.worker.rank_job import gather_addresses, rank_listen
 from proto.worker.served_dirs import ServedDirectories
 
 TOKEN_ENV = "MSPARITY_TOKEN"

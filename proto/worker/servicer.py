@@ -21,7 +21,7 @@ import grpc
 from proto import codec, errors, messages, worker_pb2, worker_pb2_grpc
 from proto.formats.npy_files import ServedRoots
 from proto.worker.interface import PROTOCOL_VERSION, TARGET_NAME, DirectoryServer, ModelWorker
-from proto.worker.ranks import ORDERED_RPCS, SEQ_METADATA, RankInfo, SequenceGate
+from proto.worker.rank_job import ORDERED_RPCS, SEQ_METADATA, RankInfo, SequenceGate
 from proto.worker.served_dirs import ServedDirectories
 from proto.worker.sessions import SESSION_KEY, Sessions
 
