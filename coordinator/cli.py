@@ -202,7 +202,9 @@ def weight_map_command(weight_name_prefix, out_path, map_strategy, **opts):
 @click.option("--weight-map", "weight_map_path", required=True, type=click.Path(path_type=Path),
               help="map file from get_weight_map / msparity weight-map (TroubleShooter's format works)")
 @click.option("--pth", "pth_path", required=True, type=click.Path(path_type=Path),
-              help="torch state_dict: .pth/.pt/.bin, or .safetensors")
+              help="torch state_dict: .pth/.pt/.bin, or .safetensors; one file per rank: r0.pth,r1.pth (with --layout)")
+@click.option("--layout", "layout_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help='JSON {"tensor name": "shard(DIM)"} joining a state dict saved one file per rank (others replicated)')
 @click.option("--out", "out_path", required=True, type=OUTPUT_FILE,
               help="MindSpore weights to write: .ckpt, or .safetensors")
 @click.option("--pth-key", metavar="KEY", help="the state dict's key inside a checkpoint dict (e.g. model)")
@@ -210,13 +212,13 @@ def weight_map_command(weight_name_prefix, out_path, map_strategy, **opts):
               help="the .pth is a pickled whole model you trust: a spawned pt worker unpickles it with torch")
 @reports_option(json_help="also write the table as JSON", csv_help="also write the table as CSV")
 @handles_errors
-def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, **opts):
+def convert(weight_map_path, pth_path, layout_path, out_path, pth_key, trust_pickle, **opts):
     """Convert a torch .pth into a MindSpore .ckpt by a weight map (no framework needed)."""
     from coordinator.render.weight_report import convert_to_dict
     from coordinator.weights.convert import convert_weight
 
     rows = convert_weight(weight_map_path, pth_path, out_path, print_save_path=False, pth_key=pth_key,
-                          trust_pickle=trust_pickle)
+                          trust_pickle=trust_pickle, layout=layout_path)
     click.echo(f"wrote {out_path}: {len(rows)} tensors")
     _reports(lambda: convert_to_dict(rows, out_path), opts)
 
@@ -226,6 +228,10 @@ def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, **opts):
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--weight-map", "weight_map_path", type=click.Path(path_type=Path),
               help="map file: needed for .pth vs .ckpt; for two .ckpt it only names rows by their torch names")
+@click.option("--layout", "orig_layout", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help='ORIG saved one file per rank (a,b,...): JSON {"tensor name": "shard(DIM)"} joining them')
+@click.option("--target-layout", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the same for TARGET")
 @click.option("--rtol", type=TOLERANCE, default=1e-4, show_default=True, help="relative tolerance")
 @click.option("--atol", type=TOLERANCE, default=1e-4, show_default=True, help="absolute tolerance")
 @click.option("--equal-nan", is_flag=True, help="NaN in the same place counts as equal")
@@ -233,13 +239,13 @@ def convert(weight_map_path, pth_path, out_path, pth_key, trust_pickle, **opts):
               help="0 nothing, 1 every row, 2 only rows that differ")
 @reports_option(json_help="also write the result as JSON", csv_help="also write one row per parameter as CSV")
 @handles_errors
-def compare_ckpt(orig, target, weight_map_path, rtol, atol, equal_nan, print_level, **opts):
+def compare_ckpt(orig, target, weight_map_path, orig_layout, target_layout, rtol, atol, equal_nan, print_level, **opts):
     """Compare two weight files (.pth/.ckpt/.safetensors); a .pth goes first and through --weight-map."""
     from coordinator.render.weight_report import weights_to_dict
     from coordinator.weights.ckpt_compare import compare_weight_files
 
     result = compare_weight_files(orig, target, weight_map_path, rtol=rtol, atol=atol, equal_nan=equal_nan,
-                                  print_level=print_level)
+                                  print_level=print_level, orig_layout=orig_layout, target_layout=target_layout)
     _reports(lambda: weights_to_dict(result), opts)
     click.echo("PASS: the weights agree" if result.passed else "FAIL: the weights differ")
     sys.exit(EXIT_OK if result.passed else EXIT_DIFFERENT)

@@ -15,9 +15,9 @@ from coordinator import metrics
 from coordinator.metrics import TensorComparison
 from coordinator.weights.convert import resolve_weight_map
 from proto.errors import MsparityError
-from proto.formats import open_weights, weights_kind
 from proto.weights.conversion import check_keys, convert_tensors
 from proto.weights.layer_rules import is_optional_entry
+from proto.weights.sharded_files import open_weight_set, set_kind
 
 SHAPE_TITLE = "The list of comparison results for shapes"
 VALUE_TITLE = "The list of comparison results for values"
@@ -95,7 +95,8 @@ def compare_ms_ckpt(orig_file_path, target_file_path, **kwargs) -> WeightsCompar
     inverted = {}
     if kwargs.get("weight_map") or kwargs.get("weight_map_path"):
         inverted = {ms: pt for pt, ms in resolve_weight_map(kwargs.get("weight_map_path"), kwargs.get("weight_map")).pairs()}
-    with open_weights(orig_file_path) as orig, open_weights(target_file_path) as target:
+    with open_weight_set(orig_file_path, layout_path=kwargs.get("orig_layout")) as orig, \
+            open_weight_set(target_file_path, layout_path=kwargs.get("target_layout")) as target:
         result = _compare(orig, (lambda n: inverted.get(n)) if inverted else (lambda n: n), target,
                           kwargs.get("compare_value", True), kwargs.get("rtol", 1e-4), kwargs.get("atol", 1e-4),
                           kwargs.get("equal_nan", False))
@@ -109,7 +110,8 @@ def compare_pth_and_ckpt(weight_map_path, pt_file_path, ms_file_path, **kwargs) 
     weight_map = resolve_weight_map(weight_map_path, kwargs.get("weight_map"))
     inverted = {ms: pt for pt, ms in weight_map.pairs()}
     rows: list = []
-    with open_weights(pt_file_path) as pth, open_weights(ms_file_path) as target:
+    with open_weight_set(pt_file_path, layout_path=kwargs.get("orig_layout")) as pth, \
+            open_weight_set(ms_file_path, layout_path=kwargs.get("target_layout")) as target:
         check_keys(weight_map, pth.specs(), str(pt_file_path))
         result = _compare(convert_tensors(weight_map, pth, rows), inverted.get, target,
                           kwargs.get("compare_value", True), kwargs.get("rtol", 1e-4), kwargs.get("atol", 1e-4),
@@ -123,11 +125,12 @@ def compare_pth_and_ckpt(weight_map_path, pt_file_path, ms_file_path, **kwargs) 
 
 
 def compare_weight_files(a, b, weight_map_path=None, **kwargs) -> WeightsComparison:
-    """The CLI's compare-ckpt: a .pth is converted through the weight map first; other pairs match by name."""
-    if weights_kind(a) == "pth":
+    """The CLI's compare-ckpt: a .pth is converted through the weight map first; other pairs match by name.
+    Either side may be one file per rank (``r0.pth,r1.pth``) joined by ``orig_layout`` / ``target_layout``."""
+    if set_kind(a) == "pth":
         if weight_map_path is None:
             raise MsparityError(f"comparing {a} with {b} needs --weight-map (make one with msparity weight-map)")
         return compare_pth_and_ckpt(weight_map_path, a, b, **kwargs)
-    if weights_kind(b) == "pth":
+    if set_kind(b) == "pth":
         raise MsparityError(f"put the torch file first: msparity compare-ckpt {Path(b).name} {Path(a).name} --weight-map ...")
     return compare_ms_ckpt(a, b, weight_map_path=weight_map_path, **kwargs)

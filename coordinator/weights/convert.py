@@ -15,11 +15,12 @@ import numpy as np
 
 from proto.codec import NamedArray, TensorSpec
 from proto.errors import MsparityError
-from proto.formats import ckpt, open_weights, weights_kind
+from proto.formats import ckpt
 from proto.formats.pth import UntrustedPickleError
 from proto.formats.safetensors_io import write_safetensors
 from proto.weights.conversion import ConversionRow, check_keys, convert_tensors, converted_specs
 from proto.weights.map_file import WeightMap, load_weight_map, weight_map_from_pair
+from proto.weights.sharded_files import open_weight_set, rank_paths, set_kind
 
 log = logging.getLogger("msparity")
 
@@ -82,7 +83,8 @@ def convert_weight(weight_map_path=None, pt_file_path=None, ms_file_save_path=No
     kwargs as TroubleShooter: ``weight_map`` (the ``(name_map, value_map)`` of get_weight_map),
     ``pt_param_dict``, ``print_conv_info=True``, ``print_save_path=True``; ours: ``pth_key`` picks the
     state dict inside a checkpoint dict; ``trust_pickle=True`` lets a spawned pt worker unpickle a
-    whole model (torch.load with weights_only=False) — only for files you trust. The input may also be .safetensors; an output ending in
+    whole model (torch.load with weights_only=False) — only for files you trust; ``layout`` (a JSON file of
+    name -> "shard(DIM)") joins a state dict saved one file per rank, given as ``"r0.pth,r1.pth"``. The input may also be .safetensors; an output ending in
     .safetensors is written in that format (MindSpore loads it with format="safetensors").
     Returns the table rows.
     """
@@ -92,19 +94,22 @@ def convert_weight(weight_map_path=None, pt_file_path=None, ms_file_save_path=No
     out = Path(ms_file_save_path)
     if not out.parent.exists():
         raise MsparityError(f"{out}: the folder {out.parent} does not exist; create it first")
-    if pt_file_path is not None and _same_file(out, Path(pt_file_path)):
+    if pt_file_path is not None and any(_same_file(out, Path(p)) for p in rank_paths(pt_file_path)):
         raise MsparityError(f"{out}: that is the torch file being converted; write the MindSpore file elsewhere")
     out_kind = "safetensors" if out.suffix.lower() == ".safetensors" else "ckpt"
     rows: list[ConversionRow] = []
     if kwargs.get("pt_param_dict"):
         specs, tensors = _dict_tensors(kwargs["pt_param_dict"])
         _write(out, out_kind, weight_map, specs, tensors, "pt_param_dict", rows)
+    elif pt_file_path is not None and kwargs.get("trust_pickle") and len(rank_paths(pt_file_path)) > 1:
+        raise MsparityError(f"{pt_file_path}: --trust-pickle unpickles one whole model; a per-rank set is read "
+                            "as state dicts (drop --trust-pickle)")
     elif pt_file_path is not None and kwargs.get("trust_pickle"):
         _convert_on_pt_worker(Path(pt_file_path), out, out_kind, weight_map, rows)
     elif pt_file_path is not None:
-        weights_kind(pt_file_path)
+        set_kind(pt_file_path)
         try:
-            reader = open_weights(pt_file_path, kwargs.get("pth_key"))
+            reader = open_weight_set(pt_file_path, kwargs.get("pth_key"), kwargs.get("layout"))
         except UntrustedPickleError as exc:
             raise UntrustedPickleError(f"{exc}; to load it anyway pass trust_pickle=True (CLI: --trust-pickle)") from None
         with reader:

@@ -28,7 +28,8 @@ def joined(parts: Sequence[NamedArray], placement: str, dim: int) -> NamedArray:
                 raise MsparityError(f"tensor {first.name!r} should be the same on every rank (it is not declared "
                                     f"'shard(DIM)') but rank {rank}'s differs from rank 0's: seed every rank alike "
                                     "when building the net, all-reduce the gradients of replicated parameters, or "
-                                    "declare the tensor's placement")
+                                    "declare its placement (the factory's 'placements'; --layout for files saved "
+                                    "one per rank)")
         return first
     if any(p.name != first.name for p in parts):
         raise MsparityError(f"the ranks streamed different tensors at one place: {', '.join(p.name for p in parts)}")
@@ -67,3 +68,28 @@ def whole_shape(local_shapes: Sequence[Sequence[int]], placement: str, dim: int)
     if placement == SHARD:
         shape[dim] = sum(split_sizes(local_shapes, dim))
     return tuple(shape)
+
+
+def parse_placements(declared, names) -> dict[str, tuple[str, int]]:
+    """A factory's (or a --layout file's) ``"placements"``: {tensor name: "replicate" | "shard(DIM)"} -> {name: (kind, dim)}.
+
+    Tensors not named are replicated (each rank holds all of it); a name the net lacks is an error."""
+    if not declared:
+        return {}
+    if not isinstance(declared, dict):
+        raise MsparityError(f"the factory's 'placements' must be a dict of tensor name -> 'replicate' or 'shard(DIM)', "
+                            f"got a {type(declared).__name__}")
+    known = set(names)
+    unknown = sorted(str(n) for n in declared if n not in known)
+    if unknown:
+        raise MsparityError(f"the factory's 'placements' name tensors the net does not have: {', '.join(unknown[:8])}")
+    parsed = {}
+    for name, text in declared.items():
+        spec = str(text).replace(" ", "").lower()
+        if spec == REPLICATE:
+            parsed[name] = (REPLICATE, 0)
+        elif spec.startswith("shard(") and spec.endswith(")") and spec[6:-1].lstrip("-").isdigit():
+            parsed[name] = (SHARD, int(spec[6:-1]))
+        else:
+            raise MsparityError(f"the factory's placement of {name!r} is {text!r}: write 'replicate' or 'shard(DIM)'")
+    return parsed

@@ -18,6 +18,7 @@ import numpy as np
 
 from proto.codec import NamedArray, spec_of
 from proto.errors import BadRequest, FailedPrecondition, NotFound
+from proto.weights.shards import parse_placements
 from proto.worker.interface import (
     PROTOCOL_VERSION,
     TARGET_NAME,
@@ -36,7 +37,6 @@ from proto.worker.interface import (
     WorkerDescription,
 )
 from proto.worker.net_io import NET_ERRORS, as_input_list, flatten_outputs, input_name
-from proto.worker.rank_job import parse_placements
 
 
 def apply_weights(

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from proto.errors import FailedPrecondition, MsparityError
-from proto.weights.shards import REPLICATE, SHARD
 
 SEQ_METADATA = "msparity-seq"
 ORDERED_RPCS = frozenset({"Forward", "TrainStep", "Record", "RunModule"})  # the calls that may run collectives
@@ -104,29 +103,3 @@ class SequenceGate:
         """The session ended: its numbering starts again at 0."""
         with self._changed:
             self._next.pop(session, None)
-
-
-
-def parse_placements(declared, names) -> dict[str, tuple[str, int]]:
-    """A factory's ``"placements"``: {tensor name: "replicate" | "shard(DIM)"} -> {name: (kind, dim)}.
-
-    Tensors not named are replicated (each rank holds all of it); a name the net lacks is an error."""
-    if not declared:
-        return {}
-    if not isinstance(declared, dict):
-        raise MsparityError(f"the factory's 'placements' must be a dict of tensor name -> 'replicate' or 'shard(DIM)', "
-                            f"got a {type(declared).__name__}")
-    known = set(names)
-    unknown = sorted(str(n) for n in declared if n not in known)
-    if unknown:
-        raise MsparityError(f"the factory's 'placements' name tensors the net does not have: {', '.join(unknown[:8])}")
-    parsed = {}
-    for name, text in declared.items():
-        spec = str(text).replace(" ", "").lower()
-        if spec == REPLICATE:
-            parsed[name] = (REPLICATE, 0)
-        elif spec.startswith("shard(") and spec.endswith(")") and spec[6:-1].lstrip("-").isdigit():
-            parsed[name] = (SHARD, int(spec[6:-1]))
-        else:
-            raise MsparityError(f"the factory's placement of {name!r} is {text!r}: write 'replicate' or 'shard(DIM)'")
-    return parsed

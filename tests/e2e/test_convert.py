@@ -233,3 +233,34 @@ def test_pickled_model_is_refused_unless_trusted_then_a_pt_worker_loads_it(tmp_p
     assert trusted.code == 0, trusted.stderr
     not_loaded, _ = ms.load_param_into_net(ms_net, ms.load_checkpoint(str(tmp_path / "w.ckpt")), strict_load=True)
     assert not_loaded == [] and outputs_match(pt_net, ms_net, x) <= 1e-5
+
+
+def test_a_state_dict_saved_one_file_per_rank_converts_and_compares_whole(tmp_path):
+    whole = {"fc1.weight": torch.randn(8, 4), "fc1.bias": torch.randn(8), "fc2.weight": torch.randn(3, 8),
+             "fc2.bias": torch.randn(3)}
+    torch.save(whole, tmp_path / "whole.pth")
+    for rank in range(2):  # Megatron's split: fc1 by output rows, fc2 by input columns, fc2.bias on every rank
+        torch.save({"fc1.weight": whole["fc1.weight"].chunk(2, 0)[rank].clone(),
+                    "fc1.bias": whole["fc1.bias"].chunk(2, 0)[rank].clone(),
+                    "fc2.weight": whole["fc2.weight"].chunk(2, 1)[rank].clone(), "fc2.bias": whole["fc2.bias"]},
+                   tmp_path / f"r{rank}.pth")
+    (tmp_path / "layout.json").write_text(json.dumps({"fc1.weight": "shard(0)", "fc1.bias": "shard(0)",
+                                                      "fc2.weight": "shard(1)"}))
+    (tmp_path / "map.json").write_text(json.dumps([{k: k for k in whole}, {}]))
+    ranks = f"{tmp_path / 'r0.pth'},{tmp_path / 'r1.pth'}"
+    for pth, out, extra in ((ranks, "sharded.ckpt", ("--layout", str(tmp_path / "layout.json"))),
+                            (str(tmp_path / "whole.pth"), "whole.ckpt", ())):
+        result = run_cli("convert", "--weight-map", str(tmp_path / "map.json"), "--pth", pth,
+                         "--out", str(tmp_path / out), *extra)
+        assert result.code == 0, result.stderr
+    loaded = ms.load_checkpoint(str(tmp_path / "sharded.ckpt"))
+    assert np.array_equal(loaded["fc2.weight"].asnumpy(), whole["fc2.weight"].numpy())
+    same = run_cli("compare-ckpt", str(tmp_path / "sharded.ckpt"), str(tmp_path / "whole.ckpt"))
+    assert same.code == 0, same.stdout + same.stderr
+    direct = run_cli("compare-ckpt", ranks, str(tmp_path / "whole.ckpt"), "--weight-map", str(tmp_path / "map.json"),
+                     "--layout", str(tmp_path / "layout.json"))
+    assert direct.code == 0, direct.stdout + direct.stderr
+    unjoined = run_cli("convert", "--weight-map", str(tmp_path / "map.json"), "--pth", ranks,
+                       "--out", str(tmp_path / "x.ckpt"))
+    assert unjoined.code == 3 and "should be the same on every rank" in unjoined.stderr, unjoined.stderr
+    assert not (tmp_path / "x.ckpt").exists()

@@ -11,8 +11,8 @@ import pytest
 
 from proto.codec import NamedArray
 from proto.errors import FailedPrecondition, MsparityError
-from proto.weights.shards import joined, sliced, whole_shape
-from proto.worker.rank_job import SequenceGate, parse_placements, published, rank_listen
+from proto.weights.shards import joined, parse_placements, sliced, whole_shape
+from proto.worker.rank_job import SequenceGate, published, rank_listen
 
 
 def test_uneven_shards_join_and_cut_back_exactly():
