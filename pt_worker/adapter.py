@@ -10,6 +10,7 @@ from proto.codec import NamedArray
 from proto.worker.base_adapter import BaseAdapter
 from proto.worker.interface import ModuleSpec, ParameterListing, ParameterSpec
 from pt_worker import determinism, tensors
+from pt_worker.ranks import dtensor_placements, local_tensor
 from pt_worker.recording import TorchRecorder
 from pt_worker.training import TorchTrainer
 
@@ -30,7 +31,14 @@ class TorchAdapter(BaseAdapter):
                          TorchRecorder(net, self.torch_device, rule_type), use_input_values)
 
     def _state(self) -> dict[str, torch.Tensor]:
-        return self.net.state_dict(keep_vars=True)
+        state = self.net.state_dict(keep_vars=True)
+        return {name: local_tensor(value) for name, value in state.items()}  # a DTensor's: this rank's slice
+
+    def set_placements(self, declared) -> None:
+        """The factory's placements, and each DTensor's own (torch's tensor parallelism) for the rest."""
+        super().set_placements(declared)
+        found = dtensor_placements(self.net.state_dict(keep_vars=True))
+        self.placements = {**found, **self.placements}
 
     def _numel(self, value: torch.Tensor) -> int:
         return value.numel()

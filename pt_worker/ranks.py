@@ -34,3 +34,40 @@ def join_ranks(args) -> RankJoin | None:
         return [bytes(item.numpy()).rstrip(b"\0") for item in every]
 
     return RankJoin(dist.get_rank(), dist.get_world_size(), "torchrun", gather)
+
+
+def _dtensor_type():
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # a torch without DTensor
+        return None
+    return DTensor
+
+
+def local_tensor(value):
+    """This rank's slice of a DTensor (a view: writing it writes the DTensor); anything else as it is."""
+    dtensor = _dtensor_type()
+    return value.to_local() if dtensor is not None and isinstance(value, dtensor) else value
+
+
+def dtensor_placements(state: dict) -> dict[str, tuple[str, int]]:
+    """Each DTensor entry's placement over a 1-D mesh of every rank in order: Shard(d) or Replicate."""
+    dtensor = _dtensor_type()
+    found = {}
+    for name, value in state.items():
+        if dtensor is None or not isinstance(value, dtensor):
+            continue
+        mesh, placements = value.device_mesh, value.placements
+        ranks = mesh.mesh.flatten().tolist()
+        if mesh.ndim != 1 or ranks != list(range(len(ranks))):
+            raise ValueError(f"{name}: a DTensor on a {mesh.ndim}-D mesh of ranks {ranks}: msparity joins tensors "
+                             "split over one mesh dimension of every rank in order")
+        placement = placements[0]
+        if placement.is_shard():
+            found[name] = ("shard", placement.dim % max(value.ndim, 1))
+        elif placement.is_replicate():
+            found[name] = ("replicate", 0)
+        else:
+            raise ValueError(f"{name}: a DTensor holding partial sums ({placement}); msparity reads whole or split "
+                             "tensors")
+    return found

@@ -22,8 +22,8 @@ def wire_dtype_from_native(dtype: torch.dtype) -> str:
 
 
 def numpy_from_native(name: str, tensor: torch.Tensor) -> NamedArray:
-    """A NamedArray holding tensor's values on the CPU (bfloat16 as its raw bits)."""
-    tensor = tensor.detach()
+    """A NamedArray holding tensor's values on the CPU (bfloat16 as its raw bits; a DTensor's: this rank's slice)."""
+    tensor = plain_tensor(tensor.detach())
     if tensor.device.type != "cpu":
         tensor = tensor.cpu()
     wire = wire_dtype_from_native(tensor.dtype)
@@ -47,3 +47,14 @@ def native_from_numpy(tensor: NamedArray, device: torch.device | str = "cpu") ->
 
 def is_native_tensor(value: object) -> bool:
     return isinstance(value, torch.Tensor)
+
+
+def plain_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """A plain tensor of a tensor-parallel one: a DTensor's local slice, an async collective's waited result."""
+    if type(tensor) is torch.Tensor or isinstance(tensor, torch.nn.Parameter):
+        return tensor
+    if hasattr(tensor, "to_local"):  # torch.distributed.tensor.DTensor
+        return tensor.to_local()
+    if hasattr(tensor, "trigger_wait"):  # _functional_collectives.AsyncCollectiveTensor
+        return tensor.trigger_wait()
+    return tensor

@@ -99,3 +99,16 @@ def test_a_rank_killed_mid_forward_is_named_within_10_s(tmp_path):
     assert compare.returncode == 3, stderr
     assert "rank 1 at" in stderr and "gone" in stderr, stderr
     assert named < 10, named
+
+
+def test_torchs_own_tensor_parallelism_is_read_from_the_dtensors(groups, tmp_path):
+    _, ms = groups  # the ms side declares its placements; the pt side's come from parallelize_module's DTensors
+    with rank_job("pt", "examples.tp_block_dtensor_pt:build", 2, tmp_path) as pt:
+        with WorkerClient(pt, "pt") as rank0:
+            placed = {p.name: (p.placement, p.shard_dim) for p in rank0.list_parameters().parameters}
+        compare = run_cli("compare", "--pt", pt, "--ms", ms)
+        steps = run_cli("train-step", "--pt", pt, "--ms", ms, "--steps", "2")
+    assert placed["fc1.weight"] == ("shard", 0) and placed["fc2.weight"] == ("shard", 1)
+    assert placed["fc2.bias"] == ("replicate", 0) and placed["norm.weight"] == ("", 0)
+    assert compare.code == 0, compare.stdout + compare.stderr
+    assert steps.code == 0 and "PASS: 2 training step(s) agree" in steps.stdout, steps.stdout + steps.stderr
