@@ -1,0 +1,1 @@
+"""The benchmark suite of issue 17 (``python -m bench``) and the older single-operation scripts (bench_*.py)."""
