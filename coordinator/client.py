@@ -71,6 +71,7 @@ class WorkerClient:
         """``timeout``: seconds any call may take (--timeout); default COMPUTE_TIMEOUT_S for the net's work,
         UNARY_TIMEOUT_S for small calls, none but keepalive for weight and tensor streams."""
         self.address = address
+        self.security = security
         self.timeout = timeout
         self.role = role
         self.label = f"{role} worker at {address}"
@@ -192,6 +193,18 @@ class WorkerClient:
         reply = self._stream_in("SetWeights", worker_pb2.SetWeightsRequest,
                                 messages.set_weights_options_to_pb(strict), tensors)
         return messages.set_weights_result_from_pb(reply)
+
+    def pull_weights(self, source: WorkerClient, mappings, strict: bool = False) -> SetWeightsResult:
+        """This worker reads the weights from the source worker itself, setting them by mappings (pt_name, ms_name,
+        transform): one hop. The source is dialled at the address we dial it by, with its token and TLS CA."""
+        security = source.security
+        request = worker_pb2.PullWeightsRequest(
+            source=source.address, strict=strict, source_token=security.token or "",
+            source_tls_ca=security.tls_ca.read_bytes() if security.tls_ca else b"",
+            source_tls_server_name=security.tls_server_name or "",
+            mappings=[worker_pb2.WeightMappingInfo(pt_name=m.pt_name, ms_name=m.ms_name, transform=m.transform)
+                      for m in mappings])
+        return messages.set_weights_result_from_pb(self._unary("PullWeights", request, timeout=STREAM_TIMEOUT_S))
 
     def forward(self, inputs: Sequence[NamedArray], train_mode: bool = False) -> ForwardResult:
         """Run the net on inputs; returns its flattened outputs and the non-tensor leaves it left out."""

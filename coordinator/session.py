@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from proto.errors import MsparityError, UsageError, WeightMapError, WorkerError
 from proto.weights import weight_plan
 from proto.weights.map_file import WeightMap
 from proto.worker.interface import PROTOCOL_VERSION, ForwardResult, ModelWorker, WorkerDescription
+from proto.worker.weight_pull import SOURCE_UNREACHABLE
 
 log = logging.getLogger("msparity")
 
@@ -46,6 +48,10 @@ class WorkerTarget:
             raise UsageError(f"give exactly one of --{role} ADDRESS or --{role}-model SPEC")
 
 
+ROUTE_DIRECT, ROUTE_RELAYED = "worker to worker", "through the coordinator"
+RELAY_ENV = "MSPARITY_WEIGHTS_VIA_COORDINATOR"  # "1": never ask the ms worker to read the pt worker itself
+
+
 @dataclass(frozen=True)
 class SyncSummary:
     """What streaming the torch weights into the MindSpore net did."""
@@ -57,11 +63,12 @@ class SyncSummary:
     missing_bias: tuple[str, ...] = ()  # torch biases not copied: the MindSpore layer has no bias
     how: str = ""  # how the weights were paired (the auto matcher's summary)
     kept: tuple[str, ...] = ()  # frozen MindSpore parameters no torch entry feeds (they keep the port's values)
+    route: str = ROUTE_RELAYED  # ROUTE_DIRECT: the ms worker read the pt worker's weights itself
 
     def to_dict(self) -> dict:
         return {"loaded": self.loaded, "dropped": list(self.dropped), "transformed": list(self.transformed),
                 "missing_bias": list(self.missing_bias), "how": self.how, "kept": list(self.kept),
-                "seconds": round(self.seconds, 4)}
+                "seconds": round(self.seconds, 4), "route": self.route}
 
     def note(self) -> str:
         """What the sync left out, and how names were paired when not all by name or rule ("" when nothing)."""
@@ -103,6 +110,7 @@ class Session:
         self.map_strategy = "auto"  # how weights pair without a map: auto | rules | names (weight_plan.map_for)
         self.pt_description: WorkerDescription | None = None
         self.ms_description: WorkerDescription | None = None
+        self.direct_weights: bool | None = None  # whether the ms worker reads the pt worker's weights (None: untried)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -141,16 +149,37 @@ class Session:
         feeds them: a rotary inv_freq torch holds as a non-persistent buffer)."""
         start = time.perf_counter()
         plan = self.plan_weights(user_map)
-        names = plan.pt_names
-        stream = progress.counted(self.pt.get_weights(names), "streaming the weights pt -> ms", len(names), "tensors",
-                                  nbytes=lambda tensor: tensor.array.nbytes)
-        result = self.ms.set_weights(plan.convert(stream), strict=not plan.kept)
+        result, route = self._pulled(plan), ROUTE_DIRECT
+        if result is None:
+            names = plan.pt_names
+            stream = progress.counted(self.pt.get_weights(names), "streaming the weights pt -> ms", len(names),
+                                      "tensors", nbytes=lambda tensor: tensor.array.nbytes)
+            result, route = self.ms.set_weights(plan.convert(stream), strict=not plan.kept), ROUTE_RELAYED
         unset = sorted(set(result.missing) - set(plan.kept))
         if unset:
             raise WeightMapError(f"the ms net has parameters the weight stream did not set: {', '.join(unset[:10])}")
         transformed = tuple(m.pt_name for m in plan.mappings if m.transform != "identity")
         return SyncSummary(result.loaded, plan.dropped, transformed, time.perf_counter() - start, plan.missing_bias,
-                           plan.how, plan.kept)
+                           plan.how, plan.kept, route)
+
+    def _pulled(self, plan: weight_plan.WeightPlan):
+        """The ms worker reads the pt worker's weights itself (one hop); None where it cannot (a live net, a group
+        of ranks, a worker older than 1.6, or the pt worker out of its reach): then they go through us."""
+        if os.environ.get(RELAY_ENV) == "1" or not (isinstance(self.pt, WorkerClient) and isinstance(self.ms, WorkerClient)):
+            return None
+        if self.direct_weights is False:
+            return None
+        try:
+            with progress.activity("the ms worker reads the pt worker's weights"):
+                result = self.ms.pull_weights(self.pt, plan.mappings, strict=not plan.kept)
+        except WorkerError as exc:
+            if SOURCE_UNREACHABLE not in str(exc) and exc.status != "UNIMPLEMENTED":
+                raise
+            log.info("weights go through the coordinator: %s", exc)
+            self.direct_weights = False  # asked once a session
+            return None
+        self.direct_weights = True
+        return result
 
     def prepare(self, seed: int, sync_weights: bool, user_map: WeightMap | None = None,
                 ) -> tuple[WorkerDescription, WorkerDescription, SyncSummary | None, float]:

@@ -133,6 +133,32 @@ class SetWeightsRequest(_message.Message):
     chunk: _tensor_pb2.TensorChunk
     def __init__(self, options: _Optional[_Union[SetWeightsOptions, _Mapping]] = ..., chunk: _Optional[_Union[_tensor_pb2.TensorChunk, _Mapping]] = ...) -> None: ...
 
+class WeightMappingInfo(_message.Message):
+    __slots__ = ("pt_name", "ms_name", "transform")
+    PT_NAME_FIELD_NUMBER: _ClassVar[int]
+    MS_NAME_FIELD_NUMBER: _ClassVar[int]
+    TRANSFORM_FIELD_NUMBER: _ClassVar[int]
+    pt_name: str
+    ms_name: str
+    transform: str
+    def __init__(self, pt_name: _Optional[str] = ..., ms_name: _Optional[str] = ..., transform: _Optional[str] = ...) -> None: ...
+
+class PullWeightsRequest(_message.Message):
+    __slots__ = ("source", "mappings", "strict", "source_token", "source_tls_ca", "source_tls_server_name")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MAPPINGS_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_TLS_CA_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_TLS_SERVER_NAME_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    mappings: _containers.RepeatedCompositeFieldContainer[WeightMappingInfo]
+    strict: bool
+    source_token: str
+    source_tls_ca: bytes
+    source_tls_server_name: str
+    def __init__(self, source: _Optional[str] = ..., mappings: _Optional[_Iterable[_Union[WeightMappingInfo, _Mapping]]] = ..., strict: _Optional[bool] = ..., source_token: _Optional[str] = ..., source_tls_ca: _Optional[bytes] = ..., source_tls_server_name: _Optional[str] = ...) -> None: ...
+
 class SetWeightsReply(_message.Message):
     __slots__ = ("loaded", "missing")
     LOADED_FIELD_NUMBER: _ClassVar[int]

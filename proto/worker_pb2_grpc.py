@@ -60,6 +60,11 @@ class WorkerStub:
                 request_serializer=proto_dot_worker__pb2.SetWeightsRequest.SerializeToString,
                 response_deserializer=proto_dot_worker__pb2.SetWeightsReply.FromString,
                 _registered_method=True)
+        self.PullWeights = channel.unary_unary(
+                '/msparity.v1.Worker/PullWeights',
+                request_serializer=proto_dot_worker__pb2.PullWeightsRequest.SerializeToString,
+                response_deserializer=proto_dot_worker__pb2.SetWeightsReply.FromString,
+                _registered_method=True)
         self.Forward = channel.stream_stream(
                 '/msparity.v1.Worker/Forward',
                 request_serializer=proto_dot_worker__pb2.ForwardRequest.SerializeToString,
@@ -136,6 +141,14 @@ class WorkerServicer:
 
     def SetWeights(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PullWeights(self, request, context):
+        """The worker pulls the weights itself from another worker (the pt worker's GetWeights) and sets them by the
+        mappings: one hop, worker to worker, instead of two through the coordinator (1.6).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -229,6 +242,11 @@ def add_WorkerServicer_to_server(servicer, server):
             'SetWeights': grpc.stream_unary_rpc_method_handler(
                     servicer.SetWeights,
                     request_deserializer=proto_dot_worker__pb2.SetWeightsRequest.FromString,
+                    response_serializer=proto_dot_worker__pb2.SetWeightsReply.SerializeToString,
+            ),
+            'PullWeights': grpc.unary_unary_rpc_method_handler(
+                    servicer.PullWeights,
+                    request_deserializer=proto_dot_worker__pb2.PullWeightsRequest.FromString,
                     response_serializer=proto_dot_worker__pb2.SetWeightsReply.SerializeToString,
             ),
             'Forward': grpc.stream_stream_rpc_method_handler(
@@ -411,6 +429,33 @@ class Worker:
             target,
             '/msparity.v1.Worker/SetWeights',
             proto_dot_worker__pb2.SetWeightsRequest.SerializeToString,
+            proto_dot_worker__pb2.SetWeightsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullWeights(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/msparity.v1.Worker/PullWeights',
+            proto_dot_worker__pb2.PullWeightsRequest.SerializeToString,
             proto_dot_worker__pb2.SetWeightsReply.FromString,
             options,
             channel_credentials,

@@ -74,7 +74,8 @@ def print_compare(report: CompareReport, console: Console | None = None) -> None
     if report.weights is not None:
         w = report.weights
         extra = f"; {w.note()}" if w.note() else ""
-        console.print(f"weights: {w.loaded} tensors streamed pt -> ms in {w.seconds:.2f}s{extra}")
+        console.print(f"weights: {w.loaded} tensors streamed pt -> ms ({w.route}) in {w.seconds:.2f}s{extra}",
+                      soft_wrap=True)  # one line in a log, however long: it is grepped
     shapes = ", ".join(f"{s.name} {list(s.shape)}:{s.dtype}" for s in report.inputs)
     console.print(f"inputs (seed {report.seed}): {shapes}")
     console.print(comparison_table("outputs (pt = reference, ms = candidate)", list(report.outputs)))

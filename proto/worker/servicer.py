@@ -24,6 +24,7 @@ from proto.worker.interface import PROTOCOL_VERSION, TARGET_NAME, DirectoryServe
 from proto.worker.rank_job import ORDERED_RPCS, SEQ_METADATA, RankInfo, SequenceGate
 from proto.worker.served_dirs import ServedDirectories
 from proto.worker.sessions import SESSION_KEY, Sessions
+from proto.worker.weight_pull import plan_of, pulled
 
 log = logging.getLogger("msparity.worker")
 _END = object()
@@ -184,6 +185,16 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         # the lock is held while a tensor is applied, not while the next one is on its way.
         with self._lock:
             result = self._adapter.set_weights(self._unlocked_while_waiting(codec.decode(chunks)), strict=strict)
+        return messages.set_weights_result_to_pb(result)
+
+    @_rpc
+    def PullWeights(self, request, context):
+        plan = plan_of(request.mappings)
+        tensors = pulled(request.source, plan.pt_names, request.source_token, request.source_tls_ca,
+                         request.source_tls_server_name)
+        with self._lock:  # released while each tensor is on its way, as for SetWeights
+            result = self._adapter.set_weights(self._unlocked_while_waiting(plan.convert(tensors)),
+                                               strict=request.strict)
         return messages.set_weights_result_to_pb(result)
 
     @_streaming_rpc

@@ -164,3 +164,34 @@ def test_a_factory_may_ask_for_its_example_inputs_to_be_used_as_they_are(cli, tm
     data = json.loads(report.read_text())
     assert data["inputs"] == [{"name": "input0", "dtype": "int64", "shape": [2, 4]}]
     assert data["workers"]["pt"]["example_input_values"] is True and data["outputs"][0]["ref_shape"] == [2, 4, 3]
+
+
+def test_weights_go_worker_to_worker_and_through_the_coordinator_where_the_ms_worker_cannot_reach(tmp_path):
+    import numpy as np
+
+    from coordinator.client import WorkerClient
+    from coordinator.session import ROUTE_DIRECT, ROUTE_RELAYED, Session
+    from proto import transport
+    from proto.codec import NamedArray
+
+    token = "s3cret"
+    env = repo_env(MSPARITY_TOKEN=token)
+    with hand_started_worker("pt", "examples.cnn_pt:build", env=env) as pt_addr, \
+            hand_started_worker("ms", "examples.cnn_ms:build", env=env) as ms_addr:
+        security = transport.Security(token=token)
+        for reachable, route in ((True, ROUTE_DIRECT), (False, ROUTE_RELAYED)):
+            pt, ms = WorkerClient(pt_addr, "pt", security), WorkerClient(ms_addr, "ms", security)
+            if not reachable:
+                pt.address = "127.0.0.1:9"  # the name the ms worker is told leads nowhere; our channel still works
+            session = Session(pt, ms)
+            try:
+                session.describe()
+                summary = session.sync_weights()
+                assert summary.route == route and summary.loaded == 14
+                x = [NamedArray("input0", np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))]
+                pt_out, ms_out = session.forward(x)
+                assert np.allclose(pt_out.outputs[0].array, ms_out.outputs[0].array, atol=1e-5)
+            finally:
+                session.close()
+                pt.close()
+                ms.close()
