@@ -44,6 +44,7 @@ def activity(description: str) -> Iterator[None]:
         yield
         return
     task = _progress.add_task(description, total=None, extra="")
+    _progress.refresh()  # shown at once, however short the work
     try:
         yield
     finally:
@@ -57,6 +58,7 @@ def counted(items: Iterable[T], description: str, total: int | None, unit: str =
         yield from items
         return
     task = _progress.add_task(description, total=total, extra=unit)
+    _progress.refresh()
     moved = 0
     try:
         for item in items:
@@ -74,6 +76,7 @@ def callback(description: str, unit: str = ""):
     if _progress is None:
         return lambda done, total: None
     task = _progress.add_task(description, total=None, extra=unit)
+    _progress.refresh()
     return lambda done, total: _progress.update(task, completed=done, total=total)
 
 

@@ -12,11 +12,11 @@ from tests.conftest import PYTHON, REPO, npy_dirs, repo_env, run_cli
 PAIR = ("--pt-model", "examples.mlp_pt:build", "--ms-model", "examples.mlp_ms:build")
 
 
-def run_on_terminal(*args: str, timeout: float = 300) -> tuple[int, str, str]:
+def run_on_terminal(*args: str, timeout: float = 300, **env: str) -> tuple[int, str, str]:
     """Run msparity with stderr on a pseudo-terminal and stdout on a pipe: (exit code, stdout, terminal text)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen([PYTHON, "-m", "coordinator.cli", *args], stdout=subprocess.PIPE, stderr=slave,
-                            stdin=subprocess.DEVNULL, cwd=REPO, env=repo_env(COLUMNS="150"))
+                            stdin=subprocess.DEVNULL, cwd=REPO, env=repo_env(COLUMNS="150", **env))
     os.close(slave)
     chunks: list[bytes] = []
     try:
@@ -43,7 +43,9 @@ def test_train_step_shows_what_it_does_on_a_terminal_and_nothing_with_q():
     code, stdout, terminal = run_on_terminal("train-step", *PAIR, "--steps", "3")
     assert code == 0, terminal[-2000:]
     assert "starting the pt worker (importing torch)" in terminal and "importing mindspore" in terminal
-    assert "streaming the weights pt -> ms" in terminal and "training steps on both sides" in terminal
+    assert "the ms worker reads the pt worker's weights" in terminal and "training steps on both sides" in terminal
+    code, _, terminal = run_on_terminal("compare", *PAIR, MSPARITY_WEIGHTS_VIA_COORDINATOR="1")
+    assert code == 0 and "streaming the weights pt -> ms" in terminal and "tensors" in terminal
     assert "PASS: 3 training step(s) agree" in stdout and "\x1b" not in stdout  # results stay clean on stdout
     code, stdout, terminal = run_on_terminal("-q", "train-step", *PAIR, "--steps", "2")
     assert code == 0 and "PASS: 2 training step(s) agree" in stdout
