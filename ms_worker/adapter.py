@@ -51,7 +51,7 @@ class MindSporeAdapter(BaseAdapter):
     def _assign(self, target: ms.Parameter, tensor: NamedArray) -> None:
         # In place, not set_data: after set_data a second time, an optimizer that already ran (nn.SGD on
         # CPU, PyNative, mindspore 2.10) keeps updating the old buffer and the net never sees its steps.
-        value = tensors.native_from_numpy(tensor)
+        value = tensors.native_from_numpy(tensor, share=True)  # a streamed tensor's own buffer: no copy
         try:
             ms.ops.assign(target, value)
         except (TypeError, RuntimeError):  # CPU Assign has no kernel for some dtypes (bfloat16, complex)

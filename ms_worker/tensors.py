@@ -29,12 +29,26 @@ def numpy_from_native(name: str, tensor) -> NamedArray:
     return NamedArray(name, np.asarray(tensor.asnumpy()), wire)
 
 
-def native_from_numpy(tensor: NamedArray, device=None) -> ms.Tensor:
-    """A mindspore Tensor with tensor's values (the device is the context's; ``device`` mirrors the torch verb)."""
-    result = ms.Tensor(np.ascontiguousarray(tensor.array) if tensor.array.ndim else tensor.array)
+def native_from_numpy(tensor: NamedArray, device=None, share: bool = False) -> ms.Tensor:
+    """A mindspore Tensor with tensor's values (the device is the context's; ``device`` mirrors the torch verb).
+
+    ``share``: the Tensor uses the array's memory, no copy, where that memory is numpy's own (a decoded stream's
+    buffer, a converted tensor): never a live torch tensor's, which a same-process net may change later."""
+    array = tensor.array
+    if share and array.ndim and array.flags.c_contiguous and _numpy_owned(array):
+        result = ms.Tensor.from_numpy(array)
+    else:
+        result = ms.Tensor(np.ascontiguousarray(array) if array.ndim else array)
     if tensor.dtype == dtypes.BFLOAT16:
         result = result.view(ms.bfloat16)
     return result
+
+
+def _numpy_owned(array: np.ndarray) -> bool:
+    root = array
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    return root.base is None and root.flags.owndata
 
 
 def is_native_tensor(value: object) -> bool:
