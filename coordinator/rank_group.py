@@ -43,6 +43,7 @@ class RankGroup:
         self._numbers = itertools.count()
         self._pool = ThreadPoolExecutor(max_workers=2 * len(clients), thread_name_prefix=f"msparity-{self.role}-ranks")
         self._listings: list[ParameterListing] | None = None
+        self._placements: dict[str, tuple[str, int, list[int]]] | None = None
 
     @classmethod
     def dial(cls, first: WorkerClient, description: WorkerDescription, security: transport.Security,
@@ -136,19 +137,29 @@ class RankGroup:
 
     def _placement(self, name: str) -> tuple[str, int, list[int]]:
         """(placement, dim, each rank's extent along dim) of a tensor, from the ranks' listings."""
-        for p in self._rank_listings()[0].parameters:
-            if p.name == name:
-                shapes = [next(q.shape for q in listing.parameters if q.name == name)
-                          for listing in self._rank_listings()]
-                return p.placement, p.shard_dim, split_sizes(shapes, p.shard_dim) if p.placement == "shard" else []
-        return "", 0, []
+        if self._placements is None:
+            listings = self._rank_listings()
+            shapes = [{p.name: p.shape for p in listing.parameters} for listing in listings]
+            self._placements = {
+                p.name: (p.placement, p.shard_dim,
+                         split_sizes([s[p.name] for s in shapes], p.shard_dim) if p.placement == "shard" else [])
+                for p in listings[0].parameters}
+        return self._placements.get(name, ("", 0, []))
+
+    def _joined(self, streams: list) -> Iterator[NamedArray]:
+        """Every rank's stream of the same names in the same order, each name's parts joined by its placement."""
+        for parts in itertools.zip_longest(*streams):
+            if any(part is None for part in parts):
+                short = [rank for rank, part in enumerate(parts) if part is None]
+                raise MsparityError(f"{self.role} side: rank(s) {short} streamed fewer tensors than the others")
+            name = parts[0].name
+            prefix, _, own = name.rpartition(":")  # "grad:NAME", "state:NAME", "moment1:NAME", "loss"
+            placement, dim, _ = self._placement(own if prefix else name)
+            yield joined(parts, placement, dim)
 
     def get_weights(self, names: Sequence[str] = ()) -> Iterator[NamedArray]:
         """Whole tensors, one at a time: every rank streams its parts in the same order, joined by placement."""
-        streams = self._each(lambda c: c.get_weights(names), ordered=False)
-        for parts in zip(*streams):
-            placement, dim, _ = self._placement(parts[0].name)
-            yield joined(parts, placement, dim)
+        yield from self._joined(self._each(lambda c: c.get_weights(names), ordered=False))
 
     def set_weights(self, tensors: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
         """Each whole tensor cut into the ranks' slices by placement, streamed into every rank as it comes."""
@@ -189,11 +200,7 @@ class RankGroup:
 
     def train_step(self, inputs, target, options) -> Iterator[NamedArray]:
         """One step on every rank; the loss from rank 0, gradients and state joined by their tensor's placement."""
-        streams = self._each(lambda c: list(c.train_step(inputs, target, options)))
-        for parts in zip(*streams):
-            prefix, _, name = parts[0].name.rpartition(":")  # "grad:NAME", "state:NAME", "moment1:NAME", "loss"
-            placement, dim, _ = self._placement(name) if prefix else ("", 0, [])
-            yield joined(parts, placement, dim)
+        yield from self._joined(self._each(lambda c: list(c.train_step(inputs, target, options))))
 
     def get_example_inputs(self) -> Iterator[NamedArray]:
         return self.clients[0].get_example_inputs()
