@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import grpc
 
 from proto import codec, messages, transport, worker_pb2, worker_pb2_grpc
-from proto.codec import NamedArray
+from proto.codec import NamedArray, TensorSpec
 from proto.errors import WorkerError
 from proto.worker.interface import (
     DirListing,
@@ -187,6 +187,11 @@ class WorkerClient:
     def get_weights(self, names: Sequence[str] = ()) -> Iterator[NamedArray]:
         """Stream the named weights (all when empty), one NamedArray at a time."""
         return self._stream_out("GetWeights", worker_pb2.GetWeightsRequest(names=list(names)))
+
+    def weight_digests(self, names: Sequence[str] = ()) -> list[tuple[TensorSpec, bytes]]:
+        """Each named weight's spec and digest (proto.codec.digest_of), computed on the worker: nothing moved."""
+        reply = self._unary("GetWeightDigests", worker_pb2.GetWeightsRequest(names=list(names)))
+        return [(messages.spec_from_pb(d.spec), d.digest) for d in reply.digests]
 
     def set_weights(self, tensors: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
         """Stream tensors into the worker's net as they come; returns what was loaded."""

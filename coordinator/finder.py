@@ -23,6 +23,7 @@ from coordinator.metrics import TensorComparison
 from coordinator.render.finder_report import print_finder_rows
 from coordinator.session import Session, SyncSummary, WorkerTarget, open_session
 from coordinator.weights.ckpt_compare import PTH_SHAPE_FIELDS, PTH_VALUE_FIELDS, WeightsComparison, _compare
+from coordinator.weights.param_check import check_params
 from proto import transport
 from proto.codec import NamedArray
 from proto.errors import MsparityError, UsageError, WeightMapError
@@ -208,10 +209,12 @@ class NetDifferenceFinder:
             self._print(f"The parameters were not compared: {exc}. Compare the two files with compare_pth_and_ckpt "
                         "and a weight map, or pass compare_params=False.")
             return None
-        shown = {m.ms_name: m.pt_name for m in plan.mappings}
-        target = _HeldWeights(self.session.ms.get_weights())
-        result = _compare(plan.convert(self.session.pt.get_weights(plan.pt_names)), shown.get, target, True,
-                          1e-4, 1e-4, False)
+        result = check_params(self.session, plan)  # digests on both workers: only what differs travels
+        if result is None:  # workers that cannot digest: every weight travels
+            shown = {m.ms_name: m.pt_name for m in plan.mappings}
+            target = _HeldWeights(self.session.ms.get_weights())
+            result = _compare(plan.convert(self.session.pt.get_weights(plan.pt_names)), shown.get, target, True,
+                              1e-4, 1e-4, False)
         from coordinator.render import weight_report
 
         weight_report.print_weights_comparison(result, 1, PTH_SHAPE_FIELDS, PTH_VALUE_FIELDS,

@@ -119,6 +119,20 @@ class GetWeightsRequest(_message.Message):
     names: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, names: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class WeightDigest(_message.Message):
+    __slots__ = ("spec", "digest")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    spec: _tensor_pb2.TensorSpec
+    digest: bytes
+    def __init__(self, spec: _Optional[_Union[_tensor_pb2.TensorSpec, _Mapping]] = ..., digest: _Optional[bytes] = ...) -> None: ...
+
+class WeightDigestsReply(_message.Message):
+    __slots__ = ("digests",)
+    DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    digests: _containers.RepeatedCompositeFieldContainer[WeightDigest]
+    def __init__(self, digests: _Optional[_Iterable[_Union[WeightDigest, _Mapping]]] = ...) -> None: ...
+
 class SetWeightsOptions(_message.Message):
     __slots__ = ("strict",)
     STRICT_FIELD_NUMBER: _ClassVar[int]

@@ -55,6 +55,11 @@ class WorkerStub:
                 request_serializer=proto_dot_worker__pb2.GetWeightsRequest.SerializeToString,
                 response_deserializer=proto_dot_tensor__pb2.TensorChunk.FromString,
                 _registered_method=True)
+        self.GetWeightDigests = channel.unary_unary(
+                '/msparity.v1.Worker/GetWeightDigests',
+                request_serializer=proto_dot_worker__pb2.GetWeightsRequest.SerializeToString,
+                response_deserializer=proto_dot_worker__pb2.WeightDigestsReply.FromString,
+                _registered_method=True)
         self.SetWeights = channel.stream_unary(
                 '/msparity.v1.Worker/SetWeights',
                 request_serializer=proto_dot_worker__pb2.SetWeightsRequest.SerializeToString,
@@ -135,6 +140,14 @@ class WorkerServicer:
 
     def GetWeights(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWeightDigests(self, request, context):
+        """A digest of each named weight's bytes (BLAKE2b, 16 bytes, of its little-endian C-order values): two workers'
+        equal digests prove a copy exact without moving the tensors (1.6).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -238,6 +251,11 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.GetWeights,
                     request_deserializer=proto_dot_worker__pb2.GetWeightsRequest.FromString,
                     response_serializer=proto_dot_tensor__pb2.TensorChunk.SerializeToString,
+            ),
+            'GetWeightDigests': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWeightDigests,
+                    request_deserializer=proto_dot_worker__pb2.GetWeightsRequest.FromString,
+                    response_serializer=proto_dot_worker__pb2.WeightDigestsReply.SerializeToString,
             ),
             'SetWeights': grpc.stream_unary_rpc_method_handler(
                     servicer.SetWeights,
@@ -403,6 +421,33 @@ class Worker:
             '/msparity.v1.Worker/GetWeights',
             proto_dot_worker__pb2.GetWeightsRequest.SerializeToString,
             proto_dot_tensor__pb2.TensorChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWeightDigests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/msparity.v1.Worker/GetWeightDigests',
+            proto_dot_worker__pb2.GetWeightsRequest.SerializeToString,
+            proto_dot_worker__pb2.WeightDigestsReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from proto.codec import NamedArray, spec_of
+from proto.codec import NamedArray, TensorSpec, digest_of, spec_of
 from proto.errors import BadRequest, FailedPrecondition, NotFound
 from proto.weights.shards import parse_placements
 from proto.worker.interface import (
@@ -196,6 +196,10 @@ class BaseAdapter:
         state = self._state()
         for name in select_weights(names, state, self.framework):
             yield self.tensors.numpy_from_native(name, state[name])
+
+    def weight_digests(self, names: Sequence[str] = ()) -> list[tuple[TensorSpec, bytes]]:
+        """Each named weight's spec and the BLAKE2b digest of its bytes as the wire carries them."""
+        return [(spec_of(tensor), digest_of(tensor)) for tensor in self.get_weights(names)]
 
     def set_weights(self, tensors: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
         """Assign streamed tensors. A stream that fails after assigning some leaves the net refusing to compute

@@ -178,6 +178,14 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         yield from codec.encode(self._locked(iter(tensors)))
 
     @_rpc
+    def GetWeightDigests(self, request, context):
+        with self._lock:
+            digests = self._adapter.weight_digests(list(request.names))
+        return worker_pb2.WeightDigestsReply(digests=[worker_pb2.WeightDigest(spec=messages.spec_to_pb(spec),
+                                                                              digest=digest)
+                                                      for spec, digest in digests])
+
+    @_rpc
     def SetWeights(self, request_iterator, context):
         options, chunks = messages.split_options(request_iterator, "SetWeights")
         strict = messages.set_weights_options_from_pb(options)

@@ -23,7 +23,7 @@ SESSION_KEY = "msparity-session"
 CLIENT_KEY = "msparity-client"
 LEASE_ENV = "MSPARITY_SESSION_LEASE_S"
 DEFAULT_LEASE_S = 30.0
-READ_ONLY = frozenset({"Describe", "ListParameters", "GetWeights", "ListDir", "GetTensors", "GetExampleInputs",
+READ_ONLY = frozenset({"Describe", "ListParameters", "GetWeights", "GetWeightDigests", "ListDir", "GetTensors", "GetExampleInputs",
                        "EndSession"})
 
 

@@ -135,3 +135,28 @@ def test_a_ckpt_from_convert_loads_into_the_finder_and_unpairable_names_skip_the
     assert result.params is None and result.rows  # the outputs are still compared
     out = capsys.readouterr().out
     assert "The parameters were not compared:" in out and "ms parameters no pt entry maps to (1): extra" in out
+
+
+def test_the_parameter_check_moves_only_what_differs_and_says_what_streaming_everything_says(tmp_path):
+    from coordinator.finder import _HeldWeights
+    from coordinator.weights.ckpt_compare import _compare
+    from coordinator.weights.param_check import check_params
+
+    pt_net, (x,) = cnn_pt.build()
+    torch.save(pt_net.state_dict(), tmp_path / "cnn.pth")
+    ms_net = cnn_ms.build()[0]
+    with NetDifferenceFinder(pt_net, ms_net, pt_params_path=str(tmp_path / "cnn.pth"), print_level=0) as finder:
+        finder.compare(inputs=(x.numpy(),))  # weights synced: every parameter exact
+        ms_net.bn1.gamma.set_data(ms_net.bn1.gamma * 1.01)  # then one drifts
+        session = finder.session
+        plan = session.plan_weights(None)
+        quick = check_params(session, plan)
+        shown = {m.ms_name: m.pt_name for m in plan.mappings}
+        full = _compare(plan.convert(session.pt.get_weights(plan.pt_names)), shown.get,
+                        _HeldWeights(session.ms.get_weights()), True, 1e-4, 1e-4, False)
+    assert quick.shape_rows == full.shape_rows
+    assert [(v.ref_name, v.cand_name, v.passed) for v in quick.values] == \
+        [(v.ref_name, v.cand_name, v.passed) for v in full.values]
+    assert [v.ref_name for v in quick.values if not v.passed] == ["bn1.weight"]
+    drifted = next(v for v in quick.values if not v.passed)
+    assert drifted.max_abs_diff == next(v for v in full.values if not v.passed).max_abs_diff > 0
