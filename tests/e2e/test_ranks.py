@@ -112,3 +112,15 @@ def test_torchs_own_tensor_parallelism_is_read_from_the_dtensors(groups, tmp_pat
     assert placed["fc2.bias"] == ("replicate", 0) and placed["norm.weight"] == ("", 0)
     assert compare.code == 0, compare.stdout + compare.stderr
     assert steps.code == 0 and "PASS: 2 training step(s) agree" in steps.stdout, steps.stdout + steps.stderr
+
+
+def test_huggingface_llama_split_by_its_own_tp_plan_matches_mindones_in_one_process(tmp_path):
+    with rank_job("pt", "tests.fixtures.realworld.hf_tp_pt:llama", 2, tmp_path) as pt:
+        with WorkerClient(pt, "pt") as rank0:
+            placed = {p.name: (p.placement, p.shard_dim, p.shape) for p in rank0.list_parameters().parameters}
+        compare = run_cli("compare", "--pt", pt, "--ms-model", "tests.fixtures.realworld.hf_ms:llama")
+        steps = run_cli("train-step", "--pt", pt, "--ms-model", "tests.fixtures.realworld.hf_ms:llama", "--steps", "2")
+    assert placed["layers.0.self_attn.q_proj.weight"][:2] == ("shard", 0)  # column-wise: half the rows here
+    assert placed["layers.0.mlp.down_proj.weight"][:2] == ("shard", 1)
+    assert compare.code == 0 and "PASS" in compare.stdout, compare.stdout + compare.stderr
+    assert steps.code == 0 and "PASS: 2 training step(s) agree" in steps.stdout, steps.stdout + steps.stderr
