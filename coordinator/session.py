@@ -165,9 +165,8 @@ class Session:
     def _pulled(self, plan: weight_plan.WeightPlan):
         """The ms worker reads the pt worker's weights itself (one hop); None where it cannot (a live net, a group
         of ranks, a worker older than 1.6, or the pt worker out of its reach): then they go through us."""
-        if os.environ.get(RELAY_ENV) == "1" or not (isinstance(self.pt, WorkerClient) and isinstance(self.ms, WorkerClient)):
-            return None
-        if self.direct_weights is False:
+        remote = isinstance(self.pt, WorkerClient) and isinstance(self.ms, WorkerClient)
+        if not remote or self.direct_weights is False or os.environ.get(RELAY_ENV) == "1":
             return None
         try:
             with progress.activity("the ms worker reads the pt worker's weights"):
