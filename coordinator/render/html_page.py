@@ -18,7 +18,8 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 h1{font-size:1.3em}.pass{color:#17702a}.fail{color:#b00020}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;word-break:break-all}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;overflow-wrap:break-word}
+th,td.num{white-space:nowrap}
 th{background:#f2f2f2;cursor:pointer}tr.bad td{background:#fde8ea}
 .env td:first-child{font-weight:600}svg{max-width:100%;height:auto}
 """
@@ -73,7 +74,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence], bad: Sequence[bool] 
 def _cell(value) -> str:
     if isinstance(value, float):
         shown = "-" if math.isnan(value) else f"{value:.4g}"
-        return f'<td data-v="{value!r}">{shown}</td>'
+        return f'<td class="num" data-v="{value!r}">{shown}</td>'
     return f"<td>{html.escape('' if value is None else str(value))}</td>"
 
 
