@@ -232,9 +232,30 @@ class RankGroup:
         return self.clients[0].get_tensors(path, names)
 
 
-def check_locate_layout(pt: WorkerDescription, ms: WorkerDescription) -> None:
-    """Locate compares rank 0's modules with rank 0's: both sides must be split the same way."""
+def check_locate_layout(pt: WorkerDescription, ms: WorkerDescription, mappings=(), pt_listing=None,
+                        ms_listing=None) -> None:
+    """Locate compares rank 0's modules with rank 0's: both sides must be split the same way (the same number of
+    ranks, and each tensor copied as it is split along the same dim on both)."""
     if pt.world_size != ms.world_size:
         raise MsparityError(f"locate pairs the two sides' rank 0 module by module, so both need the same number of "
                             f"ranks and the same placements: pt runs {pt.world_size}, ms {ms.world_size}; compare and "
                             f"train-step work across different layouts, locate needs equal ones (or one process each)")
+    if pt.world_size <= 1 or pt_listing is None or ms_listing is None:
+        return
+
+    def placed(listing) -> dict:
+        return {p.name: (p.placement or "replicate", p.shard_dim if p.placement == "shard" else 0)
+                for p in listing.parameters}
+
+    pt_placed, ms_placed = placed(pt_listing), placed(ms_listing)
+    apart = [f"{m.pt_name} {_shown(pt_placed[m.pt_name])} vs {m.ms_name} {_shown(ms_placed[m.ms_name])}"
+             for m in mappings if m.transform == "identity" and m.pt_name in pt_placed and m.ms_name in ms_placed
+             and pt_placed[m.pt_name] != ms_placed[m.ms_name]]
+    if apart:
+        raise MsparityError(f"locate pairs rank 0's modules, but the two sides split {len(apart)} tensor(s) "
+                            f"differently: {'; '.join(apart[:4])}; use the same placements on both (compare and "
+                            "train-step work across different ones)")
+
+
+def _shown(placement: tuple[str, int]) -> str:
+    return f"shard({placement[1]})" if placement[0] == "shard" else "replicated"

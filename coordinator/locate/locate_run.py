@@ -208,8 +208,8 @@ def run_locate(
     passed on diverges while the gradient flowing into it still matches."""
     seconds: dict[str, float] = {}
     pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
-    check_locate_layout(pt_desc, ms_desc)
     plan = session.plan_weights(weight_map)
+    check_locate_layout(pt_desc, ms_desc, plan.mappings, *_listings_of_groups(session, pt_desc))
     inputs, specs = job_inputs(session, input_shapes, input_arrays, seed)
     start = time.perf_counter()
     with randomness.explain_index_errors(specs):
@@ -297,3 +297,10 @@ def run_backward_locate(session: Session, loss: str = "mse", **job) -> LocateRep
     # one job: the weights the forward streamed are the backward's too, and its seconds count
     seconds = {**{f"forward_{k}": v for k, v in forward.seconds.items()}, **backward.seconds}
     return dataclasses.replace(backward, weights=forward.weights, seconds=seconds)
+
+
+def _listings_of_groups(session: Session, pt_desc) -> tuple:
+    """Both sides' listings (with their placements) when the sides run as rank groups; (None, None) otherwise."""
+    if pt_desc.world_size <= 1:
+        return None, None
+    return session.both(session.pt.list_parameters, session.ms.list_parameters)
