@@ -4,6 +4,7 @@ devices), and the address swap over it."""
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 
 from proto.worker.rank_job import RankJoin
@@ -36,7 +37,9 @@ def join_ranks(args) -> RankJoin | None:
     return RankJoin(dist.get_rank(), dist.get_world_size(), "torchrun", gather)
 
 
+@functools.cache
 def _dtensor_type():
+    """torch's DTensor class (None on a torch without it), looked up once: _state asks for every entry."""
     try:
         from torch.distributed.tensor import DTensor
     except ImportError:  # a torch without DTensor
