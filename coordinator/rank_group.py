@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
+import numpy as np
+
 from coordinator.client import WorkerClient
 from proto import transport
 from proto.codec import NamedArray
@@ -214,12 +216,17 @@ class RankGroup:
         self._pool.shutdown(wait=False)
 
     def record(self, inputs, options):
-        """The hooked run on every rank (its modules may run collectives); rank 0's recording is the side's:
-        locate pairs rank 0 with rank 0 (session.check_locate_groups asks both sides for the same layout)."""
+        """The hooked run on every rank (its modules may run collectives); rank 0's recording is the side's. The
+        factory's "activations" make declared slices and partial sums whole on every rank; between two sides
+        split alike, rank 0's slices pair with rank 0's (check_locate_layout)."""
         return self._each(lambda c: c.record(inputs, options))[0]
 
     def get_activations(self, run, keys, inputs, outputs):
         return self.clients[0].get_activations(run, keys, inputs, outputs)
+
+    def rank_activations(self, run, keys, inputs, outputs) -> list[list[NamedArray]]:
+        """The recorded tensors of the calls asked for, from every rank (by rank)."""
+        return self._each(lambda c: list(c.get_activations(run, keys, inputs, outputs)), ordered=False)
 
     def run_module(self, path, call, float64, inputs, backward=False):
         raise MsparityError("--isolate replays one module alone, and a module of a sharded net may run collectives "
@@ -233,29 +240,40 @@ class RankGroup:
 
 
 def check_locate_layout(pt: WorkerDescription, ms: WorkerDescription, mappings=(), pt_listing=None,
-                        ms_listing=None) -> None:
-    """Locate compares rank 0's modules with rank 0's: both sides must be split the same way (the same number of
-    ranks, and each tensor copied as it is split along the same dim on both)."""
+                        ms_listing=None) -> bool:
+    """Whether the two sides are split alike: one process each, or the same number of ranks with each tensor
+    copied as it is split along the same dim on both. Then locate may pair rank 0's slices with rank 0's;
+    otherwise it compares whole activations only (the factories' "activations" make them whole), and checks
+    that every rank of a side holds the same tensors of the calls it fetches."""
     if pt.world_size != ms.world_size:
-        raise MsparityError(f"locate pairs the two sides' rank 0 module by module, so both need the same number of "
-                            f"ranks and the same placements: pt runs {pt.world_size}, ms {ms.world_size}; compare and "
-                            f"train-step work across different layouts, locate needs equal ones (or one process each)")
+        return False
     if pt.world_size <= 1 or pt_listing is None or ms_listing is None:
-        return
+        return True
 
     def placed(listing) -> dict:
         return {p.name: (p.placement or "replicate", p.shard_dim if p.placement == "shard" else 0)
                 for p in listing.parameters}
 
     pt_placed, ms_placed = placed(pt_listing), placed(ms_listing)
-    apart = [f"{m.pt_name} {_shown(pt_placed[m.pt_name])} vs {m.ms_name} {_shown(ms_placed[m.ms_name])}"
-             for m in mappings if m.transform == "identity" and m.pt_name in pt_placed and m.ms_name in ms_placed
-             and pt_placed[m.pt_name] != ms_placed[m.ms_name]]
-    if apart:
-        raise MsparityError(f"locate pairs rank 0's modules, but the two sides split {len(apart)} tensor(s) "
-                            f"differently: {'; '.join(apart[:4])}; use the same placements on both (compare and "
-                            "train-step work across different ones)")
+    return not any(m.transform == "identity" and m.pt_name in pt_placed and m.ms_name in ms_placed
+                   and pt_placed[m.pt_name] != ms_placed[m.ms_name] for m in mappings)
 
 
-def _shown(placement: tuple[str, int]) -> str:
-    return f"shard({placement[1]})" if placement[0] == "shard" else "replicated"
+def check_ranks_agree(role: str, key: str, inputs: bool, per_rank: list[list[NamedArray]]) -> None:
+    """Every rank holds the same tensors of a call (layouts differ, so only whole activations compare); else
+    a clear error naming the call and the declaration that makes them whole."""
+    first = per_rank[0]
+    for rank, tensors in enumerate(per_rank[1:], 1):
+        same = len(tensors) == len(first) and all(
+            t.shape == f.shape and np.array_equal(t.array, f.array, equal_nan=f.array.dtype.kind in "fc")
+            for t, f in zip(tensors, first))
+        if not same:
+            path = key.rpartition("#")[0] or "the root"
+            side = "inputs" if inputs else "outputs"
+            raise MsparityError(
+                f"locate across different layouts compares whole activations, but the {role} side's {path!r} "
+                f"{side} differ between rank 0 and rank {rank}, so they are not whole on each rank: either a slice "
+                f"or a partial sum the {role} factory does not declare (\"activations\": {{\"{path}\": "
+                f"{{\"{side}\": \"shard(-1)\"}}}}, or \"partial\"), or a reduction (an all-reduce, a gather) "
+                f"missing in the port's {path!r}; run both sides with the same placements to compare rank by rank")
+

@@ -1,12 +1,14 @@
-"""A tensor-parallel transformer MLP block (PyTorch side), Megatron style, on torch.distributed.
+"""A tensor-parallel transformer MLP block and head (PyTorch side), Megatron style, on torch.distributed.
 
-``x + fc2(gelu(fc1(norm(x))))`` with fc1 column-parallel (each rank holds a slice of its output features:
+``head(x + fc2(gelu(fc1(norm(x)))))`` with fc1 column-parallel (each rank holds a slice of its output features:
 weight and bias split along dim 0) and fc2 row-parallel (a slice of its input features: weight split along
 dim 1), whose partial products are summed over the ranks by an all-reduce before its bias is added once.
 fc1's input enters through Megatron's "f" (identity forward, all-reduce backward): each rank's backward
 through its slice gives only part of the gradient of what comes before it (the norm, the residual).
-Under ``torchrun --nproc-per-node N`` each rank builds its slice; in one process it is the plain block. The
-factory declares the placements, so a coordinator can gather the full tensors.
+The head is column-parallel too, gathering its output's slices from every rank in rank order (an LM head's
+logits). Under ``torchrun --nproc-per-node N`` each rank builds its slice; in one process it is the plain block.
+The factory declares the placements of the weights and of the activations that are slices on each rank, so a
+coordinator can gather full tensors of both.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-DIM, HIDDEN, TOKENS = 16, 64, 8
+DIM, HIDDEN, TOKENS, VOCAB = 16, 64, 8, 32
 
 
 class _SumOverRanks(torch.autograd.Function):
@@ -46,12 +48,30 @@ class _CopyToRanks(torch.autograd.Function):
         return grad
 
 
+class _GatherFromRanks(torch.autograd.Function):
+    """All-gather along the last dim in rank order forward; each rank's slice of the gradient backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        parts = [torch.empty_like(x) for _ in range(_world())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts, dim=-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.chunk(_world(), dim=-1)[_rank()].contiguous()
+
+
 def copy_to_ranks(x: torch.Tensor) -> torch.Tensor:
     return _CopyToRanks.apply(x) if _world() > 1 else x
 
 
 def sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
     return _SumOverRanks.apply(x) if _world() > 1 else x
+
+
+def gather_from_ranks(x: torch.Tensor) -> torch.Tensor:
+    return _GatherFromRanks.apply(x) if _world() > 1 else x
 
 
 def _world() -> int:
@@ -68,17 +88,20 @@ def _my_slice(full: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class ColumnParallelLinear(nn.Linear):
-    """nn.Linear(in, out) holding out / world of its output features on each rank."""
+    """nn.Linear(in, out) holding out / world of its output features on each rank; ``gather_output``: the whole
+    output on every rank (its slices gathered), else this rank's slice of it."""
 
-    def __init__(self, in_features: int, out_features: int):
+    def __init__(self, in_features: int, out_features: int, gather_output: bool = False):
         whole = nn.Linear(in_features, out_features)
         super().__init__(in_features, out_features // _world())
+        self.gather_output = gather_output
         with torch.no_grad():
             self.weight.copy_(_my_slice(whole.weight, 0))
             self.bias.copy_(_my_slice(whole.bias, 0))
 
     def forward(self, x):
-        return super().forward(copy_to_ranks(x))
+        out = super().forward(copy_to_ranks(x))
+        return gather_from_ranks(out) if self.gather_output else out
 
 
 class RowParallelLinear(nn.Module):
@@ -96,21 +119,27 @@ class RowParallelLinear(nn.Module):
 
 
 class TPBlock(nn.Module):
-    def __init__(self, dim: int = DIM, hidden: int = HIDDEN):
+    def __init__(self, dim: int = DIM, hidden: int = HIDDEN, vocab: int = VOCAB):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.fc1 = ColumnParallelLinear(dim, hidden)
         self.act = nn.GELU()
         self.fc2 = RowParallelLinear(hidden, dim)
+        self.head = ColumnParallelLinear(dim, vocab, gather_output=True)
 
     def forward(self, x):
-        return x + self.fc2(self.act(self.fc1(self.norm(x))))
+        return self.head(x + self.fc2(self.act(self.fc1(self.norm(x)))))
 
 
-PLACEMENTS = {"fc1.weight": "shard(0)", "fc1.bias": "shard(0)", "fc2.weight": "shard(1)"}
+PLACEMENTS = {"fc1.weight": "shard(0)", "fc1.bias": "shard(0)", "fc2.weight": "shard(1)",
+              "head.weight": "shard(0)", "head.bias": "shard(0)"}
+# what each rank holds of these modules' tensors is its slice along the last dim (the rest is whole)
+ACTIVATIONS = {"fc1": "shard(-1)", "act": {"inputs": "shard(-1)", "outputs": "shard(-1)"},
+               "fc2": {"inputs": "shard(-1)"}}
 
 
 def build():
     """The block (this rank's slice of it under torchrun), an example input and the placements."""
     torch.manual_seed(0)  # every rank alike: the replicated tensors must be equal on all of them
-    return {"net": TPBlock(), "inputs": (torch.zeros(2, TOKENS, DIM),), "placements": PLACEMENTS}
+    return {"net": TPBlock(), "inputs": (torch.zeros(2, TOKENS, DIM),), "placements": PLACEMENTS,
+            "activations": ACTIVATIONS}

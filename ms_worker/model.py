@@ -18,4 +18,5 @@ def make_adapter(args) -> MindSporeAdapter:
     adapter = MindSporeAdapter(parts.net, parts.example_inputs, model_spec=args.model, loss=parts.loss,
                                optimizer=parts.optimizer, use_input_values=parts.use_input_values)
     adapter.set_placements(parts.placements)
+    adapter.set_activations(parts.activations)
     return adapter

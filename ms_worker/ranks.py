@@ -36,4 +36,7 @@ def join_ranks(args) -> RankJoin | None:
         every = ms.ops.AllGather()(ms.Tensor(mine)).asnumpy()
         return [bytes(row.astype(np.uint8)).rstrip(b"\0") for row in every]
 
-    return RankJoin(get_rank(), world, "msrun", gather)
+    def all_gather_int32(mine):
+        return ms.ops.AllGather()(ms.Tensor(mine.reshape(1, -1))).asnumpy()
+
+    return RankJoin(get_rank(), world, "msrun", gather, all_gather_int32=all_gather_int32)

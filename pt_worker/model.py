@@ -49,4 +49,5 @@ def make_adapter(args) -> TorchAdapter:
     adapter = TorchAdapter(parts.net, parts.example_inputs, model_spec=args.model, device=args.device, loss=parts.loss,
                            optimizer=parts.optimizer, use_input_values=parts.use_input_values)
     adapter.set_placements(parts.placements)
+    adapter.set_activations(parts.activations)
     return adapter

@@ -34,7 +34,12 @@ def join_ranks(args) -> RankJoin | None:
         dist.all_gather(every, mine)
         return [bytes(item.numpy()).rstrip(b"\0") for item in every]
 
-    return RankJoin(dist.get_rank(), dist.get_world_size(), "torchrun", gather)
+    def all_gather_int32(mine):
+        rows = [torch.zeros(len(mine), dtype=torch.int32) for _ in range(dist.get_world_size())]
+        dist.all_gather(rows, torch.from_numpy(mine))
+        return torch.stack(rows).numpy()
+
+    return RankJoin(dist.get_rank(), dist.get_world_size(), "torchrun", gather, all_gather_int32=all_gather_int32)
 
 
 @functools.cache

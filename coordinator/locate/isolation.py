@@ -13,6 +13,7 @@ import numpy as np
 
 from coordinator.locate.tensor_pairs import pair_tensors
 from coordinator.locate.verdict import ABS_FLOOR, TAINT_LIMIT, ModuleVerdict
+from coordinator.rank_group import check_ranks_agree
 from coordinator.session import Session
 from proto.codec import NamedArray
 
@@ -69,14 +70,30 @@ def worst(fn, refs: list[NamedArray], cands: list[NamedArray], pairs) -> float:
 
 
 class Fetcher:
-    """Full tensors of recorded calls, counting the bytes that cross the wire."""
+    """Full tensors of recorded calls, counting the bytes that cross the wire.
 
-    def __init__(self, session: Session):
+    ``check_ranks``: the sides are split differently, so a rank group's tensors are fetched from every rank and
+    must agree (only whole activations compare across layouts)."""
+
+    def __init__(self, session: Session, check_ranks: bool = False):
         self.session = session
+        self.check_ranks = check_ranks
         self.bytes = 0
+        self._kept: dict[tuple, list[NamedArray]] = {}  # a call's tensors travel once per job
 
     def get(self, role: str, run: str, key: str, inputs: bool) -> list[NamedArray]:
+        asked = (role, run, key, inputs)
+        if asked not in self._kept:
+            self._kept[asked] = self._fetch(role, run, key, inputs)
+        return self._kept[asked]
+
+    def _fetch(self, role: str, run: str, key: str, inputs: bool) -> list[NamedArray]:
         worker = self.session.pt if role == "pt" else self.session.ms
+        if self.check_ranks and hasattr(worker, "rank_activations"):
+            per_rank = worker.rank_activations(run, [key], inputs, not inputs)
+            self.bytes += sum(t.array.nbytes for tensors in per_rank for t in tensors)
+            check_ranks_agree(role, key, inputs, per_rank)
+            return per_rank[0]
         tensors = list(worker.get_activations(run, [key], inputs, not inputs))
         self.bytes += sum(t.array.nbytes for t in tensors)
         return tensors

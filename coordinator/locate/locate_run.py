@@ -29,6 +29,7 @@ from coordinator.locate.backward_findings import loss_or_cut, unmeasured_contain
 from coordinator.locate.isolation import Fetcher, Isolation, isolate, isolate_backward, l2, max_rel, worst
 from coordinator.locate.layer_hints import evidence_from_calls, hint_for
 from coordinator.locate.module_settings import compared_settings
+from coordinator.locate.permutation import moved_values_hint
 from coordinator.locate.tensor_pairs import pair_tensors, summary_shapes
 from coordinator.locate.verdict import (
     ABS_FLOOR,
@@ -209,7 +210,7 @@ def run_locate(
     seconds: dict[str, float] = {}
     pt_desc, ms_desc, sync, seconds["weights"] = session.prepare(seed, sync_weights, weight_map)
     plan = session.plan_weights(weight_map)
-    check_locate_layout(pt_desc, ms_desc, plan.mappings, *_listings_of_groups(session, pt_desc))
+    alike = check_locate_layout(pt_desc, ms_desc, plan.mappings, *_listings_of_groups(session, pt_desc, ms_desc))
     inputs, specs = job_inputs(session, input_shapes, input_arrays, seed)
     start = time.perf_counter()
     with randomness.explain_index_errors(specs):
@@ -239,7 +240,7 @@ def run_locate(
     has_reference = bool(pt_reference)
     abs_floor = ABS_FLOOR if has_reference else NO_REFERENCE_ABS_FLOOR
     verdicts = judge(alignment, estimated_errors(alignment, reference), abs_floor=abs_floor)
-    fetcher = Fetcher(session)
+    fetcher = Fetcher(session, check_ranks=not alike)
     exact: dict[str, ExactErrors] = {}
     located = first_divergent(verdicts, alignment)
     # Confirm with full tensors: the suspects and the calls just before them, until the verdict is stable.
@@ -267,6 +268,11 @@ def run_locate(
         isolation = replay(session, fetcher, located.blamed, has_reference, abs_floor)
         seconds["isolate"] = time.perf_counter() - start
     hint = _hint(located.blamed.pair) if located.blamed is not None and located.blamed.pair.pt.path else None
+    if located.blamed is not None and not backward_loss:
+        pair = located.blamed.pair
+        moved = moved_values_hint(fetcher.get("pt", "f32", pair.pt.key, False),
+                                  fetcher.get("ms", "f32", pair.ms.key, False), pair.ms.path)
+        hint = f"{moved}; {hint}" if moved and hint else moved or hint
     root_pt_key = next((c.key for c in pt_calls if c.path == ""), None)
     root_ms_key = next((c.key for c in ms_calls if c.path == ""), None)
     outputs: tuple = ()
@@ -299,8 +305,9 @@ def run_backward_locate(session: Session, loss: str = "mse", **job) -> LocateRep
     return dataclasses.replace(backward, weights=forward.weights, seconds=seconds)
 
 
-def _listings_of_groups(session: Session, pt_desc) -> tuple:
-    """Both sides' listings (with their placements) when the sides run as rank groups; (None, None) otherwise."""
-    if pt_desc.world_size <= 1:
+def _listings_of_groups(session: Session, pt_desc, ms_desc) -> tuple:
+    """Both sides' listings (with their placements) when both run as groups of as many ranks; (None, None)
+    otherwise."""
+    if pt_desc.world_size <= 1 or pt_desc.world_size != ms_desc.world_size:
         return None, None
     return session.both(session.pt.list_parameters, session.ms.list_parameters)

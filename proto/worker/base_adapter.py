@@ -19,6 +19,7 @@ import numpy as np
 from proto.codec import NamedArray, TensorSpec, digest_of, spec_of
 from proto.errors import BadRequest, FailedPrecondition, NotFound
 from proto.weights.shards import parse_placements
+from proto.worker.activation_layout import Layout, gather_arrays, parse_activations, whole_run
 from proto.worker.interface import (
     PROTOCOL_VERSION,
     TARGET_NAME,
@@ -110,6 +111,8 @@ class BaseAdapter:
         self.example_inputs = [self._to_numpy(input_name(i), x) for i, x in enumerate(as_input_list(example_inputs))]
         self.weights_state = WEIGHTS_AS_BUILT
         self.placements: dict[str, tuple[str, int]] = {}  # set_placements: how each tensor lies over the ranks
+        self.activations: Layout = {}  # set_activations: how declared modules' tensors lie over the ranks
+        self._rank_gather = None  # join_ranks: (the job's int32 all-gather, world size)
         self._before_training: tuple[str, list[NamedArray]] | None = None  # (state, values) before a session trained
 
     # -- hooks -------------------------------------------------------------------------------------
@@ -125,6 +128,16 @@ class BaseAdapter:
     def set_placements(self, declared) -> None:
         """The factory's "placements" (proto/worker/rank_job.py): which tensors are this rank's slice of a whole."""
         self.placements = parse_placements(declared, self._state())
+
+    def set_activations(self, declared) -> None:
+        """The factory's "activations" (proto/worker/activation_layout.py): modules whose tensors are slices or
+        partial sums on each rank, made whole after a recorded forward."""
+        self.activations = parse_activations(declared, [m.path for m in self.list_parameters().modules])
+
+    def join_ranks(self, join) -> None:
+        """This process serves one rank of a job (a proto.worker.rank_job.RankJoin): recordings gather over it."""
+        if join.all_gather_int32 is not None and join.world_size > 1:
+            self._rank_gather = (join.all_gather_int32, join.world_size)
 
     def _placed(self, listing: ParameterListing) -> ParameterListing:
         """The listing with each tensor's placement (shard: the shape is this rank's slice)."""
@@ -268,14 +281,27 @@ class BaseAdapter:
         the hooks recording the gradients each module receives and passes on."""
         self._check_weights()
         if not options.backward_loss:
-            return self.recorder.record(inputs, options)
+            return self._whole(self.recorder.record(inputs, options), options)
         targets = [x for x in inputs if x.name == TARGET_NAME]
         if len(targets) != 1:
             raise BadRequest(f"a backward Record needs exactly one tensor named {TARGET_NAME!r} besides the inputs")
         loss_fn = self.trainer.loss_fn(options.backward_loss)
-        return self.recorder.record_backward([x for x in inputs if x.name != TARGET_NAME],
-                                             lambda outputs: self.trainer.loss_of(options.backward_loss, loss_fn,
-                                                                                   outputs, targets[0]), options)
+        return self._whole(self.recorder.record_backward(
+            [x for x in inputs if x.name != TARGET_NAME],
+            lambda outputs: self.trainer.loss_of(options.backward_loss, loss_fn, outputs, targets[0]), options), options)
+
+    def _whole(self, result: RecordResult, options: RecordOptions) -> RecordResult:
+        """On one rank of a job, the recording with the declared activations made whole (every rank does this)."""
+        if not self.activations or self._rank_gather is None:
+            return result
+        all_gather, world = self._rank_gather
+        runs = self.recorder.runs
+        for run in ("f32", "f64"):
+            if run in runs:
+                whole_run(runs[run], self.activations, lambda a: gather_arrays(all_gather, a, world),
+                          bool(options.backward_loss), options.sketch_size, options.sketch_seed)
+        return dataclasses.replace(result, calls=tuple(runs["f32"].calls),
+                                   reference_calls=tuple(runs["f64"].calls) if result.reference_calls else ())
 
     def get_activations(self, run: str, keys: Sequence[str], inputs: bool, outputs: bool) -> Iterator[NamedArray]:
         return self.recorder.activations(run, keys, inputs, outputs)

@@ -73,9 +73,10 @@ class ModelParts:
     optimizer: object = None
     use_input_values: bool = False
     placements: dict | None = None  # one rank of a sharded net: tensor name -> "replicate" | "shard(DIM)"
+    activations: dict | None = None  # module path -> its outputs' (or {"inputs": ..., "outputs": ...}) placement
 
 
-FACTORY_KEYS = ("net", "inputs", "loss", "optimizer", "use_input_values", "placements")
+FACTORY_KEYS = ("net", "inputs", "loss", "optimizer", "use_input_values", "placements", "activations")
 
 
 def parts_from(built, spec: str = "<factory>") -> ModelParts:
@@ -86,7 +87,8 @@ def parts_from(built, spec: str = "<factory>") -> ModelParts:
             raise ModelSpecError(f"model spec {spec!r}: the factory's dict needs 'net' and may hold "
                                  f"{', '.join(FACTORY_KEYS[1:])}; got {', '.join(map(str, built))}")
         return ModelParts(built["net"], built.get("inputs"), built.get("loss"), built.get("optimizer"),
-                          bool(built.get("use_input_values", False)), built.get("placements"))
+                          bool(built.get("use_input_values", False)), built.get("placements"),
+                          built.get("activations"))
     if isinstance(built, tuple) and len(built) == 2:
         return ModelParts(built[0], built[1])
     return ModelParts(built)

@@ -31,6 +31,7 @@ class RankJoin:
     launcher: str
     gather: Callable[[bytes], list[bytes]]  # every rank's bytes, by rank (a collective: all ranks call it)
     scheduler: bool = False  # msrun's scheduler process: it serves nothing
+    all_gather_int32: Callable | None = None  # 1-D int32 array, one length on all ranks -> [world, n] (a collective)
 
 
 @dataclass(frozen=True)

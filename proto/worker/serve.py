@@ -165,6 +165,8 @@ def serve(worker_name: str, args: argparse.Namespace, make_adapter: Callable[[ar
             print(f"{worker_name} worker rank {join.rank}: {one_line(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
             return 3
         servicer_.join_ranks(info)
+        if hasattr(adapter, "join_ranks"):  # recordings gather declared activations over the job
+            adapter.join_ranks(join)
         address = info.addresses[0]
         logging.getLogger("msparity.worker").warning("rank %d of %d serving at %s", join.rank, join.world_size,
                                                      info.addresses[join.rank])

@@ -1,10 +1,13 @@
-"""locate across rank groups: both sides must be split alike (checked before any recording)."""
+"""locate across rank groups: which sides are split alike (rank 0 pairs with rank 0), and the check that a side's
+ranks hold the same tensors of a call when they are not."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from coordinator.rank_group import check_locate_layout
+from coordinator.rank_group import check_locate_layout, check_ranks_agree
+from proto.codec import NamedArray
 from proto.errors import MsparityError
 from proto.weights.weight_plan import WeightMapping
 from proto.worker.interface import ParameterListing, ParameterSpec, WorkerDescription
@@ -20,14 +23,28 @@ def _listing(fc1: tuple[str, int]) -> ParameterListing:
                              ParameterSpec("fc1.bias", "float32", (4,), "fc1", "Linear", True)), ())
 
 
-def test_equal_layouts_pass_and_unequal_ones_are_named():
+def test_sides_are_alike_with_as_many_ranks_and_the_same_splits():
     mappings = (WeightMapping("fc1.weight", "fc1.weight"), WeightMapping("fc1.bias", "fc1.bias"))
-    check_locate_layout(_description(1), _description(1))
-    check_locate_layout(_description(2), _description(2), mappings, _listing(("shard", 0)), _listing(("shard", 0)))
-    with pytest.raises(MsparityError, match="pt runs 2, ms 1"):
-        check_locate_layout(_description(2), _description(1))
-    with pytest.raises(MsparityError, match=r"split 1 tensor\(s\) differently: fc1.weight shard\(0\) vs fc1.weight "
-                                            r"shard\(1\)"):
-        check_locate_layout(_description(2), _description(2), mappings, _listing(("shard", 0)), _listing(("shard", 1)))
+    assert check_locate_layout(_description(1), _description(1))
+    assert check_locate_layout(_description(2), _description(2), mappings, _listing(("shard", 0)),
+                               _listing(("shard", 0)))
+    assert not check_locate_layout(_description(2), _description(1))
+    assert not check_locate_layout(_description(2), _description(2), mappings, _listing(("shard", 0)),
+                                   _listing(("shard", 1)))
     transposed = (WeightMapping("fc1.weight", "fc1.weight", "transpose"),)  # its dims swap: not compared
-    check_locate_layout(_description(2), _description(2), transposed, _listing(("shard", 0)), _listing(("shard", 1)))
+    assert check_locate_layout(_description(2), _description(2), transposed, _listing(("shard", 0)),
+                               _listing(("shard", 1)))
+
+
+def test_ranks_holding_different_tensors_of_a_call_are_named_with_the_declaration():
+    whole = [NamedArray("fc1#0|out|0", np.arange(6, dtype=np.float32).reshape(2, 3))]
+    check_ranks_agree("pt", "fc1#0", False, [whole, [NamedArray("x", whole[0].array.copy())]])
+    nan = [NamedArray("a", np.array([np.nan, 1.0], np.float32))]
+    check_ranks_agree("ms", "act#0", True, [nan, [NamedArray("a", nan[0].array.copy())]])  # NaN where NaN: same
+    sliced = [NamedArray("fc1#0|out|0", whole[0].array[:, :2])]
+    with pytest.raises(MsparityError, match=r"pt side's 'fc1' outputs differ between rank 0 and rank 1, .*"
+                                            r'"activations": \{"fc1": \{"outputs": "shard\(-1\)"\}\}.*'
+                                            r"a reduction \(an all-reduce, a gather\) missing in the port's 'fc1'"):
+        check_ranks_agree("pt", "fc1#0", False, [whole, sliced])
+    with pytest.raises(MsparityError, match="ms side's 'the root' inputs differ between rank 0 and rank 2"):
+        check_ranks_agree("ms", "#0", True, [whole, whole, [NamedArray("x", whole[0].array + 1)]])

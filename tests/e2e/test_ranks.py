@@ -37,13 +37,14 @@ def test_tp2_against_tp1_and_tp2_compares_and_trains_the_same(groups, tmp_path):
         result = run_cli("compare", "--pt", pt, *ms_side, "--json", str(tmp_path / "c.json"))
         assert result.code == 0, result.stdout + result.stderr
         report = json.loads((tmp_path / "c.json").read_text())
-        assert report["weights"]["loaded"] == 6 and report["outputs"][0]["max_abs_diff"] < 1e-5
+        assert report["weights"]["loaded"] == 8 and report["outputs"][0]["max_abs_diff"] < 1e-5
     steps = run_cli("train-step", "--pt", pt, "--ms", ms, "--steps", "2", "--json", str(tmp_path / "t.json"))
     assert steps.code == 0, steps.stdout + steps.stderr
     grads = {t["pt"]: t for t in json.loads((tmp_path / "t.json").read_text())["steps"][1]["tensors"]
              if t["kind"] == "grad"}
     # the whole gradients: a shard's would have half the rows (fc1) or columns (fc2)
-    assert set(grads) == {"norm.weight", "norm.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    assert set(grads) == {"norm.weight", "norm.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias",
+                          "head.weight", "head.bias"}
     assert all(t["passed"] for t in grads.values())
 
 
@@ -59,24 +60,49 @@ def test_a_rank_refuses_a_call_that_does_not_reach_every_rank(groups):
             client.forward([])
 
 
-def test_locate_on_equal_layouts_blames_nothing_and_refuses_unequal_ones(groups):
+def test_locate_pairs_equal_layouts_and_judges_whole_activations_across_different_ones(groups, tmp_path):
     pt, ms = groups
     same = run_cli("locate", "--pt", pt, "--ms", ms)
     assert same.code == 0 and "PASS: every paired module is within float32 noise" in same.stdout, same.stderr
-    unequal = run_cli("locate", "--pt", pt, "--ms-model", MS)
-    assert unequal.code == 3 and "pt runs 2, ms 1" in unequal.stderr, unequal.stderr
+    # pt TP=2 against one MindSpore process: the declared slices of fc1 and act are gathered on the torch ranks
+    located = run_cli("locate", "--pt", pt, "--ms-model", "examples.tp_block_ms:build_tanh_gelu",
+                      "--json", str(tmp_path / "l.json"))
+    assert located.code == 1, located.stdout + located.stderr
+    report = json.loads((tmp_path / "l.json").read_text())
+    assert (report["first_divergent"]["pt"], report["first_divergent"]["ms"]) == ("act", "act")
+    assert "approximate='tanh'" in report["first_divergent"]["hint"]
+    backward = run_cli("locate", "--backward", "--pt", pt, "--ms-model", MS)
+    assert backward.code == 0 and "PASS" in backward.stdout, backward.stdout + backward.stderr
 
 
-@pytest.mark.parametrize("bug", ["build_missing_all_reduce", "build_bias_on_every_rank"])
-def test_a_row_parallel_bug_on_the_ms_ranks_is_located_to_its_layer(groups, bug, tmp_path):
+def test_undeclared_slices_across_different_layouts_are_named_not_judged(tmp_path):
+    with rank_job("pt", "tests.fixtures.tp_undeclared_pt:build", 2, tmp_path) as pt:
+        result = run_cli("locate", "--pt", pt, "--ms-model", MS)
+    assert result.code == 3, result.stdout + result.stderr
+    assert "'fc1' outputs differ between rank 0 and rank 1" in result.stderr and '"activations"' in result.stderr
+
+
+@pytest.mark.parametrize("bug, module", [("build_missing_all_reduce", "fc2"), ("build_bias_on_every_rank", "fc2"),
+                                         ("build_wrong_gather_order", "head")])
+def test_a_tensor_parallel_bug_on_the_ms_ranks_is_located_to_its_layer(groups, bug, module, tmp_path):
     pt, _ = groups
     with rank_job("ms", f"examples.tp_block_ms:{bug}", 2, tmp_path) as ms:
         compare = run_cli("compare", "--pt", pt, "--ms", ms)
         located = run_cli("locate", "--pt", pt, "--ms", ms, "--json", str(tmp_path / "l.json"))
+        # and against one torch process: the ms ranks' declared slices and partial sums are made whole
+        alone = run_cli("locate", "--pt-model", PT, "--ms", ms, "--json", str(tmp_path / "one.json"))
     assert compare.code == 1 and "FAIL" in compare.stdout, compare.stdout + compare.stderr
-    assert located.code == 1, located.stdout + located.stderr
-    blamed = json.loads((tmp_path / "l.json").read_text())["first_divergent"]
-    assert (blamed["pt"], blamed["ms"]) == ("fc2", "fc2")
+    checked = [(located, "l.json"), (alone, "one.json")]
+    if bug == "build_missing_all_reduce":  # against one torch process the ms ranks' fc2 outputs are not whole
+        assert alone.code == 3 and "'fc2' outputs differ between rank 0 and rank 1" in alone.stderr, alone.stderr
+        assert "all-reduce" in alone.stderr
+        checked = checked[:1]
+    for result, report in checked:
+        assert result.code == 1, result.stdout + result.stderr
+        found = json.loads((tmp_path / report).read_text())
+        assert (found["first_divergent"]["pt"], found["first_divergent"]["ms"]) == (module, module)
+    if module == "head":  # the right logits in the wrong places
+        assert "in other places along dim 2" in found["first_divergent"]["hint"], found["first_divergent"]
 
 
 def test_a_rank_killed_mid_forward_is_named_within_10_s(tmp_path):
