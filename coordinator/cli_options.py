@@ -91,6 +91,9 @@ def _side_options(role: str) -> list:
         click.option(f"--{role}-model", metavar="SPEC",
                      help=f"spawn a {role} worker for pkg.module:factory or file.py:factory"),
         click.option(f"--{role}-python", metavar="PATH", help=f"python to run a spawned {role} worker with (another env)"),
+        click.option(f"--{role}-ranks", type=click.IntRange(1), default=1, metavar="N",
+                     help=f"spawn the {role} model as N ranks of one job under "
+                          f"{'torchrun' if role == 'pt' else 'msrun'} on this host (default 1: one process)"),
     ]
 
 
@@ -135,9 +138,9 @@ def security_from(opts: dict) -> transport.Security:
 def targets_from(opts: dict) -> tuple[WorkerTarget, WorkerTarget, transport.Security]:
     timeout = opts.get("timeout")
     pt = WorkerTarget(address=opts["pt_address"], model_spec=opts["pt_model"], python=opts["pt_python"],
-                      timeout=timeout)
+                      timeout=timeout, ranks=opts.get("pt_ranks", 1))
     ms = WorkerTarget(address=opts["ms_address"], model_spec=opts["ms_model"], python=opts["ms_python"],
-                      extra_args=("--mode", opts["ms_mode"]), timeout=timeout)
+                      extra_args=("--mode", opts["ms_mode"]), timeout=timeout, ranks=opts.get("ms_ranks", 1))
     return pt, ms, security_from(opts)
 
 

@@ -41,11 +41,15 @@ class WorkerTarget:
     python: str | None = None  # interpreter for a spawned worker (another venv / conda env)
     extra_args: tuple[str, ...] = ()
     timeout: float | None = None  # --timeout: seconds any call to it may take (coordinator.client)
+    ranks: int = 1  # a spawned worker as this many ranks under torchrun / msrun on this host
 
     def check(self, role: str) -> None:
         given = [x for x in (self.address, self.model_spec, self.live) if x is not None]
         if len(given) != 1:
             raise UsageError(f"give exactly one of --{role} ADDRESS or --{role}-model SPEC")
+        if self.ranks > 1 and self.model_spec is None:
+            raise UsageError(f"--{role}-ranks spawns the model as a job of ranks: give it with --{role}-model SPEC "
+                             f"(a job started by hand is dialled at rank 0 with --{role})")
 
 
 ROUTE_DIRECT, ROUTE_RELAYED = "worker to worker", "through the coordinator"
@@ -209,7 +213,7 @@ def _connect(role: str, target: WorkerTarget, security: transport.Security, verb
     address, worker_security = target.address, security
     if target.model_spec is not None:
         spawned = spawn.spawn_worker(role, target.model_spec, python=target.python,
-                                     extra_args=target.extra_args, verbose=verbose)
+                                     extra_args=target.extra_args, verbose=verbose, ranks=target.ranks)
         on_exit(spawned.stop)
         address, worker_security = spawned.address, transport.Security(token=spawned.token)
     client = WorkerClient(address, role, worker_security, timeout=target.timeout)

@@ -150,3 +150,14 @@ def test_huggingface_llama_split_by_its_own_tp_plan_matches_mindones_in_one_proc
     assert placed["layers.0.mlp.down_proj.weight"][:2] == ("shard", 1)
     assert compare.code == 0 and "PASS" in compare.stdout, compare.stdout + compare.stderr
     assert steps.code == 0 and "PASS: 2 training step(s) agree" in steps.stdout, steps.stdout + steps.stderr
+
+
+def test_a_tp_pair_given_as_two_specs_is_spawned_under_both_launchers(tmp_path):
+    located = run_cli("locate", "--pt-model", PT, "--pt-ranks", "2", "--ms-model", "examples.tp_block_ms:build_tanh_gelu",
+                      "--ms-ranks", "2", "--json", str(tmp_path / "l.json"))
+    assert located.code == 1, located.stdout + located.stderr
+    report = json.loads((tmp_path / "l.json").read_text())
+    assert (report["workers"]["pt"]["world_size"], report["workers"]["ms"]["world_size"]) == (2, 2)
+    assert report["first_divergent"]["ms"] == "act"
+    dialled = run_cli("compare", "--pt", "127.0.0.1:1", "--pt-ranks", "2", "--ms-model", MS)
+    assert dialled.code == 2 and "--pt-ranks spawns the model" in dialled.stderr, dialled.stderr
