@@ -32,6 +32,10 @@ PROBE_TIMEOUT_S = 1.0
 _END = object()
 
 
+class IsolationRefused(MsparityError):
+    """A replay across ranks that cannot be made (locate then reports its finding without the replay)."""
+
+
 class RankGroup:
     """The ranks of one side, behind the worker interface."""
 
@@ -229,8 +233,20 @@ class RankGroup:
         return self._each(lambda c: list(c.get_activations(run, keys, inputs, outputs)), ordered=False)
 
     def run_module(self, path, call, float64, inputs, backward=False):
-        raise MsparityError("--isolate replays one module alone, and a module of a sharded net may run collectives "
-                            "that need every rank: run locate without --isolate")
+        """One recorded call replayed on every rank (its module may run collectives) with the same whole inputs:
+        each rank takes its part by the factory's "activations" and makes its outputs whole; rank 0's outputs.
+        The ranks must have recorded the same inputs of that call (replicated, or declared and so made whole)."""
+        if backward:
+            raise IsolationRefused("--isolate of a backward locate is not available across ranks")
+        key = f"{path}#{call}"
+        recorded = self.rank_activations("f32", [key], True, False)
+        if any(len(r) != len(recorded[0]) or any(not np.array_equal(a.array, b.array, equal_nan=a.array.dtype.kind
+                                                                    in "fc") for a, b in zip(r, recorded[0]))
+               for r in recorded[1:]):
+            raise IsolationRefused(f"--isolate replays {path!r} on every {self.role} rank with the same inputs, but its "
+                                   f"ranks recorded different inputs (slices): declare them in the {self.role} "
+                                   f"factory, \"activations\": {{\"{path}\": {{\"inputs\": \"shard(-1)\"}}}}")
+        return self._each(lambda c: c.run_module(path, call, float64, inputs))[0]
 
     def list_dir(self, path):
         return self.clients[0].list_dir(path)
@@ -242,11 +258,14 @@ class RankGroup:
 def check_locate_layout(pt: WorkerDescription, ms: WorkerDescription, mappings=(), pt_listing=None,
                         ms_listing=None) -> bool:
     """Whether the two sides are split alike: one process each, or the same number of ranks with each tensor
-    copied as it is split along the same dim on both. Then locate may pair rank 0's slices with rank 0's;
+    copied as it is split along the same dim on both, and no activations declared (which are made whole). Then
+    locate may pair rank 0's slices with rank 0's;
     otherwise it compares whole activations only (the factories' "activations" make them whole), and checks
     that every rank of a side holds the same tensors of the calls it fetches."""
     if pt.world_size != ms.world_size:
         return False
+    if pt.world_size > 1 and (pt.activation_paths or ms.activation_paths):
+        return False  # a side whose declared activations are whole pairs with whole ones only
     if pt.world_size <= 1 or pt_listing is None or ms_listing is None:
         return True
 
@@ -259,21 +278,31 @@ def check_locate_layout(pt: WorkerDescription, ms: WorkerDescription, mappings=(
                    and pt_placed[m.pt_name] != ms_placed[m.ms_name] for m in mappings)
 
 
+def disagreeing_rank(per_rank: list[list[NamedArray]]) -> int | None:
+    """The first rank whose tensors of a call differ from rank 0's (NaN where NaN counts as equal), or None."""
+    first = per_rank[0]
+    for rank, tensors in enumerate(per_rank[1:], 1):
+        if len(tensors) != len(first) or not all(
+                t.shape == f.shape and np.array_equal(t.array, f.array, equal_nan=f.array.dtype.kind in "fc")
+                for t, f in zip(tensors, first)):
+            return rank
+    return None
+
+
+def disagreement_message(role: str, key: str, inputs: bool, rank: int) -> str:
+    """Why locate cannot judge a call whose ranks hold different tensors, and what makes them whole."""
+    path = key.rpartition("#")[0] or "the root"
+    side = "inputs" if inputs else "outputs"
+    return (f"locate across different layouts compares whole activations, but the {role} side's {path!r} {side} "
+            f"differ between rank 0 and rank {rank}, so they are not whole on each rank: either a slice or a partial "
+            f"sum the {role} factory does not declare (\"activations\": {{\"{path}\": {{\"{side}\": "
+            f"\"shard(-1)\"}}}}, or \"partial\"), or a reduction (an all-reduce, a gather) missing in the port's "
+            f"{path!r}; run both sides with the same placements to compare rank by rank")
+
+
 def check_ranks_agree(role: str, key: str, inputs: bool, per_rank: list[list[NamedArray]]) -> None:
     """Every rank holds the same tensors of a call (layouts differ, so only whole activations compare); else
     a clear error naming the call and the declaration that makes them whole."""
-    first = per_rank[0]
-    for rank, tensors in enumerate(per_rank[1:], 1):
-        same = len(tensors) == len(first) and all(
-            t.shape == f.shape and np.array_equal(t.array, f.array, equal_nan=f.array.dtype.kind in "fc")
-            for t, f in zip(tensors, first))
-        if not same:
-            path = key.rpartition("#")[0] or "the root"
-            side = "inputs" if inputs else "outputs"
-            raise MsparityError(
-                f"locate across different layouts compares whole activations, but the {role} side's {path!r} "
-                f"{side} differ between rank 0 and rank {rank}, so they are not whole on each rank: either a slice "
-                f"or a partial sum the {role} factory does not declare (\"activations\": {{\"{path}\": "
-                f"{{\"{side}\": \"shard(-1)\"}}}}, or \"partial\"), or a reduction (an all-reduce, a gather) "
-                f"missing in the port's {path!r}; run both sides with the same placements to compare rank by rank")
-
+    rank = disagreeing_rank(per_rank)
+    if rank is not None:
+        raise MsparityError(disagreement_message(role, key, inputs, rank))

@@ -84,13 +84,15 @@ def spec_from_pb(message: TensorSpecPb) -> TensorSpec:
 def description_to_pb(d: WorkerDescription) -> worker_pb2.DescribeReply:
     return worker_pb2.DescribeReply(**{k: getattr(d, k) for k in _DESCRIPTION_FIELDS},
                                     example_inputs=[spec_to_pb(s) for s in d.example_inputs],
-                                    world_size=d.world_size, rank_addresses=list(d.rank_addresses))
+                                    world_size=d.world_size, rank_addresses=list(d.rank_addresses),
+                                    activation_paths=list(d.activation_paths))
 
 
 def description_from_pb(reply: worker_pb2.DescribeReply) -> WorkerDescription:
     return WorkerDescription(**{k: getattr(reply, k) for k in _DESCRIPTION_FIELDS},
                              example_inputs=tuple(spec_from_pb(s) for s in reply.example_inputs),
-                             world_size=reply.world_size or 1, rank_addresses=tuple(reply.rank_addresses))
+                             world_size=reply.world_size or 1, rank_addresses=tuple(reply.rank_addresses),
+                             activation_paths=tuple(reply.activation_paths))
 
 
 # -- ListParameters --------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ class DescribeRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeReply(_message.Message):
-    __slots__ = ("framework", "framework_version", "python_version", "device", "protocol_version", "model_spec", "model_class", "parameter_count", "parameter_elements", "example_inputs", "hostname", "execution_mode", "factory_loss", "factory_optimizer", "example_input_values", "weights_state", "rank", "world_size", "rank_addresses", "launcher", "pid")
+    __slots__ = ("framework", "framework_version", "python_version", "device", "protocol_version", "model_spec", "model_class", "parameter_count", "parameter_elements", "example_inputs", "hostname", "execution_mode", "factory_loss", "factory_optimizer", "example_input_values", "weights_state", "rank", "world_size", "rank_addresses", "launcher", "pid", "activation_paths")
     FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
     FRAMEWORK_VERSION_FIELD_NUMBER: _ClassVar[int]
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class DescribeReply(_message.Message):
     RANK_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     LAUNCHER_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATION_PATHS_FIELD_NUMBER: _ClassVar[int]
     framework: str
     framework_version: str
     python_version: str
@@ -55,7 +56,8 @@ class DescribeReply(_message.Message):
     rank_addresses: _containers.RepeatedScalarFieldContainer[str]
     launcher: str
     pid: int
-    def __init__(self, framework: _Optional[str] = ..., framework_version: _Optional[str] = ..., python_version: _Optional[str] = ..., device: _Optional[str] = ..., protocol_version: _Optional[str] = ..., model_spec: _Optional[str] = ..., model_class: _Optional[str] = ..., parameter_count: _Optional[int] = ..., parameter_elements: _Optional[int] = ..., example_inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., hostname: _Optional[str] = ..., execution_mode: _Optional[str] = ..., factory_loss: _Optional[str] = ..., factory_optimizer: _Optional[str] = ..., example_input_values: _Optional[bool] = ..., weights_state: _Optional[str] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., rank_addresses: _Optional[_Iterable[str]] = ..., launcher: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+    activation_paths: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, framework: _Optional[str] = ..., framework_version: _Optional[str] = ..., python_version: _Optional[str] = ..., device: _Optional[str] = ..., protocol_version: _Optional[str] = ..., model_spec: _Optional[str] = ..., model_class: _Optional[str] = ..., parameter_count: _Optional[int] = ..., parameter_elements: _Optional[int] = ..., example_inputs: _Optional[_Iterable[_Union[_tensor_pb2.TensorSpec, _Mapping]]] = ..., hostname: _Optional[str] = ..., execution_mode: _Optional[str] = ..., factory_loss: _Optional[str] = ..., factory_optimizer: _Optional[str] = ..., example_input_values: _Optional[bool] = ..., weights_state: _Optional[str] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., rank_addresses: _Optional[_Iterable[str]] = ..., launcher: _Optional[str] = ..., pid: _Optional[int] = ..., activation_paths: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SeedRequest(_message.Message):
     __slots__ = ("seed",)

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from coordinator.locate.rank_agreement import Disagreement
 from coordinator.locate.tensor_pairs import pair_tensors
 from coordinator.locate.verdict import ABS_FLOOR, TAINT_LIMIT, ModuleVerdict
-from coordinator.rank_group import check_ranks_agree
+from coordinator.rank_group import disagreeing_rank
 from coordinator.session import Session
 from proto.codec import NamedArray
+
+NOT_REPLAYED = "not replayed: "  # an Isolation's note when the replay could not be made (the finding stands)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class Isolation:
     pt_on_ms_inputs_err: float  # torch module (float32) on MindSpore's recorded inputs, vs MindSpore's output
     confirmed: bool
     note: str = ""
+
+    @property
+    def replayed(self) -> bool:
+        return not self.note.startswith(NOT_REPLAYED)
 
 
 def _finite_parts(ref: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -72,13 +79,14 @@ def worst(fn, refs: list[NamedArray], cands: list[NamedArray], pairs) -> float:
 class Fetcher:
     """Full tensors of recorded calls, counting the bytes that cross the wire.
 
-    ``check_ranks``: the sides are split differently, so a rank group's tensors are fetched from every rank and
-    must agree (only whole activations compare across layouts)."""
+    ``check_ranks``: the sides are split differently, so a rank group's tensors are fetched from every rank; where
+    they differ, rank 0's are used and the call is noted in ``disagreements`` (locate settles them at the end)."""
 
     def __init__(self, session: Session, check_ranks: bool = False):
         self.session = session
         self.check_ranks = check_ranks
         self.bytes = 0
+        self.disagreements: list[Disagreement] = []
         self._kept: dict[tuple, list[NamedArray]] = {}  # a call's tensors travel once per job
 
     def get(self, role: str, run: str, key: str, inputs: bool) -> list[NamedArray]:
@@ -92,7 +100,9 @@ class Fetcher:
         if self.check_ranks and hasattr(worker, "rank_activations"):
             per_rank = worker.rank_activations(run, [key], inputs, not inputs)
             self.bytes += sum(t.array.nbytes for tensors in per_rank for t in tensors)
-            check_ranks_agree(role, key, inputs, per_rank)
+            rank = disagreeing_rank(per_rank)
+            if rank is not None:
+                self.disagreements.append(Disagreement(role, key, inputs, rank))
             return per_rank[0]
         tensors = list(worker.get_activations(run, [key], inputs, not inputs))
         self.bytes += sum(t.array.nbytes for t in tensors)

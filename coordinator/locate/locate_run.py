@@ -26,10 +26,20 @@ from coordinator import metrics, progress, randomness
 from coordinator.compare import job_inputs
 from coordinator.locate.alignment import Alignment, CallPair, align_calls
 from coordinator.locate.backward_findings import loss_or_cut, unmeasured_containers
-from coordinator.locate.isolation import Fetcher, Isolation, isolate, isolate_backward, l2, max_rel, worst
+from coordinator.locate.isolation import (
+    NOT_REPLAYED,
+    Fetcher,
+    Isolation,
+    isolate,
+    isolate_backward,
+    l2,
+    max_rel,
+    worst,
+)
 from coordinator.locate.layer_hints import evidence_from_calls, hint_for
 from coordinator.locate.module_settings import compared_settings
 from coordinator.locate.permutation import moved_values_hint
+from coordinator.locate.rank_agreement import refuse_undeclared_slices, settled
 from coordinator.locate.tensor_pairs import pair_tensors, summary_shapes
 from coordinator.locate.verdict import (
     ABS_FLOOR,
@@ -42,7 +52,7 @@ from coordinator.locate.verdict import (
     judge,
 )
 from coordinator.metrics import TensorComparison
-from coordinator.rank_group import check_locate_layout
+from coordinator.rank_group import IsolationRefused, check_locate_layout
 from coordinator.session import Session, SyncSummary
 from proto.codec import NamedArray, TensorSpec, spec_of
 from proto.errors import MsparityError
@@ -236,6 +246,8 @@ def run_locate(
                                                  for m in plan.mappings})
     if backward_loss:
         alignment = unmeasured_containers(alignment, pt_calls, ms_calls)
+    if not alike:
+        refuse_undeclared_slices(alignment, pt_desc.world_size, ms_desc.world_size)
     reference = {c.key: c for c in pt_reference}
     has_reference = bool(pt_reference)
     abs_floor = ABS_FLOOR if has_reference else NO_REFERENCE_ABS_FLOOR
@@ -265,7 +277,10 @@ def run_locate(
     if isolate_blamed and located.blamed is not None:
         start = time.perf_counter()
         replay = isolate_backward if backward_loss else isolate
-        isolation = replay(session, fetcher, located.blamed, has_reference, abs_floor)
+        try:
+            isolation = replay(session, fetcher, located.blamed, has_reference, abs_floor)
+        except IsolationRefused as exc:  # the finding stands; say why it was not replayed
+            isolation = Isolation(math.nan, math.nan, math.nan, math.nan, False, f"{NOT_REPLAYED}{exc}")
         seconds["isolate"] = time.perf_counter() - start
     hint = _hint(located.blamed.pair) if located.blamed is not None and located.blamed.pair.pt.path else None
     if located.blamed is not None and not backward_loss:
@@ -282,6 +297,9 @@ def run_locate(
         names = [what] if len(root_pt) == 1 else [f"{what}.{i}" for i in range(len(root_pt))]
         outputs = tuple(metrics.compare_tensors(NamedArray(n, p.array, p.dtype), NamedArray(n, m.array, m.dtype), rtol,
                                                 atol) for n, p, m in zip(names, root_pt, root_ms))
+    rank_note = settled(fetcher.disagreements, located, verdicts)  # ranks unlike each other: a finding or an error
+    if rank_note:
+        hint = f"{rank_note}; {hint}" if hint else rank_note
     traffic = {"summary_bytes": summary_bytes(pt_calls) + summary_bytes(pt_reference) + summary_bytes(ms_calls),
                "fetched_bytes": fetcher.bytes,
                "full_dump_bytes": dump_bytes(pt_calls) + dump_bytes(pt_reference) + dump_bytes(ms_calls)}

@@ -96,7 +96,9 @@ def print_locate(report: LocateReport, console: Console | None = None, all_rows:
     if report.isolation is not None:
         i = report.isolation
         verdict = "[red]confirmed[/]" if i.confirmed else "[green]not confirmed[/]"
-        if math.isinf(i.ratio):
+        if not i.replayed:
+            console.print(f"isolated replay: [yellow]{i.note}[/]")
+        elif math.isinf(i.ratio):
             console.print(f"isolated replay: {verdict}: {i.note}")
         else:
             console.print(f"isolated replay: {verdict}: MindSpore on torch's exact inputs errs "
@@ -109,7 +111,7 @@ def print_locate(report: LocateReport, console: Console | None = None, all_rows:
         console.print(f"[green]PASS[/]: {report.located.reason}")
     else:
         console.print(f"[red]FIRST DIVERGENT{' (backward)' if report.backward else ''}[/]: {report.located.reason}")
-        if report.isolation is not None and not report.isolation.confirmed:
+        if report.isolation is not None and report.isolation.replayed and not report.isolation.confirmed:
             console.print("[yellow]not confirmed by the isolated replay[/]: on identical inputs the two behave alike, "
                           "so the difference comes from code around it that locate does not see (unpaired cells, "
                           "functional calls in a forward); look there")

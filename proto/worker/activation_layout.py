@@ -9,7 +9,9 @@ whole tensors, so a factory that runs as one rank of a job declares them, by mod
                     "fc2.reduce": {"inputs": "partial"}}
 
 ``shard(D)``: the ranks' parts join along dim D in rank order; ``partial``: the whole is their sum;
-``replicate`` (what is not declared): every rank holds all of it. After a recorded forward each rank sends the
+``replicate`` (what is not declared): every rank holds all of it. A side's placement applies to each of its
+tensors; a list places them one by one (``{"outputs": ["replicate", "shard(1)"]}``: an attention's whole output
+and this rank's heads of its weights), tensors past its end replicated. After a recorded forward each rank sends the
 declared calls' tensors to the others (the framework's own collective, in recording order: every rank records
 the same calls), and keeps and summarises the whole ones, so every rank answers with whole tensors. In a
 recorded backward the same declaration places the gradients: a slice's gradient is a slice, and the gradient
@@ -30,7 +32,8 @@ from proto.worker.module_records import summarize
 REPLICATE, SHARD, PARTIAL = "replicate", "shard", "partial"
 SIDES = ("inputs", "outputs")
 Spec = tuple[str, int]  # (kind, dim)
-Layout = dict[str, dict[str, Spec]]  # path -> {"inputs": spec, "outputs": spec} (only the declared sides)
+Side = tuple[Spec, ...] | Spec  # one spec for every tensor of a side, or one per tensor (past the end: replicate)
+Layout = dict[str, dict[str, Side]]  # path -> {"inputs": ..., "outputs": ...} (only the declared sides)
 HEADER_SLOTS = 10  # ndim, up to 8 extents, byte count
 
 
@@ -53,7 +56,8 @@ def parse_activations(declared, paths: Sequence[str]) -> Layout:
         if extra:
             raise MsparityError(f"the factory's 'activations' of {path!r} has {', '.join(extra)}: give 'inputs' "
                                 "and / or 'outputs'")
-        layout[path] = {side: _spec(path, side, text) for side, text in sides.items()}
+        layout[path] = {side: tuple(_spec(path, side, t) for t in text) if isinstance(text, (list, tuple))
+                        else _spec(path, side, text) for side, text in sides.items()}
     return layout
 
 
@@ -122,16 +126,69 @@ def whole_run(run, layout: Layout, gather: Callable[[np.ndarray], list[np.ndarra
         ins, outs = run.tensors[call.key]
         in_spec = declared.get("outputs" if backward else "inputs")
         out_spec = declared.get("inputs" if backward else "outputs")
-        ins = _made_whole(ins, in_spec, gather, backward, f"{call.key}'s inputs")
-        outs = _made_whole(outs, out_spec, gather, backward, f"{call.key}'s outputs")
+        shapes: dict[str, list] = {"inputs": [], "outputs": []}
+        ins = _made_whole(ins, in_spec, gather, backward, f"{call.key}'s inputs", shapes["inputs"])
+        outs = _made_whole(outs, out_spec, gather, backward, f"{call.key}'s outputs", shapes["outputs"])
         run.tensors[call.key] = (ins, outs)
+        run.rank_shapes[call.key] = shapes
         run.calls[index] = dataclasses.replace(
             call, inputs=tuple(summarize(t.name, t.array, sketch_size, seed, t.dtype) for t in ins),
             outputs=tuple(summarize(t.name, t.array, sketch_size, seed, t.dtype) for t in outs))
     return run
 
 
-def _made_whole(tensors: list[NamedArray], spec: Spec | None, gather, backward: bool, what: str) -> list[NamedArray]:
-    if spec is None or spec[0] == REPLICATE or (backward and spec[0] == PARTIAL):
-        return tensors  # the gradient of a partial sum is the same on every rank
-    return [NamedArray(t.name, whole(gather(t.array), spec, f"{what} {t.name}"), t.dtype) for t in tensors]
+def spec_of(side: Side | None, index: int) -> Spec | None:
+    """The placement of a side's tensor ``index``: the side's one spec, or its list's entry (None past its end)."""
+    if not side:
+        return None
+    if isinstance(side[0], str):
+        return side
+    return side[index] if index < len(side) else None
+
+
+def _made_whole(tensors: list[NamedArray], side: Side | None, gather, backward: bool, what: str,
+                shapes: list) -> list[NamedArray]:
+    made = []
+    for index, t in enumerate(tensors):
+        spec = spec_of(side, index)
+        if spec is None or spec[0] == REPLICATE or (backward and spec[0] == PARTIAL):
+            shapes.append(None)  # the gradient of a partial sum is the same on every rank
+            made.append(t)
+            continue
+        parts = gather(t.array)
+        shapes.append([p.shape for p in parts])
+        made.append(NamedArray(t.name, whole(parts, spec, f"{what} {t.name}"), t.dtype))
+    return made
+
+
+def local_part(tensor: NamedArray, spec: Spec | None, rank: int, shapes: list | None) -> NamedArray:
+    """This rank's part of a whole tensor a replay is given, as the recording held it: its slice (``shapes``: each
+    rank's recorded shape), or for a partial sum the whole on rank 0 and zeros elsewhere (their sum is the whole)."""
+    if spec is None or spec[0] == REPLICATE or shapes is None:
+        return tensor
+    if spec[0] == PARTIAL:
+        return tensor if rank == 0 else NamedArray(tensor.name, np.zeros_like(tensor.array), tensor.dtype)
+    dim = spec[1] % tensor.array.ndim
+    extents = [int(shape[dim]) for shape in shapes]
+    if sum(extents) != tensor.array.shape[dim]:
+        raise MsparityError(f"{tensor.name}: a replay was given shape {list(tensor.shape)}, but the recorded slices "
+                            f"along dim {dim} add up to {sum(extents)}")
+    start = sum(extents[:rank])
+    index = [slice(None)] * tensor.array.ndim
+    index[dim] = slice(start, start + extents[rank])
+    return NamedArray(tensor.name, np.ascontiguousarray(tensor.array[tuple(index)]), tensor.dtype)
+
+
+def local_inputs(run, key: str, layout: Layout, path: str, rank: int, inputs: Sequence[NamedArray]) -> list[NamedArray]:
+    """A replay's whole inputs cut into this rank's parts by the module's declared input placement."""
+    side = layout.get(path, {}).get("inputs")
+    shapes = run.rank_shapes.get(key, {}).get("inputs", []) if run is not None else []
+    return [local_part(x, spec_of(side, i), rank, shapes[i] if i < len(shapes) else None)
+            for i, x in enumerate(inputs)]
+
+
+def whole_outputs(outputs: Sequence[NamedArray], layout: Layout, path: str, gather) -> list[NamedArray]:
+    """A replay's outputs on this rank made whole by the module's declared output placement (a collective)."""
+    spec = layout.get(path, {}).get("outputs")
+    shapes: list = []
+    return _made_whole(list(outputs), spec, gather, False, f"the replay of {path!r}'s outputs", shapes)

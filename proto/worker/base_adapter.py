@@ -19,7 +19,14 @@ import numpy as np
 from proto.codec import NamedArray, TensorSpec, digest_of, spec_of
 from proto.errors import BadRequest, FailedPrecondition, NotFound
 from proto.weights.shards import parse_placements
-from proto.worker.activation_layout import Layout, gather_arrays, parse_activations, whole_run
+from proto.worker.activation_layout import (
+    Layout,
+    gather_arrays,
+    local_inputs,
+    parse_activations,
+    whole_outputs,
+    whole_run,
+)
 from proto.worker.interface import (
     PROTOCOL_VERSION,
     TARGET_NAME,
@@ -112,7 +119,7 @@ class BaseAdapter:
         self.weights_state = WEIGHTS_AS_BUILT
         self.placements: dict[str, tuple[str, int]] = {}  # set_placements: how each tensor lies over the ranks
         self.activations: Layout = {}  # set_activations: how declared modules' tensors lie over the ranks
-        self._rank_gather = None  # join_ranks: (the job's int32 all-gather, world size)
+        self._rank_gather = None  # join_ranks: (the job's int32 all-gather, world size, this rank)
         self._before_training: tuple[str, list[NamedArray]] | None = None  # (state, values) before a session trained
 
     # -- hooks -------------------------------------------------------------------------------------
@@ -137,7 +144,7 @@ class BaseAdapter:
     def join_ranks(self, join) -> None:
         """This process serves one rank of a job (a proto.worker.rank_job.RankJoin): recordings gather over it."""
         if join.all_gather_int32 is not None and join.world_size > 1:
-            self._rank_gather = (join.all_gather_int32, join.world_size)
+            self._rank_gather = (join.all_gather_int32, join.world_size, join.rank)
 
     def _placed(self, listing: ParameterListing) -> ParameterListing:
         """The listing with each tensor's placement (shard: the shape is this rank's slice)."""
@@ -200,6 +207,7 @@ class BaseAdapter:
             factory_optimizer=_class_name(self.trainer.factory_optimizer),
             example_input_values=self.use_input_values and bool(self.example_inputs),
             weights_state=self.weights_state,
+            activation_paths=tuple(self.activations),
         )
 
     def seed(self, seed: int) -> None:
@@ -294,7 +302,7 @@ class BaseAdapter:
         """On one rank of a job, the recording with the declared activations made whole (every rank does this)."""
         if not self.activations or self._rank_gather is None:
             return result
-        all_gather, world = self._rank_gather
+        all_gather, world, _ = self._rank_gather
         runs = self.recorder.runs
         for run in ("f32", "f64"):
             if run in runs:
@@ -311,7 +319,14 @@ class BaseAdapter:
         """Replay one recorded call on the tensors given; ``backward``: its backward, on its forward inputs and
         the gradients named "grad0", ... wrt its outputs, returning the gradients wrt its inputs."""
         if not backward:
-            return self.recorder.run_module(path, call, float64, inputs)
+            if not self.activations or self._rank_gather is None:
+                return self.recorder.run_module(path, call, float64, inputs)
+            # one rank of a job: every rank replays on the same whole inputs, each on its part, made whole after
+            all_gather, world, rank = self._rank_gather
+            run = self.recorder.runs.get("f64" if float64 else "f32")
+            mine = local_inputs(run, f"{path}#{call}", self.activations, path, rank, inputs)
+            return whole_outputs(self.recorder.run_module(path, call, float64, mine), self.activations, path,
+                                 lambda a: gather_arrays(all_gather, a, world))
         grads = [x for x in inputs if x.name.startswith(GRAD_INPUT_PREFIX)]
         forward = [x for x in inputs if not x.name.startswith(GRAD_INPUT_PREFIX)]
         return self.recorder.run_module_backward(path, call, float64, forward, grads)

@@ -36,6 +36,8 @@ class RecordedRun:
     tensors: dict[str, tuple[list[NamedArray], list[NamedArray]]] = field(default_factory=dict)
     templates: dict[str, tuple[list, dict]] = field(default_factory=dict)  # key -> (args, kwargs), tensors marked
     forward: RecordedRun | None = None  # a backward run's forward (its calls' inputs, for a backward replay)
+    rank_shapes: dict[str, dict[str, list]] = field(default_factory=dict)  # key -> side -> each tensor's shapes by
+    # rank, for the calls whose declared slices were made whole (proto/worker/activation_layout.py), else None
 
 
 class CallRecorder:

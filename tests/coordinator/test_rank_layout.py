@@ -3,6 +3,8 @@ ranks hold the same tensors of a call when they are not."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -31,6 +33,9 @@ def test_sides_are_alike_with_as_many_ranks_and_the_same_splits():
     assert not check_locate_layout(_description(2), _description(1))
     assert not check_locate_layout(_description(2), _description(2), mappings, _listing(("shard", 0)),
                                    _listing(("shard", 1)))
+    declared = dataclasses.replace(_description(2), activation_paths=("fc1",))  # made whole: pairs with whole only
+    assert not check_locate_layout(declared, _description(2), mappings, _listing(("shard", 0)), _listing(("shard", 0)))
+    assert not check_locate_layout(declared, declared, mappings, _listing(("shard", 0)), _listing(("shard", 0)))
     transposed = (WeightMapping("fc1.weight", "fc1.weight", "transpose"),)  # its dims swap: not compared
     assert check_locate_layout(_description(2), _description(2), transposed, _listing(("shard", 0)),
                                _listing(("shard", 1)))
@@ -48,3 +53,13 @@ def test_ranks_holding_different_tensors_of_a_call_are_named_with_the_declaratio
         check_ranks_agree("pt", "fc1#0", False, [whole, sliced])
     with pytest.raises(MsparityError, match="ms side's 'the root' inputs differ between rank 0 and rank 2"):
         check_ranks_agree("ms", "#0", True, [whole, whole, [NamedArray("x", whole[0].array + 1)]])
+
+
+def test_a_slice_is_one_dim_split_over_one_sides_number_of_ranks():
+    from coordinator.locate.rank_agreement import _sliced_dim
+
+    assert _sliced_dim((2, 8, 32), (2, 8, 64), 2, 1) == 2
+    assert _sliced_dim((2, 8, 64), (2, 8, 16), 1, 4) == 2  # the other side holds the slice
+    assert _sliced_dim((2, 8, 32), (2, 8, 96), 2, 1) is None  # 3x: not a world size here
+    assert _sliced_dim((2, 4, 32), (2, 8, 64), 2, 1) is None  # two dims apart
+    assert _sliced_dim((2, 8, 32), (2, 8, 32), 2, 1) is None and _sliced_dim((8,), (2, 8), 2, 1) is None

@@ -29,6 +29,13 @@ def groups(tmp_path_factory):
         yield pt, ms
 
 
+@pytest.fixture(scope="module")
+def undeclared_pt(tmp_path_factory):
+    """pt TP=2 with its weights' placements but no "activations"."""
+    with rank_job("pt", "tests.fixtures.tp_undeclared_pt:build", 2, tmp_path_factory.mktemp("undeclared")) as pt:
+        yield pt
+
+
 def test_tp2_against_tp1_and_tp2_compares_and_trains_the_same(groups, tmp_path):
     pt, ms = groups
     ping = run_cli("ping", "--pt", pt, "--ms", ms)
@@ -65,42 +72,52 @@ def test_locate_pairs_equal_layouts_and_judges_whole_activations_across_differen
     same = run_cli("locate", "--pt", pt, "--ms", ms)
     assert same.code == 0 and "PASS: every paired module is within float32 noise" in same.stdout, same.stderr
     # pt TP=2 against one MindSpore process: the declared slices of fc1 and act are gathered on the torch ranks
-    located = run_cli("locate", "--pt", pt, "--ms-model", "examples.tp_block_ms:build_tanh_gelu",
+    located = run_cli("locate", "--isolate", "--pt", pt, "--ms-model", "examples.tp_block_ms:build_tanh_gelu",
                       "--json", str(tmp_path / "l.json"))
     assert located.code == 1, located.stdout + located.stderr
     report = json.loads((tmp_path / "l.json").read_text())
     assert (report["first_divergent"]["pt"], report["first_divergent"]["ms"]) == ("act", "act")
     assert "approximate='tanh'" in report["first_divergent"]["hint"]
+    # replayed on both torch ranks, each on its slice of MindSpore's input, the outputs gathered
+    isolated = report["first_divergent"]["isolated"]
+    assert isolated["confirmed"] and isolated["ratio"] > 100 and isolated["pt_on_ms_inputs_err"] > 1e-4, isolated
     backward = run_cli("locate", "--backward", "--pt", pt, "--ms-model", MS)
     assert backward.code == 0 and "PASS" in backward.stdout, backward.stdout + backward.stderr
 
 
-def test_undeclared_slices_across_different_layouts_are_named_not_judged(tmp_path):
-    with rank_job("pt", "tests.fixtures.tp_undeclared_pt:build", 2, tmp_path) as pt:
-        result = run_cli("locate", "--pt", pt, "--ms-model", MS)
+def test_undeclared_slices_across_different_layouts_are_named_not_judged(undeclared_pt):
+    result = run_cli("locate", "--pt", undeclared_pt, "--ms-model", MS)
     assert result.code == 3, result.stdout + result.stderr
-    assert "'fc1' outputs differ between rank 0 and rank 1" in result.stderr and '"activations"' in result.stderr
+    assert "the pt side's 'fc1' outputs are [2, 8, 32] against [2, 8, 64] on the other" in result.stderr, result.stderr
+    assert '"activations": {"fc1": {"outputs": "shard(-1)"}}' in result.stderr
 
 
 @pytest.mark.parametrize("bug, module", [("build_missing_all_reduce", "fc2"), ("build_bias_on_every_rank", "fc2"),
                                          ("build_wrong_gather_order", "head")])
-def test_a_tensor_parallel_bug_on_the_ms_ranks_is_located_to_its_layer(groups, bug, module, tmp_path):
+def test_a_tensor_parallel_bug_on_the_ms_ranks_is_located_to_its_layer(groups, undeclared_pt, bug, module, tmp_path):
     pt, _ = groups
     with rank_job("ms", f"examples.tp_block_ms:{bug}", 2, tmp_path) as ms:
         compare = run_cli("compare", "--pt", pt, "--ms", ms)
-        located = run_cli("locate", "--pt", pt, "--ms", ms, "--json", str(tmp_path / "l.json"))
+        located = run_cli("locate", "--isolate", "--pt", pt, "--ms", ms, "--json", str(tmp_path / "l.json"))
         # and against one torch process: the ms ranks' declared slices and partial sums are made whole
         alone = run_cli("locate", "--pt-model", PT, "--ms", ms, "--json", str(tmp_path / "one.json"))
+        if bug == "build_missing_all_reduce":  # activations declared on the ms side only: whole ones compare
+            one_sided = run_cli("locate", "--pt", undeclared_pt, "--ms", ms)
+            assert one_sided.code == 3 and "pt side's 'fc1' outputs are [2, 8, 32]" in one_sided.stderr, one_sided.stderr
+    if bug == "build_missing_all_reduce":  # neither side declares: rank 0 pairs with rank 0, fc2 is not replayed
+        (tmp_path / "u").mkdir()
+        with rank_job("ms", "tests.fixtures.tp_undeclared_ms:build_missing_all_reduce", 2, tmp_path / "u") as ms:
+            unreplayed = run_cli("locate", "--isolate", "--pt", undeclared_pt, "--ms", ms)
+        assert unreplayed.code == 1, unreplayed.stdout + unreplayed.stderr
+        assert "not replayed: --isolate replays 'fc2' on every ms rank" in unreplayed.stdout.replace("\n", " ")
     assert compare.code == 1 and "FAIL" in compare.stdout, compare.stdout + compare.stderr
-    checked = [(located, "l.json"), (alone, "one.json")]
-    if bug == "build_missing_all_reduce":  # against one torch process the ms ranks' fc2 outputs are not whole
-        assert alone.code == 3 and "'fc2' outputs differ between rank 0 and rank 1" in alone.stderr, alone.stderr
-        assert "all-reduce" in alone.stderr
-        checked = checked[:1]
-    for result, report in checked:
+    assert json.loads((tmp_path / "l.json").read_text())["first_divergent"]["isolated"]["confirmed"]
+    for result, report in ((located, "l.json"), (alone, "one.json")):
         assert result.code == 1, result.stdout + result.stderr
         found = json.loads((tmp_path / report).read_text())
         assert (found["first_divergent"]["pt"], found["first_divergent"]["ms"]) == (module, module)
+        if bug == "build_missing_all_reduce":  # fc2's outputs are not whole on the ms ranks: said so
+            assert "the ms ranks' outputs of 'fc2' differ (rank 0 and rank 1)" in found["first_divergent"]["hint"]
     if module == "head":  # the right logits in the wrong places
         assert "in other places along dim 2" in found["first_divergent"]["hint"], found["first_divergent"]
 

@@ -87,3 +87,33 @@ def test_a_recording_gets_whole_tensors_and_their_summaries():
     again.pre("fc2", (x,))
     again.post("fc2", "Linear", "Linear", (), x)
     whole_run(again.run, {"fc2": {"outputs": ("partial", 0)}}, lambda a: pytest.fail("gathered"), True, 0, 0)
+
+
+def test_a_replays_whole_inputs_are_cut_into_the_recorded_slices():
+    from proto.worker.activation_layout import local_part
+
+    x = NamedArray("input0", np.arange(10, dtype=np.float32).reshape(2, 5))
+    shapes = [(2, 3), (2, 2)]  # uneven, as the ranks recorded them
+    assert local_part(x, ("shard", -1), 0, shapes).array.tolist() == [[0, 1, 2], [5, 6, 7]]
+    assert local_part(x, ("shard", 1), 1, shapes).array.tolist() == [[3, 4], [8, 9]]
+    assert local_part(x, ("partial", 0), 0, shapes) is x
+    assert not local_part(x, ("partial", 0), 1, shapes).array.any()  # zeros elsewhere: the sum is the whole
+    assert local_part(x, None, 1, None) is x
+    with pytest.raises(MsparityError, match=r"given shape \[2, 5\], but the recorded slices along dim 1 add up to 4"):
+        local_part(x, ("shard", 1), 0, [(2, 2), (2, 2)])
+
+
+def test_a_side_may_place_its_tensors_one_by_one():
+    from proto.worker.activation_layout import spec_of
+
+    layout = parse_activations({"attn": {"outputs": ["replicate", "shard(1)"]}}, ["attn"])
+    side = layout["attn"]["outputs"]
+    assert [spec_of(side, i) for i in range(3)] == [("replicate", 0), ("shard", 1), None]
+    assert spec_of(("partial", 0), 5) == ("partial", 0) and spec_of(None, 0) is None and spec_of((), 0) is None
+    recorder = CallRecorder(lambda name, a: NamedArray(name, np.asarray(a)), lambda v: isinstance(v, np.ndarray), 0, 0)
+    x, heads = np.ones((1, 4), np.float32), np.zeros((1, 2, 3), np.float32)
+    recorder.pre("attn", (x,))
+    recorder.post("attn", "Attention", "", (), (x, heads))
+    whole_run(recorder.run, layout, lambda a: [a, a + 1], False, 0, 0)
+    out, weights = recorder.run.tensors["attn#0"][1]
+    assert out.array is x and weights.array.shape == (1, 4, 3) and weights.array[0, 2:].tolist() == [[1] * 3] * 2
