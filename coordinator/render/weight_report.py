@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from coordinator.render.console import make_console
+from coordinator.render.console import make_console, print_unwrapped
 from coordinator.render.report_io import REPORT_SCHEMA, finite
 from proto.weights.conversion import CONVERSION_COLUMNS
 
@@ -25,7 +25,7 @@ def print_conversion(rows, console=None) -> None:
     table = _table("The list of conversion result", CONVERSION_COLUMNS)
     for row in rows:
         table.add_row(*row.cells())
-    (console or make_console()).print(table)
+    print_unwrapped(console or make_console(), table)
 
 
 def trunc(value: float, digits: int) -> float:
@@ -49,7 +49,7 @@ def print_weights_comparison(result, print_level: int, shape_fields, value_field
             continue
         shapes.add_row(str(row.orig_name), str(row.target_name), str(row.shapes_equal),
                        str(row.orig_shape), str(row.target_shape))
-    console.print(shapes)
+    print_unwrapped(console, shapes)
     if not result.values:
         return
     values = _table(title, value_fields)
@@ -57,7 +57,7 @@ def print_weights_comparison(result, print_level: int, shape_fields, value_field
         if print_level == 2 and c.passed:
             continue
         values.add_row(c.ref_name, c.cand_name, *value_cells(c))
-    console.print(values)
+    print_unwrapped(console, values)
 
 
 def weights_to_dict(result) -> dict:

@@ -164,3 +164,69 @@ def test_grads_dir_pairs_unnamed_grads_by_shape_and_writes_csv(tmp_path, capsys)
     with pytest.raises(UsageError, match="does not exist"):
         compare_grads_dir(pt, ms, output_file=str(tmp_path / "no" / "g.csv"))
     assert not os.path.exists(tmp_path / "no")
+
+
+def _npy_zoo(folder):
+    arrays = {
+        "f32.npy": np.arange(12, dtype=np.float32).reshape(3, 4), "scalar.npy": np.float64(3.5),
+        "empty.npy": np.zeros((0, 3), np.int64), "bools.npy": np.array([True, False]),
+        "f16.npy": np.arange(5, dtype=np.float16), "u8.npy": np.arange(3, dtype=np.uint8),
+        "c64.npy": np.array([1 + 2j], np.complex64), "deep.npy": np.zeros((1,) * 20, np.int8),
+        "big_endian.npy": np.arange(6, dtype=">f4"), "fortran.npy": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+    }
+    for name, array in arrays.items():
+        _write(folder, name, array)
+    return arrays
+
+
+def test_local_reads_equal_load_npy_and_fall_back_on_unusual_files(tmp_path):
+    from coordinator.dirs.tensor_dirs import LocalDir, _list_plain
+    from proto.formats.npy_files import list_npy_dir, load_npy
+
+    arrays = _npy_zoo(tmp_path)
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "sub.npy").mkdir()
+    os.symlink(tmp_path / "f32.npy", tmp_path / "link.npy")
+    assert _list_plain(tmp_path) == list_npy_dir(tmp_path)
+    local = LocalDir(tmp_path)
+    for name in [*arrays, "link.npy"]:
+        for buffer in (None, bytearray(1 << 10), bytearray(4)):
+            got, want = local.load(name, buffer), load_npy(tmp_path / name, name)
+            assert (got.name, got.dtype, got.array.dtype, got.shape) == (want.name, want.dtype, want.array.dtype,
+                                                                         want.shape)
+            assert np.array_equal(got.array, want.array)
+    np.save(tmp_path / "cut.npy", np.arange(100.0))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "cut.npy").read_bytes()[:300])
+    with pytest.raises(NpyFileError) as fast:
+        local.load("cut.npy")
+    with pytest.raises(NpyFileError) as plain:
+        load_npy(tmp_path / "cut.npy", "cut.npy")
+    assert str(fast.value) == str(plain.value)
+    for bad in (b"", b"\x93NUMPY\x01\x00\x76\x00", b"garbage" * 30):
+        (tmp_path / "cut.npy").write_bytes(bad)
+        with pytest.raises(NpyFileError) as fast:
+            _list_plain(tmp_path)
+        with pytest.raises(NpyFileError) as plain:
+            list_npy_dir(tmp_path)
+        assert str(fast.value) == str(plain.value)
+
+
+@pytest.mark.parametrize("threads, reused", [(1, 64 << 20), (2, 64 << 20), (1, 4000)])
+def test_dir_compare_gives_each_pairs_own_comparison(tmp_path, monkeypatch, threads, reused):
+    """Reused read buffers, one thread or two: every row is what compare_tensors says of the pair alone."""
+    from coordinator import metrics
+    from coordinator.dirs import dir_compare
+    from proto.codec import NamedArray
+
+    monkeypatch.setattr(dir_compare, "LOCAL_THREADS", threads)
+    monkeypatch.setattr(dir_compare, "REUSED_BUFFER_BYTES", reused)
+    rng = np.random.default_rng(5)
+    for i, size in enumerate([5000, 3, 700, 1, 2600, 40, 0]):
+        x = rng.standard_normal(size).astype(np.float32)
+        _write(tmp_path / "a", f"{i}_t.npy", x)
+        _write(tmp_path / "b", f"{i}_t.npy", x + np.float32(1e-3 * (i % 3)))
+    result = compare_dirs(tmp_path / "a", tmp_path / "b", rtol=1e-4, atol=1e-4)
+    for row in result.rows:
+        o, t = np.load(tmp_path / "a" / row.orig_name), np.load(tmp_path / "b" / row.target_name)
+        assert row.comparison == metrics.compare_tensors(NamedArray(row.orig_name, o), NamedArray(row.target_name, t),
+                                                         1e-4, 1e-4)
