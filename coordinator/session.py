@@ -203,13 +203,14 @@ class Session:
 
 
 def _connect(role: str, target: WorkerTarget, security: transport.Security, verbose: bool, on_exit: Callable):
+    """The worker of one side and, for one process dialled, the description it just gave (None otherwise)."""
     target.check(role)
     if target.live is not None:
         from coordinator import local  # the only path that imports a framework, lazily
 
         worker = local.adapter_for(role, target.live)
         on_exit(lambda: _end_session(worker))  # the caller's own net: trained weights go back
-        return worker
+        return worker, None
     address, worker_security = target.address, security
     if target.model_spec is not None:
         spawned = spawn.spawn_worker(role, target.model_spec, python=target.python,
@@ -224,8 +225,8 @@ def _connect(role: str, target: WorkerTarget, security: transport.Security, verb
 
         group = RankGroup.dial(client, description, worker_security, target.timeout)
         on_exit(group.close)
-        return group
-    return client
+        return group, None  # its description counts the whole net's values: described again
+    return client, description
 
 
 def _end_session(client: ModelWorker) -> None:
@@ -243,8 +244,8 @@ def open_worker(role: str, target: WorkerTarget, security: transport.Security = 
                 verbose: bool = False) -> Iterator[ModelWorker]:
     """Connect to (or spawn) one worker; stop it on exit if spawned."""
     with contextlib.ExitStack() as stack:
-        worker = _connect(role, target, security, verbose, stack.callback)
-        check_description(role, worker.describe())
+        worker, description = _connect(role, target, security, verbose, stack.callback)
+        check_description(role, description or worker.describe())
         yield worker
 
 
@@ -269,13 +270,19 @@ def open_session(
         with progress.activity(_starting_text(pt, ms)):
             futures = [pool.submit(_connect, role, target, security, verbose, on_exit)
                        for role, target in (("pt", pt), ("ms", ms))]
-            workers = [f.exception() or f.result() for f in futures]
-        for worker in workers:
-            if isinstance(worker, BaseException):
-                raise worker
-        session = Session(*workers)
+            connected = [f.exception() or f.result() for f in futures]
+        for item in connected:
+            if isinstance(item, BaseException):
+                raise item
+        session = Session(*(worker for worker, _ in connected))
         stack.callback(session.close)
-        session.describe()
+        pt_desc, ms_desc = (description for _, description in connected)
+        if pt_desc is not None and ms_desc is not None:  # each side just described itself: not asked again
+            check_description("pt", pt_desc)
+            check_description("ms", ms_desc)
+            session.pt_description, session.ms_description = pt_desc, ms_desc
+        else:
+            session.describe()
         yield session
 
 

@@ -38,9 +38,11 @@ class SpawnedWorker:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the worker: close its stdin, then SIGTERM, then SIGKILL; remove its log. A launcher's ranks
-        (its session) are killed after it, so none is left behind."""
+        (its session) are signalled with it, so none is left behind."""
         proc = self.process
-        if proc.poll() is None:
+        if self.job_dir is not None:
+            self._stop_job(timeout)
+        elif proc.poll() is None:
             try:
                 proc.stdin.close()
             except OSError:
@@ -58,11 +60,27 @@ class SpawnedWorker:
             if stream is not None and not stream.closed:
                 stream.close()
         if self.job_dir is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
             shutil.rmtree(self.job_dir, ignore_errors=True)
         if self.log_path is not None:
             self.log_path.unlink(missing_ok=True)
+
+    def _stop_job(self, timeout: float) -> None:
+        """A launcher's job: stdin closed (torchrun's ranks exit on it; msrun does not pass it on), then SIGTERM and
+        SIGKILL to its whole session, each after a short wait."""
+        proc = self.process
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        for sig, wait_s in ((None, 2.0), (signal.SIGTERM, timeout), (signal.SIGKILL, None)):
+            if sig is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # a rank that outlived its launcher
 
 
 def _log_tail(path: Path | None, lines: int = 3) -> str:

@@ -47,12 +47,16 @@ def rank_job(role: str, spec: str, ranks: int, tmp: Path, timeout: float = 120):
         yield address_file.read_text().strip()
     finally:
         with contextlib.suppress(OSError):
-            proc.stdin.close()  # every rank sees its stdin close and exits
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
+            proc.stdin.close()  # torchrun's ranks see their stdin close and exit; msrun's launcher does not pass it on
+        for sig, wait_s in ((None, 1), (signal.SIGTERM, 5), (signal.SIGKILL, None)):
+            if sig is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, sig)  # the launcher's whole session: every rank with it
+            try:
+                proc.wait(timeout=wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)  # a rank that outlived its launcher
         log.close()

@@ -16,7 +16,7 @@ import pytest
 
 from coordinator.client import WorkerClient
 from proto.errors import WorkerError
-from tests.conftest import PYTHON, REPO, repo_env, run_cli
+from tests.conftest import PYTHON, REPO, hand_started_worker, repo_env, run_cli
 from tests.e2e.rank_jobs import rank_job
 
 PT, MS = "examples.tp_block_pt:build", "examples.tp_block_ms:build"
@@ -27,6 +27,13 @@ def groups(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ranks")
     with rank_job("pt", PT, 2, tmp) as pt, rank_job("ms", MS, 2, tmp) as ms:
         yield pt, ms
+
+
+@pytest.fixture(scope="module")
+def one_pt():
+    """The same block in one torch process."""
+    with hand_started_worker("pt", PT) as pt:
+        yield pt
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +101,14 @@ def test_undeclared_slices_across_different_layouts_are_named_not_judged(undecla
 
 @pytest.mark.parametrize("bug, module", [("build_missing_all_reduce", "fc2"), ("build_bias_on_every_rank", "fc2"),
                                          ("build_wrong_gather_order", "head")])
-def test_a_tensor_parallel_bug_on_the_ms_ranks_is_located_to_its_layer(groups, undeclared_pt, bug, module, tmp_path):
+def test_a_tensor_parallel_bug_on_the_ms_ranks_is_located_to_its_layer(groups, one_pt, undeclared_pt, bug, module,
+                                                                       tmp_path):
     pt, _ = groups
     with rank_job("ms", f"examples.tp_block_ms:{bug}", 2, tmp_path) as ms:
         compare = run_cli("compare", "--pt", pt, "--ms", ms)
         located = run_cli("locate", "--isolate", "--pt", pt, "--ms", ms, "--json", str(tmp_path / "l.json"))
         # and against one torch process: the ms ranks' declared slices and partial sums are made whole
-        alone = run_cli("locate", "--pt-model", PT, "--ms", ms, "--json", str(tmp_path / "one.json"))
+        alone = run_cli("locate", "--pt", one_pt, "--ms", ms, "--json", str(tmp_path / "one.json"))
         if bug == "build_missing_all_reduce":  # activations declared on the ms side only: whole ones compare
             one_sided = run_cli("locate", "--pt", undeclared_pt, "--ms", ms)
             assert one_sided.code == 3 and "pt side's 'fc1' outputs are [2, 8, 32]" in one_sided.stderr, one_sided.stderr
