@@ -65,22 +65,25 @@ class SpawnedWorker:
             self.log_path.unlink(missing_ok=True)
 
     def _stop_job(self, timeout: float) -> None:
-        """A launcher's job: stdin closed (torchrun's ranks exit on it; msrun does not pass it on), then SIGTERM and
-        SIGKILL to its whole session, each after a short wait."""
-        proc = self.process
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-        for sig, wait_s in ((None, 2.0), (signal.SIGTERM, timeout), (signal.SIGKILL, None)):
-            if sig is not None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=wait_s)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # a rank that outlived its launcher
+        stop_launched(self.process, 2.0, timeout)
+
+
+def stop_launched(proc: subprocess.Popen, first_wait: float, term_wait: float) -> None:
+    """Stop a launcher started in a session of its own (torchrun, msrun) and every rank with it: stdin closed
+    (torchrun's ranks exit on it; msrun does not pass it on), then SIGTERM and SIGKILL to the whole session."""
+    with contextlib.suppress(OSError):
+        proc.stdin.close()
+    for sig, wait_s in ((None, first_wait), (signal.SIGTERM, term_wait), (signal.SIGKILL, None)):
+        if sig is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # a rank that outlived its launcher
 
 
 def _log_tail(path: Path | None, lines: int = 3) -> str:

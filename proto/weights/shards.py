@@ -70,19 +70,26 @@ def whole_shape(local_shapes: Sequence[Sequence[int]], placement: str, dim: int)
     return tuple(shape)
 
 
+def declared_dict(declared, known, key: str, values: str, noun: str, hint: str = "") -> dict:
+    """A factory's ``key`` declaration checked: a dict whose every name is in ``known`` (``noun``: what it names)."""
+    if not isinstance(declared, dict):
+        raise MsparityError(f"the factory's {key!r} must be a dict of {noun} -> {values}, got a "
+                            f"{type(declared).__name__}")
+    known = set(known)
+    unknown = sorted(str(n) for n in declared if n not in known)
+    if unknown:
+        raise MsparityError(f"the factory's {key!r} name {noun}s the net does not have: {', '.join(unknown[:8])}"
+                            + (f" ({hint})" if hint else ""))
+    return declared
+
+
 def parse_placements(declared, names) -> dict[str, tuple[str, int]]:
     """A factory's (or a --layout file's) ``"placements"``: {tensor name: "replicate" | "shard(DIM)"} -> {name: (kind, dim)}.
 
     Tensors not named are replicated (each rank holds all of it); a name the net lacks is an error."""
     if not declared:
         return {}
-    if not isinstance(declared, dict):
-        raise MsparityError(f"the factory's 'placements' must be a dict of tensor name -> 'replicate' or 'shard(DIM)', "
-                            f"got a {type(declared).__name__}")
-    known = set(names)
-    unknown = sorted(str(n) for n in declared if n not in known)
-    if unknown:
-        raise MsparityError(f"the factory's 'placements' name tensors the net does not have: {', '.join(unknown[:8])}")
+    declared_dict(declared, names, "placements", "'replicate' or 'shard(DIM)'", "tensor")
     parsed = {}
     for name, text in declared.items():
         spec = str(text).replace(" ", "").lower()

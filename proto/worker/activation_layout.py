@@ -27,6 +27,7 @@ import numpy as np
 
 from proto.codec import NamedArray
 from proto.errors import MsparityError
+from proto.weights.shards import declared_dict
 from proto.worker.module_records import summarize
 
 REPLICATE, SHARD, PARTIAL = "replicate", "shard", "partial"
@@ -41,14 +42,8 @@ def parse_activations(declared, paths: Sequence[str]) -> Layout:
     """A factory's ``"activations"`` -> {path: {side: (kind, dim)}}; a path the net lacks is an error."""
     if not declared:
         return {}
-    if not isinstance(declared, dict):
-        raise MsparityError(f"the factory's 'activations' must be a dict of module path -> 'shard(DIM)', 'partial' "
-                            f"or {{'inputs': ..., 'outputs': ...}}, got a {type(declared).__name__}")
-    known = set(paths)
-    unknown = sorted(str(p) for p in declared if p not in known)
-    if unknown:
-        raise MsparityError(f"the factory's 'activations' name modules the net does not have: "
-                            f"{', '.join(unknown[:8])} (give module paths as named_modules / cells_and_names list them)")
+    declared_dict(declared, paths, "activations", "'shard(DIM)', 'partial' or {'inputs': ..., 'outputs': ...}",
+                  "module", "give module paths as named_modules / cells_and_names list them")
     layout: Layout = {}
     for path, value in declared.items():
         sides = value if isinstance(value, dict) else {"outputs": value}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+from coordinator.spawn import stop_launched
 from tests.conftest import PYTHON, REPO, repo_env
 
 BIN = Path(PYTHON).parent
@@ -46,17 +46,5 @@ def rank_job(role: str, spec: str, ranks: int, tmp: Path, timeout: float = 120):
             time.sleep(0.2)
         yield address_file.read_text().strip()
     finally:
-        with contextlib.suppress(OSError):
-            proc.stdin.close()  # torchrun's ranks see their stdin close and exit; msrun's launcher does not pass it on
-        for sig, wait_s in ((None, 1), (signal.SIGTERM, 5), (signal.SIGKILL, None)):
-            if sig is not None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, sig)  # the launcher's whole session: every rank with it
-            try:
-                proc.wait(timeout=wait_s)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # a rank that outlived its launcher
+        stop_launched(proc, 1.0, 5.0)
         log.close()
