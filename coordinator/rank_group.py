@@ -239,10 +239,7 @@ class RankGroup:
         if backward:
             raise IsolationRefused("--isolate of a backward locate is not available across ranks")
         key = f"{path}#{call}"
-        recorded = self.rank_activations("f32", [key], True, False)
-        if any(len(r) != len(recorded[0]) or any(not np.array_equal(a.array, b.array, equal_nan=a.array.dtype.kind
-                                                                    in "fc") for a, b in zip(r, recorded[0]))
-               for r in recorded[1:]):
+        if disagreeing_rank(self.rank_activations("f32", [key], True, False)) is not None:
             raise IsolationRefused(f"--isolate replays {path!r} on every {self.role} rank with the same inputs, but its "
                                    f"ranks recorded different inputs (slices): declare them in the {self.role} "
                                    f"factory, \"activations\": {{\"{path}\": {{\"inputs\": \"shard(-1)\"}}}}")
@@ -259,9 +256,8 @@ def check_locate_layout(pt: WorkerDescription, ms: WorkerDescription, mappings=(
                         ms_listing=None) -> bool:
     """Whether the two sides are split alike: one process each, or the same number of ranks with each tensor
     copied as it is split along the same dim on both, and no activations declared (which are made whole). Then
-    locate may pair rank 0's slices with rank 0's;
-    otherwise it compares whole activations only (the factories' "activations" make them whole), and checks
-    that every rank of a side holds the same tensors of the calls it fetches."""
+    locate may pair rank 0's slices with rank 0's; otherwise it compares whole activations only, and checks that
+    every rank of a side holds the same tensors of the calls it fetches."""
     if pt.world_size != ms.world_size:
         return False
     if pt.world_size > 1 and (pt.activation_paths or ms.activation_paths):
@@ -299,10 +295,3 @@ def disagreement_message(role: str, key: str, inputs: bool, rank: int) -> str:
             f"\"shard(-1)\"}}}}, or \"partial\"), or a reduction (an all-reduce, a gather) missing in the port's "
             f"{path!r}; run both sides with the same placements to compare rank by rank")
 
-
-def check_ranks_agree(role: str, key: str, inputs: bool, per_rank: list[list[NamedArray]]) -> None:
-    """Every rank holds the same tensors of a call (layouts differ, so only whole activations compare); else
-    a clear error naming the call and the declaration that makes them whole."""
-    rank = disagreeing_rank(per_rank)
-    if rank is not None:
-        raise MsparityError(disagreement_message(role, key, inputs, rank))

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from coordinator.locate.isolation import l2
 from proto.codec import NamedArray
 
 AGREE = 1e-4  # relative L2 of the sorted values, far under a real difference, far over float32 noise sums
 DIFFER = 1e-2  # relative L2 of the outputs as they are: a clear difference, not noise
-
-
-def _rel(ref: np.ndarray, cand: np.ndarray) -> float:
-    return float(np.linalg.norm(cand - ref) / max(np.linalg.norm(ref), np.finfo(np.float64).tiny))
 
 
 def moved_values(ref: np.ndarray, cand: np.ndarray) -> list[int] | None:
@@ -21,12 +18,12 @@ def moved_values(ref: np.ndarray, cand: np.ndarray) -> list[int] | None:
     if ref.shape != cand.shape or ref.size < 2 or ref.dtype.kind != "f" or cand.dtype.kind != "f":
         return None
     ref64, cand64 = ref.astype(np.float64), cand.astype(np.float64)
-    if not (np.isfinite(ref64).all() and np.isfinite(cand64).all()) or _rel(ref64, cand64) < DIFFER:
+    if not (np.isfinite(ref64).all() and np.isfinite(cand64).all()) or l2(ref64, cand64) < DIFFER:
         return None
-    if _rel(np.sort(ref64, axis=None), np.sort(cand64, axis=None)) > AGREE:
+    if l2(np.sort(ref64, axis=None), np.sort(cand64, axis=None)) > AGREE:
         return None
     return [d for d in range(ref64.ndim) if ref64.shape[d] > 1 and
-            _rel(np.sort(ref64, axis=d), np.sort(cand64, axis=d)) <= AGREE]
+            l2(np.sort(ref64, axis=d), np.sort(cand64, axis=d)) <= AGREE]
 
 
 def moved_values_hint(pt_outputs: list[NamedArray], ms_outputs: list[NamedArray], ms_path: str) -> str | None:

@@ -146,6 +146,11 @@ class BaseAdapter:
         if join.all_gather_int32 is not None and join.world_size > 1:
             self._rank_gather = (join.all_gather_int32, join.world_size, join.rank)
 
+    def _gathered(self, array: np.ndarray) -> list[np.ndarray]:
+        """Every rank's array of the same place, by rank (a collective over the job)."""
+        all_gather, world, _ = self._rank_gather
+        return gather_arrays(all_gather, array, world)
+
     def _placed(self, listing: ParameterListing) -> ParameterListing:
         """The listing with each tensor's placement (shard: the shape is this rank's slice)."""
         if not self.placements:
@@ -302,12 +307,11 @@ class BaseAdapter:
         """On one rank of a job, the recording with the declared activations made whole (every rank does this)."""
         if not self.activations or self._rank_gather is None:
             return result
-        all_gather, world, _ = self._rank_gather
         runs = self.recorder.runs
         for run in ("f32", "f64"):
             if run in runs:
-                whole_run(runs[run], self.activations, lambda a: gather_arrays(all_gather, a, world),
-                          bool(options.backward_loss), options.sketch_size, options.sketch_seed)
+                whole_run(runs[run], self.activations, self._gathered, bool(options.backward_loss),
+                          options.sketch_size, options.sketch_seed)
         return dataclasses.replace(result, calls=tuple(runs["f32"].calls),
                                    reference_calls=tuple(runs["f64"].calls) if result.reference_calls else ())
 
@@ -322,11 +326,10 @@ class BaseAdapter:
             if not self.activations or self._rank_gather is None:
                 return self.recorder.run_module(path, call, float64, inputs)
             # one rank of a job: every rank replays on the same whole inputs, each on its part, made whole after
-            all_gather, world, rank = self._rank_gather
             run = self.recorder.runs.get("f64" if float64 else "f32")
-            mine = local_inputs(run, f"{path}#{call}", self.activations, path, rank, inputs)
+            mine = local_inputs(run, f"{path}#{call}", self.activations, path, self._rank_gather[2], inputs)
             return whole_outputs(self.recorder.run_module(path, call, float64, mine), self.activations, path,
-                                 lambda a: gather_arrays(all_gather, a, world))
+                                 self._gathered)
         grads = [x for x in inputs if x.name.startswith(GRAD_INPUT_PREFIX)]
         forward = [x for x in inputs if not x.name.startswith(GRAD_INPUT_PREFIX)]
         return self.recorder.run_module_backward(path, call, float64, forward, grads)

@@ -6,11 +6,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pytest
 
-from coordinator.rank_group import check_locate_layout, check_ranks_agree
+from coordinator.rank_group import check_locate_layout, disagreeing_rank, disagreement_message
 from proto.codec import NamedArray
-from proto.errors import MsparityError
 from proto.weights.weight_plan import WeightMapping
 from proto.worker.interface import ParameterListing, ParameterSpec, WorkerDescription
 
@@ -41,18 +39,20 @@ def test_sides_are_alike_with_as_many_ranks_and_the_same_splits():
                                _listing(("shard", 1)))
 
 
-def test_ranks_holding_different_tensors_of_a_call_are_named_with_the_declaration():
+def test_ranks_holding_different_tensors_of_a_call_are_found_and_named_with_the_declaration():
     whole = [NamedArray("fc1#0|out|0", np.arange(6, dtype=np.float32).reshape(2, 3))]
-    check_ranks_agree("pt", "fc1#0", False, [whole, [NamedArray("x", whole[0].array.copy())]])
+    assert disagreeing_rank([whole, [NamedArray("x", whole[0].array.copy())]]) is None
     nan = [NamedArray("a", np.array([np.nan, 1.0], np.float32))]
-    check_ranks_agree("ms", "act#0", True, [nan, [NamedArray("a", nan[0].array.copy())]])  # NaN where NaN: same
+    assert disagreeing_rank([nan, [NamedArray("a", nan[0].array.copy())]]) is None  # NaN where NaN: same
     sliced = [NamedArray("fc1#0|out|0", whole[0].array[:, :2])]
-    with pytest.raises(MsparityError, match=r"pt side's 'fc1' outputs differ between rank 0 and rank 1, .*"
-                                            r'"activations": \{"fc1": \{"outputs": "shard\(-1\)"\}\}.*'
-                                            r"a reduction \(an all-reduce, a gather\) missing in the port's 'fc1'"):
-        check_ranks_agree("pt", "fc1#0", False, [whole, sliced])
-    with pytest.raises(MsparityError, match="ms side's 'the root' inputs differ between rank 0 and rank 2"):
-        check_ranks_agree("ms", "#0", True, [whole, whole, [NamedArray("x", whole[0].array + 1)]])
+    assert disagreeing_rank([whole, sliced]) == 1
+    assert disagreeing_rank([whole, whole, [NamedArray("x", whole[0].array + 1)]]) == 2
+    assert disagreeing_rank([whole, []]) == 1
+    message = disagreement_message("pt", "fc1#0", False, 1)
+    assert "pt side's 'fc1' outputs differ between rank 0 and rank 1, " in message
+    assert '"activations": {"fc1": {"outputs": "shard(-1)"}}' in message
+    assert "a reduction (an all-reduce, a gather) missing in the port's 'fc1'" in message
+    assert "ms side's 'the root' inputs differ between rank 0 and rank 2" in disagreement_message("ms", "#0", True, 2)
 
 
 def test_a_slice_is_one_dim_split_over_one_sides_number_of_ranks():
