@@ -145,7 +145,7 @@ class WorkerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetWeightDigests(self, request, context):
-        """A digest of each named weight's bytes (BLAKE2b, 16 bytes, of its little-endian C-order values): two workers'
+        """A digest of each named weight's bytes (the first 16 bytes of its SHA-256, of its little-endian C-order values): two workers'
         equal digests prove a copy exact without moving the tensors (1.6).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

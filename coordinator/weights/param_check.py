@@ -17,8 +17,6 @@ from proto.weights.weight_plan import WeightPlan
 
 
 def _digests(worker, names) -> dict | None:
-    if not hasattr(worker, "weight_digests"):  # a rank group: its ranks' slices have no whole digest
-        return None
     try:
         return {spec.name: (spec, digest) for spec, digest in worker.weight_digests(names)}
     except WorkerError as exc:
@@ -50,8 +48,10 @@ class _Reader:
 
 def check_params(session, plan: WeightPlan, rtol: float = 1e-4, atol: float = 1e-4) -> WeightsComparison:
     """Shape and value rows of every mapped parameter, TroubleShooter's table, in the plan's order."""
-    pt_digests = _digests(session.pt, plan.pt_names)
-    ms_digests = _digests(session.ms, []) if pt_digests is not None else None
+    if not (hasattr(session.pt, "weight_digests") and hasattr(session.ms, "weight_digests")):
+        return None  # a rank group: its ranks' slices have no whole digest
+    # each worker hashes its own tensors: both at once
+    pt_digests, ms_digests = session.both(lambda: _digests(session.pt, plan.pt_names), lambda: _digests(session.ms, []))
     if pt_digests is None or ms_digests is None:
         return None
     exact = {m.ms_name for m in plan.mappings if m.transform == "identity" and m.pt_name in pt_digests

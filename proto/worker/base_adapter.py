@@ -224,7 +224,7 @@ class BaseAdapter:
             yield self.tensors.numpy_from_native(name, state[name])
 
     def weight_digests(self, names: Sequence[str] = ()) -> list[tuple[TensorSpec, bytes]]:
-        """Each named weight's spec and the BLAKE2b digest of its bytes as the wire carries them."""
+        """Each named weight's spec and the digest of its bytes (proto.codec.digest_of) as the wire carries them."""
         return [(spec_of(tensor), digest_of(tensor)) for tensor in self.get_weights(names)]
 
     def set_weights(self, tensors: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
