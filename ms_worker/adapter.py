@@ -57,6 +57,9 @@ class MindSporeAdapter(BaseAdapter):
         except (TypeError, RuntimeError):  # CPU Assign has no kernel for some dtypes (bfloat16, complex)
             target.set_data(value)
 
+    def _writable_view(self, target: ms.Parameter):
+        return tensors.writable_view(target)
+
     def _call_net(self, inputs: Sequence[NamedArray], train_mode: bool):
         args = [tensors.native_from_numpy(x) for x in inputs]
         self.net.set_train(train_mode)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import mindspore as ms
 import numpy as np
 
@@ -49,6 +51,21 @@ def _numpy_owned(array: np.ndarray) -> bool:
     while isinstance(root.base, np.ndarray):
         root = root.base
     return root.base is None and root.flags.owndata
+
+
+@functools.cache
+def _on_cpu() -> bool:
+    return ms.get_context("device_target") == "CPU"  # set before a net is built, never changed by a worker
+
+
+def writable_view(param: ms.Parameter) -> np.ndarray | None:
+    """The parameter's own memory as numpy, or None. On CPU asnumpy() is a view of it, as its docs say, once
+    PyNative's queued kernels are done (it waits for them): writing it sets the parameter, and an optimizer's
+    later steps see that. Elsewhere it is a host copy: checked, not assumed."""
+    if param.dtype == ms.bfloat16 or not _on_cpu():
+        return None
+    view = param.asnumpy()
+    return view if np.shares_memory(view, param.asnumpy()) else None
 
 
 def is_native_tensor(value: object) -> bool:

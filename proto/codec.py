@@ -1,8 +1,9 @@
 """numpy <-> TensorChunk streams: a header, then raw C-order little-endian bytes in chunks.
 
-The encoder makes one copy of each chunk (protobuf needs ``bytes``); the decoder writes chunks
-into one preallocated buffer per tensor, so a tensor is held once while it arrives. Nothing is
-ever pickled: dtype, shape and byte count come from the header and are checked.
+The encoder makes one copy of each chunk (protobuf needs ``bytes``; ``encode_frames`` makes the message's bytes
+in that one copy); the decoder writes chunks into one buffer per tensor, so a tensor is held once while it
+arrives: a buffer of its own, or the memory it is going to (``place``: a parameter's, on a CPU worker). Nothing
+is ever pickled: dtype, shape and byte count come from the header and are checked.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from proto import dtypes
+from proto.frames import Frame, chunk_bytes, frame_of, parse_chunk
 from proto.tensor_pb2 import TensorChunk, TensorHeader
 
 CHUNK_BYTES = 1 << 20  # ~1 MiB measured best on loopback (DESIGN.md section 4)
@@ -80,8 +82,7 @@ def _little_endian_c_order(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def encode(tensors: Iterable[NamedArray], chunk_bytes: int = CHUNK_BYTES) -> Iterator[TensorChunk]:
-    """Yield TensorChunk messages for each tensor: header on the first chunk, then data chunks."""
+def _chunked(tensors: Iterable[NamedArray], chunk_bytes: int) -> Iterator[tuple[TensorHeader | None, memoryview]]:
     seen: set[str] = set()
     for tensor in tensors:
         if tensor.name in seen:
@@ -91,17 +92,31 @@ def encode(tensors: Iterable[NamedArray], chunk_bytes: int = CHUNK_BYTES) -> Ite
         raw = memoryview(array.reshape(-1)).cast("B") if array.size else memoryview(b"")
         header = TensorHeader(name=tensor.name, dtype=tensor.dtype, shape=array.shape, nbytes=raw.nbytes)
         first_end = min(chunk_bytes, raw.nbytes)
-        yield TensorChunk(header=header, data=bytes(raw[:first_end]))
+        yield header, raw[:first_end]
         for start in range(first_end, raw.nbytes, chunk_bytes):
-            yield TensorChunk(data=bytes(raw[start : start + chunk_bytes]))
+            yield None, raw[start : start + chunk_bytes]
 
+
+def encode(tensors: Iterable[NamedArray], chunk_bytes: int = CHUNK_BYTES) -> Iterator[TensorChunk]:
+    """Yield TensorChunk messages for each tensor: header on the first chunk, then data chunks."""
+    for header, data in _chunked(tensors, chunk_bytes):
+        yield TensorChunk(header=header, data=bytes(data)) if header is not None else TensorChunk(data=bytes(data))
+
+
+def encode_frames(tensors: Iterable[NamedArray], size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The same stream as ``encode``, each TensorChunk already serialized (for a reply stream: proto.frames)."""
+    for header, data in _chunked(tensors, size):
+        yield chunk_bytes(header, data)
+
+
+Place = Callable[[TensorHeader], "np.ndarray | None"]  # the memory a tensor goes into, or None
 
 MAX_TENSOR_BYTES = int(os.environ.get("MSPARITY_MAX_TENSOR_BYTES", 64 << 30))  # one tensor of a stream
 MAX_STREAM_BYTES = int(os.environ.get("MSPARITY_MAX_STREAM_BYTES", 1 << 40))  # all tensors of one call
 
 
-def _start_tensor(header: TensorHeader, seen: set[str], so_far: int = 0) -> tuple[np.ndarray, np.dtype]:
-    """The buffer a tensor's bytes go into: allocated, not touched (pages fill as data arrives), within the caps."""
+def _start_tensor(header: TensorHeader, seen: set[str], so_far: int = 0) -> tuple[int, np.dtype]:
+    """A tensor's byte count and numpy dtype, checked against its header and the caps."""
     name = header.name
     if not name:
         raise CodecError("tensor header without a name")
@@ -124,38 +139,53 @@ def _start_tensor(header: TensorHeader, seen: set[str], so_far: int = 0) -> tupl
         raise CodecError(f"tensor {name!r}: {expected / 2**30:.1f} GiB is more than one call may send "
                          f"({MAX_TENSOR_BYTES / 2**30:g} GiB a tensor, {MAX_STREAM_BYTES / 2**30:g} GiB a call; "
                          "MSPARITY_MAX_TENSOR_BYTES / MSPARITY_MAX_STREAM_BYTES raise them)")
+    return expected, np_dtype
+
+
+def _buffer(header: TensorHeader, nbytes: int, place: Place | None) -> np.ndarray:
+    """Where a tensor's bytes go: the placed memory, or a buffer allocated, not touched (pages fill as data
+    arrives)."""
+    placed = place(header) if place is not None else None
+    if placed is not None and placed.dtype == np.uint8 and placed.shape == (nbytes,) and placed.flags.writeable:
+        return placed
     try:
-        return np.empty(expected, np.uint8), np_dtype
+        return np.empty(nbytes, np.uint8)
     except MemoryError:
-        raise CodecError(f"tensor {name!r}: cannot hold {expected / 2**30:.1f} GiB here") from None
+        raise CodecError(f"tensor {header.name!r}: cannot hold {nbytes / 2**30:.1f} GiB here") from None
 
 
-def decode(chunks: Iterable[TensorChunk]) -> Iterator[NamedArray]:
-    """Yield each tensor as soon as its last byte arrives; raise CodecError on a malformed stream."""
+def decode(chunks: Iterable[TensorChunk | Frame | bytes], place: Place | None = None) -> Iterator[NamedArray]:
+    """Yield each tensor as soon as its last byte arrives; raise CodecError on a malformed stream.
+
+    ``place(header)`` may give the memory a tensor is to be written into (a writable uint8 array of exactly
+    ``header.nbytes``, checked here); the tensor is then yielded as a view of it. None: a buffer of its own."""
     seen: set[str] = set()
     header: TensorHeader | None = None
     buffer = np.empty(0, np.uint8)
     np_dtype = np.dtype("u1")
     filled = total = 0
     for chunk in chunks:
-        if chunk.HasField("header"):
+        frame = chunk if type(chunk) is Frame else parse_chunk(chunk) if type(chunk) is bytes else frame_of(chunk)
+        if frame.header is not None:
             if header is not None:
                 raise CodecError(
-                    f"tensor {header.name!r}: stream moved to {chunk.header.name!r} after "
+                    f"tensor {header.name!r}: stream moved to {frame.header.name!r} after "
                     f"{filled} of {header.nbytes} bytes"
                 )
-            header = chunk.header
-            buffer, np_dtype = _start_tensor(header, seen, total)
-            total += len(buffer)
+            header = frame.header
+            nbytes, np_dtype = _start_tensor(header, seen, total)
+            buffer = _buffer(header, nbytes, place)
+            total += nbytes
             filled = 0
         elif header is None:
             raise CodecError("tensor data arrived before any header")
-        data = chunk.data
-        if filled + len(data) > len(buffer):
+        data = frame.data
+        size = len(data) if type(data) is bytes else data.nbytes
+        if filled + size > len(buffer):
             raise CodecError(f"tensor {header.name!r}: more bytes than the {header.nbytes} its header declares")
-        if data:
-            buffer[filled : filled + len(data)] = np.frombuffer(data, np.uint8)
-        filled += len(data)
+        if size:
+            buffer[filled : filled + size] = np.frombuffer(data, np.uint8)
+        filled += size
         if filled == len(buffer):
             array = buffer.view(np_dtype).reshape(tuple(header.shape))
             yield NamedArray(header.name, array, header.dtype)

@@ -7,6 +7,7 @@ skipped; entries the target has no place for (num_batches_tracked) are dropped b
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -45,6 +46,12 @@ class WeightPlan:
     def pt_names(self) -> list[str]:
         """The torch entries to stream, each once (a split entry feeds several mappings)."""
         return list(dict.fromkeys(m.pt_name for m in self.mappings))
+
+    def unchanged(self) -> dict[str, str]:
+        """torch name -> MindSpore name of each entry that feeds one parameter as it is (identity): its bytes may
+        be written straight into that parameter."""
+        feeds = Counter(m.pt_name for m in self.mappings)
+        return {m.pt_name: m.ms_name for m in self.mappings if m.transform == "identity" and feeds[m.pt_name] == 1}
 
     def convert(self, pt_tensors: Iterable[NamedArray]) -> Iterator[NamedArray]:
         """Rename and transform streamed torch tensors into MindSpore tensors, one at a time (the parts of a

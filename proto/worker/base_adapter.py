@@ -45,6 +45,7 @@ from proto.worker.interface import (
     WorkerDescription,
 )
 from proto.worker.net_io import NET_ERRORS, as_input_list, flatten_outputs, input_name
+from proto.worker.weight_placing import WeightPlacer
 
 
 def apply_weights(
@@ -163,6 +164,11 @@ class BaseAdapter:
         """Write one checked tensor into the state entry target, in place."""
         raise NotImplementedError
 
+    def _writable_view(self, target) -> np.ndarray | None:
+        """A numpy array that is the state entry target's own memory, with the framework's queued work on it
+        finished, or None (the default: never)."""
+        return None
+
     def _call_net(self, inputs: Sequence[NamedArray], train_mode: bool):
         """Run the net on inputs in the mode asked for; return what it returned."""
         raise NotImplementedError
@@ -227,22 +233,34 @@ class BaseAdapter:
         """Each named weight's spec and the digest of its bytes (proto.codec.digest_of) as the wire carries them."""
         return [(spec_of(tensor), digest_of(tensor)) for tensor in self.get_weights(names)]
 
-    def set_weights(self, tensors: Iterable[NamedArray], strict: bool = False) -> SetWeightsResult:
-        """Assign streamed tensors. A stream that fails after assigning some leaves the net refusing to compute
-        (WEIGHTS_PARTIAL) until its weights are set again: a mix of two models must never be compared."""
+    def weight_placer(self, target_of=lambda name: name) -> WeightPlacer | None:
+        """A placer writing streamed tensors straight into the parameters they set unchanged (target_of: the
+        parameter a streamed name sets, None for none), where this worker can write into them; else None."""
+        if type(self)._writable_view is BaseAdapter._writable_view:
+            return None
         state = self._state()
         specs = {p.name: p for p in self.list_parameters().parameters}
+        return WeightPlacer(specs, lambda name: self._writable_view(state[name]), target_of)
+
+    def set_weights(self, tensors: Iterable[NamedArray], strict: bool = False,
+                    placer: WeightPlacer | None = None) -> SetWeightsResult:
+        """Assign streamed tensors (those the placer already wrote into their parameters are left as they are).
+        A stream that fails after assigning some leaves the net refusing to compute (WEIGHTS_PARTIAL) until its
+        weights are set again: a mix of two models must never be compared."""
+        state = self._state()
+        specs = placer.specs if placer is not None else {p.name: p for p in self.list_parameters().parameters}
         assigned = 0
 
         def assign(tensor: NamedArray) -> None:
             nonlocal assigned
-            self._assign(state[tensor.name], tensor)
+            if placer is None or not placer.holds(tensor.name, tensor.array):
+                self._assign(state[tensor.name], tensor)
             assigned += 1
 
         try:
             result = apply_weights(tensors, specs, assign, strict, self.framework)
         except BaseException:
-            if assigned:
+            if assigned or (placer is not None and placer.touched):
                 self.weights_state = f"{WEIGHTS_PARTIAL} ({assigned} of {len(specs)} tensors)"
             raise
         if result.loaded:

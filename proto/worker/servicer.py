@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from proto import codec, errors, messages, worker_pb2, worker_pb2_grpc
+from proto import codec, errors, frames, messages, worker_pb2, worker_pb2_grpc
 from proto.formats.npy_files import ServedRoots
 from proto.worker.interface import PROTOCOL_VERSION, TARGET_NAME, DirectoryServer, ModelWorker
 from proto.worker.rank_job import ORDERED_RPCS, SEQ_METADATA, RankInfo, SequenceGate
@@ -175,7 +175,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     def GetWeights(self, request, context):
         with self._lock:
             tensors = self._adapter.get_weights(list(request.names))
-        yield from codec.encode(self._locked(iter(tensors)))
+        yield from codec.encode_frames(self._locked(iter(tensors)))
 
     @_rpc
     def GetWeightDigests(self, request, context):
@@ -192,17 +192,20 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         # Decoding happens as the adapter pulls tensors, so weights are applied while they stream;
         # the lock is held while a tensor is applied, not while the next one is on its way.
         with self._lock:
-            result = self._adapter.set_weights(self._unlocked_while_waiting(codec.decode(chunks)), strict=strict)
+            placer = self._adapter.weight_placer()
+            tensors = codec.decode(chunks, place=placer.place if placer else None)
+            result = self._adapter.set_weights(self._unlocked_while_waiting(tensors), strict=strict, placer=placer)
         return messages.set_weights_result_to_pb(result)
 
     @_rpc
     def PullWeights(self, request, context):
         plan = plan_of(request.mappings)
-        tensors = pulled(request.source, plan.pt_names, request.source_token, request.source_tls_ca,
-                         request.source_tls_server_name)
         with self._lock:  # released while each tensor is on its way, as for SetWeights
+            placer = self._adapter.weight_placer(plan.unchanged().get)
+            tensors = pulled(request.source, plan.pt_names, request.source_token, request.source_tls_ca,
+                             request.source_tls_server_name, place=placer.place if placer else None)
             result = self._adapter.set_weights(self._unlocked_while_waiting(plan.convert(tensors)),
-                                               strict=request.strict)
+                                               strict=request.strict, placer=placer)
         return messages.set_weights_result_to_pb(result)
 
     @_streaming_rpc
@@ -213,7 +216,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             result = self._adapter.forward(inputs, train_mode=messages.forward_options_from_pb(options))
         if result.skipped:
             context.set_trailing_metadata(messages.skipped_to_metadata(result.skipped))
-        yield from codec.encode(result.outputs)
+        yield from codec.encode_frames(result.outputs)
 
     @_streaming_rpc
     def TrainStep(self, request_iterator, context):
@@ -226,7 +229,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         with self._lock:
             results = self._adapter.train_step(inputs, targets[0], train_options)
         # The step runs as the first result is pulled; each pull holds the lock, so no other call interleaves.
-        yield from codec.encode(self._locked(iter(results)))
+        yield from codec.encode_frames(self._locked(iter(results)))
 
     @_rpc
     def Record(self, request_iterator, context):
@@ -239,7 +242,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     def GetActivations(self, request, context):
         with self._lock:
             tensors = self._adapter.get_activations(*messages.activations_request_from_pb(request))
-        yield from codec.encode(self._locked(iter(tensors)))
+        yield from codec.encode_frames(self._locked(iter(tensors)))
 
     @_streaming_rpc
     def RunModule(self, request_iterator, context):
@@ -247,13 +250,13 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         path, call, float64, backward = messages.run_module_options_from_pb(options)
         with self._lock:
             outputs = self._adapter.run_module(path, call, float64, inputs, backward=backward)
-        yield from codec.encode(outputs)
+        yield from codec.encode_frames(outputs)
 
     @_streaming_rpc
     def GetExampleInputs(self, request, context):
         with self._lock:
             tensors = self._adapter.get_example_inputs()
-        yield from codec.encode(self._locked(iter(tensors)))
+        yield from codec.encode_frames(self._locked(iter(tensors)))
 
     @_rpc
     def EndSession(self, request, context):
@@ -276,12 +279,12 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
 
     @_streaming_rpc
     def GetTensors(self, request, context):
-        yield from codec.encode(self._served.get_tensors(request.path, list(request.names)))
+        yield from codec.encode_frames(self._served.get_tensors(request.path, list(request.names)))
 
 
 def add_to_server(server: grpc.Server, adapter: ModelWorker | None, worker_name: str,
                   served: DirectoryServer | None = None) -> WorkerServicer:
     """Register a servicer for adapter (None: directories only) and the served directories on server."""
     servicer = WorkerServicer(adapter, worker_name, served)
-    worker_pb2_grpc.add_WorkerServicer_to_server(servicer, server)
+    frames.add_worker_service(servicer, server)
     return servicer

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 
 import grpc
 
-from proto import codec, transport, worker_pb2, worker_pb2_grpc
+from proto import codec, frames, transport, worker_pb2
 from proto.codec import NamedArray
 from proto.errors import FailedPrecondition
 from proto.weights.weight_plan import WeightMapping, WeightPlan
@@ -61,18 +61,19 @@ def _channel(source: str, tls_ca: bytes, server_name: str) -> grpc.Channel:
         return _channels[key]
 
 
-def pulled(source: str, names: Sequence[str], token: str, tls_ca: bytes, server_name: str) -> Iterator[NamedArray]:
-    """The named tensors of the worker at source, streamed one at a time."""
+def pulled(source: str, names: Sequence[str], token: str, tls_ca: bytes, server_name: str,
+           place: codec.Place | None = None) -> Iterator[NamedArray]:
+    """The named tensors of the worker at source, streamed one at a time (each where place says: codec.decode)."""
     channel = _channel(source, tls_ca, server_name)
     metadata = transport.call_metadata(transport.Security(token=token or None))
     state = _first_state(channel)
     if state is not grpc.ChannelConnectivity.READY:
         raise FailedPrecondition(f"{SOURCE_UNREACHABLE} at {source} ({state.name.lower() if state else 'no answer'} "
                                  f"within {CONNECT_S:g} s)")
-    stub = worker_pb2_grpc.WorkerStub(channel)
+    stub = frames.worker_stub(channel)
     responses = stub.GetWeights(worker_pb2.GetWeightsRequest(names=list(names)), metadata=metadata)
     try:
-        yield from codec.decode(responses)
+        yield from codec.decode(responses, place=place)
     except grpc.RpcError as exc:
         raise FailedPrecondition(f"reading the weights of the source worker at {source} failed: "
                                  f"{exc.code().name}: {exc.details()}") from None
