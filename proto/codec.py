@@ -8,13 +8,13 @@ is ever pickled: dtype, shape and byte count come from the header and are checke
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import xxhash
 
 from proto import dtypes
 from proto.frames import Frame, chunk_bytes, frame_of, parse_chunk
@@ -65,13 +65,16 @@ def spec_of(tensor: NamedArray) -> TensorSpec:
     return TensorSpec(tensor.name, tensor.dtype, tensor.shape)
 
 
+DIGEST_ALGORITHM = b"xxh3-128:"  # leads every digest: a digest of another algorithm (a 1.7 worker's SHA-256,
+# a 1.6 worker's BLAKE2b) never equals one of these, so such tensors are compared by value: slower, never wrong
+
+
 def digest_of(tensor: NamedArray) -> bytes:
-    """SHA-256 (its first 16 bytes) of a tensor's values in wire order: equal digests, equal tensors. SHA-256, not
-    BLAKE2b: CPUs hash it in hardware (1.7 GB/s against 1.1 here). Digests of other algorithms (a 1.6 worker's
-    BLAKE2b) never match, so such tensors are compared by value: slower, never wrong."""
+    """A digest of a tensor's values in wire order: equal digests, equal tensors (XXH3's 128 bits: 17 GB/s here,
+    against SHA-256's 1.7; the check it serves proves a copy exact, with no adversary)."""
     array = _little_endian_c_order(tensor.array)
     data = memoryview(array.reshape(-1)).cast("B") if array.size else b""
-    return hashlib.sha256(data).digest()[:16]
+    return DIGEST_ALGORITHM + xxhash.xxh3_128_digest(data)
 
 
 def _little_endian_c_order(array: np.ndarray) -> np.ndarray:

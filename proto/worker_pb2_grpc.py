@@ -145,8 +145,8 @@ class WorkerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetWeightDigests(self, request, context):
-        """A digest of each named weight's bytes (the first 16 bytes of its SHA-256, of its little-endian C-order values): two workers'
-        equal digests prove a copy exact without moving the tensors (1.6).
+        """A digest of each named weight's bytes ("xxh3-128:" and the 16 bytes of its XXH3-128, of its little-endian C-order values;
+        SHA-256's first 16 bytes before 1.8): two workers' equal digests prove a copy exact without moving the tensors (1.6).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -18,11 +18,12 @@ from proto.errors import BadRequest
 from proto.formats.npy_files import NpyEntry
 from proto.worker.module_records import ModuleCall
 
-PROTOCOL_VERSION = "1.7"  # 1.1: ListDir / GetTensors; 1.2: TrainStep; 1.3: Record / GetActivations / RunModule;
+PROTOCOL_VERSION = "1.8"  # 1.1: ListDir / GetTensors; 1.2: TrainStep; 1.3: Record / GetActivations / RunModule;
 # 1.4: GetExampleInputs, Forward names the non-tensor outputs it left out (trailing metadata);
 # 1.5: sessions (one coordinator at a time, EndSession puts trained weights back), Describe's weights_state;
 # 1.6: ranks (Describe's rank / world_size / rank_addresses, ParameterInfo's placement, ordered compute calls);
-# 1.7: Describe's activation_paths (declared activations made whole), RunModule across ranks
+# 1.7: Describe's activation_paths (declared activations made whole), RunModule across ranks;
+# 1.8: weight digests are XXH3-128, tagged (codec.DIGEST_ALGORITHM)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ def test_describe_and_listing(workers):
     pt, ms = workers
     pt_desc, ms_desc = pt.describe(), ms.describe()
     assert (pt_desc.framework, ms_desc.framework) == ("pytorch", "mindspore")
-    assert pt_desc.protocol_version == ms_desc.protocol_version == PROTOCOL_VERSION == "1.7"
+    assert pt_desc.protocol_version == ms_desc.protocol_version == PROTOCOL_VERSION == "1.8"
     assert pt_desc.model_class == ms_desc.model_class == "Mixed"
     listing = pt.list_parameters()
     by_name = {p.name: p for p in listing.parameters}

@@ -114,3 +114,17 @@ def test_malformed_streams_name_the_tensor_and_problem(chunks, message):
 def test_array_dtype_must_store_the_wire_dtype():
     with pytest.raises(CodecError, match="does not store bfloat16"):
         NamedArray("b", np.zeros(2, np.float32), "bfloat16")
+
+
+def test_digests_tell_equal_values_and_are_tagged_with_their_algorithm():
+    import hashlib
+
+    a = np.arange(1000, dtype=np.float32)
+    b = a.copy()
+    b[517] = np.nextafter(b[517], np.float32(np.inf))  # one ulp apart
+    digest = codec.digest_of(NamedArray("a", a))
+    assert digest == codec.digest_of(NamedArray("other name", a.copy()))
+    assert digest == codec.digest_of(NamedArray("a", a.astype(">f4")))  # the wire's bytes, whatever the byte order
+    assert digest != codec.digest_of(NamedArray("a", b))
+    assert digest.startswith(codec.DIGEST_ALGORITHM) and len(digest) == len(codec.DIGEST_ALGORITHM) + 16
+    assert digest != hashlib.sha256(a.tobytes()).digest()[:16]  # a 1.7 worker's: never equal, so compared by value
