@@ -3,6 +3,10 @@
 Each reply (one JSON line) gives the call's wall seconds, what it returned, and this process's peak RSS during
 the call. What the measured code prints goes to /dev/null (TroubleShooter and msparity both print tables;
 rendering them is counted, the terminal is not), so stdout carries only the replies.
+
+After each call, and before its reply, the threads it left running are joined, uncounted (msparity frees a replaced
+file's blocks in one), so no contender's leftovers land in the next one's time (bench.measure.interleave syncs the
+disk between contenders for the same reason).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import importlib
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 
@@ -32,8 +37,15 @@ def main() -> None:
             reply = {"s": time.perf_counter() - start, "result": result, "peak_mib": peak_mib(os.getpid())}
         except BaseException as exc:  # the suite reports it and stops; this host stays up to be closed
             reply = {"error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}"}
+        _settle()
         sys.stdout.flush()
         replies.write(json.dumps(reply) + "\n")
+
+
+def _settle() -> None:
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(30)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -55,6 +56,7 @@ def interleave(label: str, contenders: dict[str, Callable[[], Sample]], rounds: 
     samples: dict[str, list[Sample]] = {name: [] for name in contenders}
     for i in range(warmup + rounds):
         for name, run in contenders.items():
+            os.sync()  # what the last contender left for the kernel to write (TS and the bounds do not fsync)
             time.sleep(SETTLE_S)
             samples[name].append(run())
         kind = "warm-up" if i < warmup else f"round {i + 1 - warmup}/{rounds}"
