@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -70,9 +71,13 @@ def _held(path: Path) -> int | None:
     if os.name != "posix":
         return None  # elsewhere a file held open cannot be replaced
     try:
-        return os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # non-blocking: a FIFO there must not wait for a writer
     except OSError:
         return None  # nothing there (or not ours to read): nothing to free
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
 
 
 def _close_later(fd: int | None) -> None:
