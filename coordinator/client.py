@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import grpc
 
-from proto import codec, frames, messages, transport, worker_pb2
+from proto import codec, messages, service, transport, worker_pb2
 from proto.codec import NamedArray, TensorSpec
 from proto.errors import WorkerError
 from proto.worker.interface import (
@@ -79,7 +79,7 @@ class WorkerClient:
         self._call_extra = threading.local()  # per thread: the sequence number of an ordered call (rank groups)
         self._tls = security.tls
         self._channel = transport.make_channel(address, security)
-        self._stub = frames.worker_stub(self._channel)
+        self._stub = service.worker_stub(self._channel)
         self._closed = threading.Event()
         self._unreachable = False  # a call found it gone: nothing to end a session on
         self._claimed = False  # a call that takes the worker's session was made (proto/worker/sessions.py)

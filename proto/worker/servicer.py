@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from proto import codec, errors, frames, messages, worker_pb2, worker_pb2_grpc
+from proto import codec, errors, messages, service, worker_pb2, worker_pb2_grpc
 from proto.formats.npy_files import ServedRoots
 from proto.worker.interface import PROTOCOL_VERSION, TARGET_NAME, DirectoryServer, ModelWorker
 from proto.worker.rank_job import ORDERED_RPCS, SEQ_METADATA, RankInfo, SequenceGate
@@ -286,5 +286,5 @@ def add_to_server(server: grpc.Server, adapter: ModelWorker | None, worker_name:
                   served: DirectoryServer | None = None) -> WorkerServicer:
     """Register a servicer for adapter (None: directories only) and the served directories on server."""
     servicer = WorkerServicer(adapter, worker_name, served)
-    frames.add_worker_service(servicer, server)
+    service.add_worker_service(servicer, server)
     return servicer

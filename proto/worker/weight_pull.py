@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 
 import grpc
 
-from proto import codec, frames, transport, worker_pb2
+from proto import codec, service, transport, worker_pb2
 from proto.codec import NamedArray
 from proto.errors import FailedPrecondition
 from proto.weights.weight_plan import WeightMapping, WeightPlan
@@ -70,7 +70,7 @@ def pulled(source: str, names: Sequence[str], token: str, tls_ca: bytes, server_
     if state is not grpc.ChannelConnectivity.READY:
         raise FailedPrecondition(f"{SOURCE_UNREACHABLE} at {source} ({state.name.lower() if state else 'no answer'} "
                                  f"within {CONNECT_S:g} s)")
-    stub = frames.worker_stub(channel)
+    stub = service.worker_stub(channel)
     responses = stub.GetWeights(worker_pb2.GetWeightsRequest(names=list(names)), metadata=metadata)
     try:
         yield from codec.decode(responses, place=place)
