@@ -176,6 +176,7 @@ class NetDifferenceFinder:
             log.warning("%s: the %s net has parameters the file lacks: %s", path, role, ", ".join(result.missing[:10]))
 
     def _handle_weights(self) -> SyncSummary | None:
+        self._plan = None  # the plan of this call's sync, once made
         if self.pt_params_path and self.ms_params_path:
             self._load_file("pt", self.pt_params_path)
             self._load_file("ms", self.ms_params_path)
@@ -187,24 +188,25 @@ class NetDifferenceFinder:
         if not self.auto_conv_ckpt:
             log.warning("auto_conv_ckpt=0: make sure both nets start from the same weights")
             return None
-        plan = self.session.plan_weights(self._weight_map())
+        plan, pt_listing, ms_listing = self.session.planned(self._weight_map())
         if self.auto_conv_ckpt == 1 and self.print_level:
             self._print(separator("Start Converting PyTorch Weights to MindSpore", "="))
         if self.auto_conv_ckpt == 1:
             from coordinator.render import weight_report
 
-            pt_specs = {p.name: p for p in self.session.pt.list_parameters().parameters}
-            ms_specs = {p.name: p for p in self.session.ms.list_parameters().parameters}
+            pt_specs = {p.name: p for p in pt_listing.parameters}
+            ms_specs = {p.name: p for p in ms_listing.parameters}
             weight_report.print_conversion([
                 ConversionRow(m.pt_name, m.ms_name, conversion_status(m.pt_name, m.ms_name, m.transform != "identity"),
                               pt_specs[m.pt_name].shape, ms_specs[m.ms_name].shape) for m in plan.mappings])
-        return self.session.sync_weights(self._weight_map())
+        self._plan = plan  # the parameter check's too: the listings cannot change in between
+        return self.session.sync_weights(self._weight_map(), plan=plan)
 
     def _compare_params(self) -> WeightsComparison | None:
         self._print(separator(f"Start comparing PyTorch and {'MindTorch' if self.auto_conv_ckpt == 2 else 'MindSpore'} "
                               "parameters", "="))
         try:
-            plan = self.session.plan_weights(self._weight_map())
+            plan = getattr(self, "_plan", None) or self.session.plan_weights(self._weight_map())
         except WeightMapError as exc:  # e.g. auto_conv_ckpt=0 with two files whose names the rules cannot pair
             self._print(f"The parameters were not compared: {exc}. Compare the two files with compare_pth_and_ckpt "
                         "and a weight map, or pass compare_params=False.")

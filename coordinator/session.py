@@ -143,16 +143,21 @@ class Session:
         self.both(lambda: self.pt.seed(seed), lambda: self.ms.seed(seed))
 
     def plan_weights(self, user_map: WeightMap | None = None) -> weight_plan.WeightPlan:
-        pt_listing, ms_listing = self.both(self.pt.list_parameters, self.ms.list_parameters)
-        return weight_plan.plan_from_listings(pt_listing, ms_listing, user_map, self.map_strategy)
+        return self.planned(user_map)[0]
 
-    def sync_weights(self, user_map: WeightMap | None = None) -> SyncSummary:
+    def planned(self, user_map: WeightMap | None = None):
+        """(the weight plan, the pt listing, the ms listing) from one ListParameters on each side."""
+        pt_listing, ms_listing = self.both(self.pt.list_parameters, self.ms.list_parameters)
+        return weight_plan.plan_from_listings(pt_listing, ms_listing, user_map, self.map_strategy), pt_listing, ms_listing
+
+    def sync_weights(self, user_map: WeightMap | None = None, plan: weight_plan.WeightPlan | None = None) -> SyncSummary:
         """Stream the torch weights through the map (found automatically by default) straight into the MindSpore net.
 
         Every MindSpore parameter must be set, but for the frozen ones the plan keeps (nothing in torch's state
-        feeds them: a rotary inv_freq torch holds as a non-persistent buffer)."""
+        feeds them: a rotary inv_freq torch holds as a non-persistent buffer). ``plan``: one just made for
+        user_map (not made again)."""
         start = time.perf_counter()
-        plan = self.plan_weights(user_map)
+        plan = plan if plan is not None else self.plan_weights(user_map)
         result, route = self._pulled(plan), ROUTE_DIRECT
         if result is None:
             names = plan.pt_names
