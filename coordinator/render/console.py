@@ -32,7 +32,11 @@ def print_unwrapped(console: Console, table: Table) -> None:
     plain = plain_table_lines(console, table)
     if plain is not None:  # what rich would print, character for character, at a fraction of its cost
         console.width = max(console.width, len(plain[0]))
-        console.out("\n".join(plain), highlight=False)
+        if not console.record and getattr(console, "_buffer_index", 1) == 0:  # nothing captured: straight out
+            console.file.write("\n".join(plain) + "\n")
+            console.file.flush()
+        else:
+            console.out("\n".join(plain), highlight=False)
         return
     if not console.is_terminal:
         natural = console.measure(table, options=console.options.update_width(10_000)).maximum

@@ -87,3 +87,15 @@ def test_a_terminal_or_colours_are_left_to_rich():
     wide.add_column("n")
     wide.add_row("x")
     assert plain_table_lines(Console(file=io.StringIO()), wide) is None
+
+
+def test_a_recording_or_capturing_console_still_gets_the_table():
+    table = _random_table(3)
+    expected = _rich(_random_table(3))[0]
+    recording = Console(file=io.StringIO(), width=160, soft_wrap=False, record=True)
+    print_unwrapped(recording, table)
+    assert recording.file.getvalue() == expected and recording.export_text() == expected
+    capturing = Console(file=io.StringIO(), width=160, soft_wrap=False)
+    with capturing.capture() as captured:
+        print_unwrapped(capturing, _random_table(3))
+    assert captured.get() == expected and capturing.file.getvalue() == ""
