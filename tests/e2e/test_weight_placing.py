@@ -3,6 +3,11 @@ the values land, the memory is the parameter's own, optimizers see them, and a b
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import mindspore as ms
 import numpy as np
 import pytest
@@ -12,6 +17,8 @@ from ms_worker.adapter import MindSporeAdapter
 from proto import codec
 from proto.codec import CodecError, NamedArray
 from proto.errors import FailedPrecondition
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Small(nn.Cell):
@@ -99,3 +106,11 @@ def test_a_tensor_the_net_takes_transformed_or_misshapen_is_not_placed():
     assert placer.place(codec.TensorHeader(name="nope", dtype="float32", shape=[4, 6], nbytes=96)) is None
     assert not placer.touched
     assert placer.place(header) is not None and placer.touched
+
+
+@pytest.mark.parametrize("mode", ["graph", "jit"])
+def test_a_compiled_net_computes_with_the_placed_weights(mode):
+    proc = subprocess.run([sys.executable, str(REPO / "tests/fixtures/placing_graph_mode.py"), mode],
+                          capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("\n")[:2] == ["[4.5, 4.5, 4.5]", "[8.5, 8.5, 8.5]"]
