@@ -188,7 +188,8 @@ class NetDifferenceFinder:
         if not self.auto_conv_ckpt:
             log.warning("auto_conv_ckpt=0: make sure both nets start from the same weights")
             return None
-        plan, pt_listing, ms_listing = self.session.planned(self._weight_map())
+        user_map = self._weight_map()
+        plan, pt_listing, ms_listing = self.session.planned(user_map)
         if self.auto_conv_ckpt == 1 and self.print_level:
             self._print(separator("Start Converting PyTorch Weights to MindSpore", "="))
         if self.auto_conv_ckpt == 1:
@@ -200,7 +201,7 @@ class NetDifferenceFinder:
                 ConversionRow(m.pt_name, m.ms_name, conversion_status(m.pt_name, m.ms_name, m.transform != "identity"),
                               pt_specs[m.pt_name].shape, ms_specs[m.ms_name].shape) for m in plan.mappings])
         self._plan = plan  # the parameter check's too: the listings cannot change in between
-        return self.session.sync_weights(self._weight_map(), plan=plan)
+        return self.session.sync_weights(user_map, plan=plan)
 
     def _compare_params(self) -> WeightsComparison | None:
         self._print(separator(f"Start comparing PyTorch and {'MindTorch' if self.auto_conv_ckpt == 2 else 'MindSpore'} "

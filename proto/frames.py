@@ -34,7 +34,8 @@ def _varint(value: int) -> bytes:
 
 
 def _read_varint(raw: bytes, at: int) -> tuple[int, int]:
-    """(value, the offset after it); IndexError past the end."""
+    """(a length, the offset after it); IndexError past the end or past 5 bytes (protobuf's limit for a length,
+    which it refuses beyond: handed to it, it says so)."""
     value = shift = 0
     while True:
         byte = raw[at]
@@ -43,8 +44,8 @@ def _read_varint(raw: bytes, at: int) -> tuple[int, int]:
         if byte < 0x80:
             return value, at
         shift += 7
-        if shift > 63:
-            raise IndexError("varint too long")
+        if shift >= 35:
+            raise IndexError("length varint too long")
 
 
 def chunk_bytes(header: TensorHeader | None, data) -> bytes:

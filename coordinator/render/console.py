@@ -32,7 +32,8 @@ def print_unwrapped(console: Console, table: Table) -> None:
     plain = plain_table_lines(console, table)
     if plain is not None:  # what rich would print, character for character, at a fraction of its cost
         console.width = max(console.width, len(plain[0]))
-        if not console.record and getattr(console, "_buffer_index", 1) == 0:  # nothing captured: straight out
+        if not (console.record or console.quiet or console.is_jupyter) and getattr(console, "_buffer_index", 1) == 0:
+            # nothing records, captures or silences it: straight out
             console.file.write("\n".join(plain) + "\n")
             console.file.flush()
         else:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 FLUSH_EVERY = 16 << 20
+_sync_data = getattr(os, "fdatasync", os.fsync)  # macOS and Windows have no fdatasync
 
 
 class _StagedFlush:
@@ -50,17 +51,19 @@ class _StagedFlush:
             if self._done:
                 return
             try:
-                os.fdatasync(self._handle.fileno())
-            except OSError as exc:  # the final fsync raises it again, in the writer's thread
+                _sync_data(self._handle.fileno())
+            except OSError as exc:  # raised in the writer's thread by finish(): the kernel reports it only once
                 self._error = exc
                 return
 
-    def finish(self) -> None:
-        """Stop the flusher; then everything written is flushed once more, by the caller's fsync."""
+    def finish(self, report: bool = True) -> None:
+        """Stop the flusher, raising what it met; then everything written is flushed once more by the caller."""
         self._done = True
         self._wanted.set()
         if self._thread is not None:
             self._thread.join()
+        if report and self._error is not None:
+            raise self._error
 
     def __getattr__(self, name):
         return getattr(self._handle, name)
@@ -71,18 +74,24 @@ def _held(path: Path) -> int | None:
     if os.name != "posix":
         return None  # elsewhere a file held open cannot be replaced
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # non-blocking: a FIFO there must not wait for a writer
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None  # opening a device or a FIFO could do something, or wait
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None  # nothing there (or not ours to read): nothing to free
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for something else meanwhile
         os.close(fd)
         return None
     return fd
 
 
 def _close_later(fd: int | None) -> None:
-    if fd is not None:
+    if fd is None:
+        return
+    try:
         threading.Thread(target=os.close, args=(fd,), name="msparity-release", daemon=False).start()
+    except RuntimeError:  # no thread to be had (at interpreter shutdown): free the blocks now
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -95,8 +104,10 @@ def atomic_binary(path: str | Path) -> Iterator[BinaryIO]:
             staged = _StagedFlush(handle)
             try:
                 yield staged
-            finally:
-                staged.finish()
+            except BaseException:
+                staged.finish(report=False)  # the writer's own error is the one to raise
+                raise
+            staged.finish()
             handle.flush()
             os.fsync(handle.fileno())
         replaced = _held(path)
@@ -111,12 +122,19 @@ def atomic_binary(path: str | Path) -> Iterator[BinaryIO]:
 
 
 def _sync_directory(folder: Path) -> None:
-    """The rename itself made durable (POSIX: the directory's entry is flushed with the directory)."""
+    """The rename itself made durable (POSIX: the directory's entry is flushed with the directory). Best effort:
+    the file is in place already, and a directory we may not read, or a filesystem that cannot sync one, must
+    not turn a finished write into an error."""
     if os.name != "posix":
         return
-    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
     try:
         os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 

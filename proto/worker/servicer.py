@@ -121,7 +121,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         context.abort(code, f"{self._name} worker {rpc}: {detail}")
 
     def _unlocked_while_waiting(self, iterator: Iterator):
-        """Items of an incoming stream; the caller holds the lock, which is released while waiting for each.
+        """Items of an incoming stream (chunks); the caller holds the lock, which is released while waiting for each.
 
         A SetWeights stream may be fed by this very worker's GetWeights (weights streamed back into
         the net they came from); holding the lock while waiting on the network would deadlock.
@@ -189,23 +189,24 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     def SetWeights(self, request_iterator, context):
         options, chunks = messages.split_options(request_iterator, "SetWeights")
         strict = messages.set_weights_options_from_pb(options)
-        # Decoding happens as the adapter pulls tensors, so weights are applied while they stream;
-        # the lock is held while a tensor is applied, not while the next one is on its way.
+        # Decoding happens as the adapter pulls tensors, so weights are applied while they stream; the lock is
+        # held while bytes are written (into a parameter, where placed) and a tensor applied, not while the next
+        # chunk is on its way.
         with self._lock:
             placer = self._adapter.weight_placer()
-            tensors = codec.decode(chunks, place=placer.place if placer else None)
-            result = self._adapter.set_weights(self._unlocked_while_waiting(tensors), strict=strict, placer=placer)
+            tensors = codec.decode(self._unlocked_while_waiting(chunks), place=placer.place if placer else None)
+            result = self._adapter.set_weights(tensors, strict=strict, placer=placer)
         return messages.set_weights_result_to_pb(result)
 
     @_rpc
     def PullWeights(self, request, context):
         plan = plan_of(request.mappings)
-        with self._lock:  # released while each tensor is on its way, as for SetWeights
+        with self._lock:  # released while each chunk is on its way, as for SetWeights
             placer = self._adapter.weight_placer(plan.unchanged().get)
             tensors = pulled(request.source, plan.pt_names, request.source_token, request.source_tls_ca,
-                             request.source_tls_server_name, place=placer.place if placer else None)
-            result = self._adapter.set_weights(self._unlocked_while_waiting(plan.convert(tensors)),
-                                               strict=request.strict, placer=placer)
+                             request.source_tls_server_name, place=placer.place if placer else None,
+                             waiting=self._unlocked_while_waiting)
+            result = self._adapter.set_weights(plan.convert(tensors), strict=request.strict, placer=placer)
         return messages.set_weights_result_to_pb(result)
 
     @_streaming_rpc

@@ -62,8 +62,13 @@ def _channel(source: str, tls_ca: bytes, server_name: str) -> grpc.Channel:
 
 
 def pulled(source: str, names: Sequence[str], token: str, tls_ca: bytes, server_name: str,
-           place: codec.Place | None = None) -> Iterator[NamedArray]:
-    """The named tensors of the worker at source, streamed one at a time (each where place says: codec.decode)."""
+           place: codec.Place | None = None, waiting=lambda frames: frames) -> Iterator[NamedArray]:
+    """The named tensors of the worker at source, streamed one at a time (each where place says: codec.decode).
+    ``waiting`` wraps the incoming frames (the servicer releases its lock while each is on its way)."""
+    return codec.decode(waiting(_frames(source, names, token, tls_ca, server_name)), place=place)
+
+
+def _frames(source: str, names: Sequence[str], token: str, tls_ca: bytes, server_name: str):
     channel = _channel(source, tls_ca, server_name)
     metadata = transport.call_metadata(transport.Security(token=token or None))
     state = _first_state(channel)
@@ -73,7 +78,7 @@ def pulled(source: str, names: Sequence[str], token: str, tls_ca: bytes, server_
     stub = service.worker_stub(channel)
     responses = stub.GetWeights(worker_pb2.GetWeightsRequest(names=list(names)), metadata=metadata)
     try:
-        yield from codec.decode(responses, place=place)
+        yield from responses
     except grpc.RpcError as exc:
         raise FailedPrecondition(f"reading the weights of the source worker at {source} failed: "
                                  f"{exc.code().name}: {exc.details()}") from None

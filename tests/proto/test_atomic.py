@@ -19,8 +19,8 @@ def _siblings(path):
 def test_a_large_file_arrives_whole_through_the_staged_flushes(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic, "FLUSH_EVERY", 1 << 16)
     synced = []
-    real = os.fdatasync
-    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(threading.current_thread().name), real(fd))[1])
+    real = atomic._sync_data
+    monkeypatch.setattr(atomic, "_sync_data", lambda fd: (synced.append(threading.current_thread().name), real(fd))[1])
     target = tmp_path / "big.bin"
     blocks = [os.urandom(40_000) for _ in range(20)]
     with atomic_binary(target) as handle:
@@ -69,3 +69,37 @@ def _open_files() -> list[str]:
         except OSError:
             pass  # closed meanwhile (the listing's own handle)
     return held
+
+
+def test_a_write_back_error_the_flusher_met_fails_the_write_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import errno
+
+    monkeypatch.setattr(atomic, "FLUSH_EVERY", 1 << 10)
+
+    def failing(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(atomic, "_sync_data", failing)  # the kernel reports a lost page once, to this call
+    target = tmp_path / "out.ckpt"
+    target.write_bytes(b"the old weights")
+    with pytest.raises(OSError, match="Input/output error"):
+        with atomic_binary(target) as handle:
+            for _ in range(8):
+                handle.write(os.urandom(4096))
+                time.sleep(0.01)  # the flusher gets its turn
+    assert target.read_bytes() == b"the old weights" and _siblings(target) == ["out.ckpt"]
+
+
+def test_a_directory_that_cannot_be_synced_does_not_fail_a_finished_write(tmp_path, monkeypatch):
+    real = os.fsync
+
+    def no_directories(fd):
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            raise OSError(22, "Invalid argument")
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", no_directories)
+    target = tmp_path / "address"
+    with atomic_binary(target) as handle:
+        handle.write(b"127.0.0.1:5000")
+    assert target.read_bytes() == b"127.0.0.1:5000"

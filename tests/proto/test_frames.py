@@ -55,7 +55,8 @@ def test_any_other_message_shape_is_read_as_protobuf_reads_it(raw):
     assert frame == frames.frame_of(message)
 
 
-@pytest.mark.parametrize("raw", [b"\x12\x05abc", b"\x0a\x80", b"\x12\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"])
+@pytest.mark.parametrize("raw", [b"\x12\x05abc", b"\x0a\x80", b"\x12\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+                                 b"\x12\x80\x80\x80\x80\x80\x00"])  # a zero length in 6 bytes: protobuf refuses it
 def test_a_truncated_message_is_refused_as_protobuf_refuses_it(raw):
     with pytest.raises(DecodeError):
         frames.parse_chunk(raw)
