@@ -108,7 +108,47 @@ class CkptReader:
             raise CkptFormatError(f"{self.path}: empty checkpoint, nothing to read")
         return records
 
+    def _fields(self, start: int, end: int):
+        """(tag, wire dtype, shape, content start, content end) of a record written the usual way (fields in
+        order, dims unpacked: mindspore's writer and ours), read in place; None for any other (protobuf reads it)."""
+        buf = self._map
+        try:
+            if buf[start] != 0x0A:
+                return None
+            size, pos = _varint(buf, start + 1, end)
+            tag = bytes(buf[pos:pos + size]).decode("utf-8")
+            pos += size
+            if pos >= end or buf[pos] != 0x12:
+                return None
+            size, pos = _varint(buf, pos + 1, end)
+            if pos + size != end:
+                return None
+            dims = []
+            while pos < end and buf[pos] == 0x08:
+                dim, pos = _varint(buf, pos + 1, end)
+                if dim >= 1 << 63:
+                    return None  # a negative dimension: protobuf's reading says what is wrong
+                dims.append(dim)
+            if pos >= end or buf[pos] != 0x12:
+                return None
+            size, pos = _varint(buf, pos + 1, end)
+            tensor_type = bytes(buf[pos:pos + size]).decode("ascii")
+            pos += size
+            if pos >= end or buf[pos] != 0x1A:
+                return None
+            size, pos = _varint(buf, pos + 1, end)
+        except (ValueError, IndexError):
+            return None
+        wire = ckpt_values.WIRE_FROM_MS_TYPE.get(tensor_type)
+        if wire is None or pos + size != end:
+            return None
+        return tag, wire, (() if dims == [0] else tuple(dims)), pos, end  # dims [0]: how mindspore writes a scalar
+
     def _decode(self, start: int, end: int) -> tuple[str, str, tuple[int, ...], bytes]:
+        fields = self._fields(start, end)
+        if fields is not None:
+            tag, wire, dims, content_start, content_end = fields
+            return tag, wire, dims, self._map[content_start:content_end]  # one copy, out of the page cache
         try:
             return ckpt_values.decode_value(bytes(self._map[start:end]))
         except ckpt_values.CheckpointValueError as exc:
@@ -144,7 +184,9 @@ class CkptReader:
         if self._by_name is None:
             self._by_name = {}
             self._specs = []
-            for (start, end), (tag, wire, dims, _) in zip(self._records, self._values()):
+            for start, end in self._records:
+                fields = self._fields(start, end)
+                tag, wire, dims = fields[:3] if fields is not None else self._decode(start, end)[:3]
                 if tag not in self._by_name:
                     self._by_name[tag] = []
                     self._specs.append(TensorSpec(tag, wire, dims))

@@ -83,3 +83,38 @@ def test_zero_copy_records_equal_protobufs_own_serialisation():
         pieces = ckpt_values.value_record(tensor.name, tensor.array, tensor.dtype, tensor.shape)
         assert b"".join(bytes(p) for p in pieces) == ckpt_values.encode_value(
             tensor.name, tensor.array, tensor.dtype, tensor.shape), tensor.name
+
+
+def test_records_read_in_place_agree_with_protobuf_and_any_other_shape_goes_to_protobuf(tmp_path):
+    from proto.formats import ckpt_values
+    from proto.ms_checkpoint_pb2 import Checkpoint
+
+    ours, theirs = tmp_path / "ours.ckpt", tmp_path / "ms.ckpt"
+    ckpt.write_ckpt(ours, sample())
+    ms.save_checkpoint([{"name": t.name, "data": ms.Tensor(t.array)} for t in sample() if t.dtype != "bfloat16"],
+                       str(theirs))
+    for path in (ours, theirs):
+        with ckpt.CkptReader(path) as reader:
+            for start, end in reader._records:
+                fields = reader._fields(start, end)
+                assert fields is not None, path  # both writers' records are read in place
+                tag, wire, dims, content = ckpt_values.decode_value(bytes(reader._map[start:end]))
+                assert fields[:3] == (tag, wire, dims) and reader._map[fields[3]:fields[4]] == content
+    # packed dims and fields out of order: protobuf's business, read the same
+    value = Checkpoint.Value(tag="p")
+    value.tensor.dims.extend([2, 3])
+    value.tensor.tensor_type = "Float32"
+    value.tensor.tensor_content = np.arange(6, dtype=np.float32).tobytes()
+    raw = value.SerializeToString()
+    tensor = raw[raw.index(b"\x12", 3):]  # field 2 onwards, then the tag after it
+    swapped = tensor + raw[:raw.index(b"\x12", 3)]
+    packed = raw.replace(b"\x08\x02\x08\x03", b"\x0a\x02\x02\x03")  # the same length, packed
+    assert packed != raw
+    for payload in (packed, swapped):
+        odd = tmp_path / "odd.ckpt"
+        odd.write_bytes(b"\x0a" + bytes([len(payload)]) + payload)
+        with ckpt.CkptReader(odd) as reader:
+            assert reader._fields(*reader._records[0]) is None
+            (back,) = list(reader)
+            assert back.name == "p" and back.shape == (2, 3)
+            np.testing.assert_array_equal(back.array, np.arange(6, dtype=np.float32).reshape(2, 3))
