@@ -121,6 +121,7 @@ class NetDifferenceFinder:
             raise UsageError(f"NetDifferenceFinder: unknown parameter(s) {', '.join(sorted(unknown))} "
                              f"(accepted: {', '.join(sorted(_KWARGS))})")
         self.print_level = print_level
+        self._plan = None  # the weight plan of the current call's sync (set by _handle_weights)
         self.pt_params_path = kwargs.get("pt_params_path")
         self.ms_params_path = kwargs.get("ms_params_path")
         self.auto_conv_ckpt = kwargs.get("auto_conv_ckpt", 1)
@@ -207,7 +208,7 @@ class NetDifferenceFinder:
         self._print(separator(f"Start comparing PyTorch and {'MindTorch' if self.auto_conv_ckpt == 2 else 'MindSpore'} "
                               "parameters", "="))
         try:
-            plan = getattr(self, "_plan", None) or self.session.plan_weights(self._weight_map())
+            plan = self._plan or self.session.plan_weights(self._weight_map())
         except WeightMapError as exc:  # e.g. auto_conv_ckpt=0 with two files whose names the rules cannot pair
             self._print(f"The parameters were not compared: {exc}. Compare the two files with compare_pth_and_ckpt "
                         "and a weight map, or pass compare_params=False.")

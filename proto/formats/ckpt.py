@@ -69,6 +69,14 @@ def _varint(buffer, pos: int, end: int) -> tuple[int, int]:
     raise ValueError("bad varint")
 
 
+def _delimited(buffer, pos: int, end: int, key: int) -> tuple[int, int] | None:
+    """(start, stop) of the length-delimited field whose key byte is at pos, or None for another key."""
+    if pos >= end or buffer[pos] != key:
+        return None
+    size, start = _varint(buffer, pos + 1, end)
+    return start, start + size
+
+
 class CkptReader:
     """Reads a .ckpt record by record; ``specs()`` and iteration never hold more than one tensor."""
 
@@ -113,36 +121,27 @@ class CkptReader:
         order, dims unpacked: mindspore's writer and ours), read in place; None for any other (protobuf reads it)."""
         buf = self._map
         try:
-            if buf[start] != 0x0A:
+            tag = _delimited(buf, start, end, 0x0A)  # Value.tag
+            tensor = tag and _delimited(buf, tag[1], end, 0x12)  # Value.tensor, the rest of the record
+            if not tensor or tensor[1] != end:
                 return None
-            size, pos = _varint(buf, start + 1, end)
-            tag = bytes(buf[pos:pos + size]).decode("utf-8")
-            pos += size
-            if pos >= end or buf[pos] != 0x12:
-                return None
-            size, pos = _varint(buf, pos + 1, end)
-            if pos + size != end:
-                return None
-            dims = []
-            while pos < end and buf[pos] == 0x08:
+            pos, dims = tensor[0], []
+            while pos < end and buf[pos] == 0x08:  # TensorProto.dims, one varint each
                 dim, pos = _varint(buf, pos + 1, end)
                 if dim >= 1 << 63:
                     return None  # a negative dimension: protobuf's reading says what is wrong
                 dims.append(dim)
-            if pos >= end or buf[pos] != 0x12:
+            tensor_type = _delimited(buf, pos, end, 0x12)
+            content = tensor_type and _delimited(buf, tensor_type[1], end, 0x1A)
+            if not content or content[1] != end:
                 return None
-            size, pos = _varint(buf, pos + 1, end)
-            tensor_type = bytes(buf[pos:pos + size]).decode("ascii")
-            pos += size
-            if pos >= end or buf[pos] != 0x1A:
-                return None
-            size, pos = _varint(buf, pos + 1, end)
+            name = bytes(buf[tag[0]:tag[1]]).decode("utf-8")
+            wire = ckpt_values.WIRE_FROM_MS_TYPE.get(bytes(buf[tensor_type[0]:tensor_type[1]]).decode("ascii"))
         except (ValueError, IndexError):
             return None
-        wire = ckpt_values.WIRE_FROM_MS_TYPE.get(tensor_type)
-        if wire is None or pos + size != end:
+        if wire is None:
             return None
-        return tag, wire, (() if dims == [0] else tuple(dims)), pos, end  # dims [0]: how mindspore writes a scalar
+        return name, wire, (() if dims == [0] else tuple(dims)), content[0], end  # dims [0]: mindspore's scalar
 
     def _decode(self, start: int, end: int) -> tuple[str, str, tuple[int, ...], bytes]:
         fields = self._fields(start, end)
